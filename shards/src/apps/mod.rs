@@ -1,0 +1,3 @@
+//! Apps that ship with shardd.
+
+pub mod techempower;

@@ -1,0 +1,53 @@
+//! Why a request was refused, and the status that says so.
+
+use std::fmt;
+
+/// A request the codec will not pass to the app. Each maps to one status
+/// code; the connection is closed after the response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HttpError {
+    /// Malformed syntax or an ambiguous message (smuggling attempt) → 400.
+    BadRequest(&'static str),
+    /// Request line longer than `max_request_line` → 414.
+    UriTooLong,
+    /// Head larger than `max_head_bytes` or more than `max_headers` fields → 431.
+    HeaderFieldsTooLarge,
+    /// Body larger than `max_body_bytes` → 413.
+    PayloadTooLarge,
+    /// A transfer coding other than `chunked` → 501.
+    NotImplemented(&'static str),
+    /// The head or body did not arrive in time → 408.
+    RequestTimeout,
+}
+
+impl HttpError {
+    pub fn status(&self) -> u16 {
+        match self {
+            HttpError::BadRequest(_) => 400,
+            HttpError::UriTooLong => 414,
+            HttpError::HeaderFieldsTooLarge => 431,
+            HttpError::PayloadTooLarge => 413,
+            HttpError::NotImplemented(_) => 501,
+            HttpError::RequestTimeout => 408,
+        }
+    }
+
+    /// Short human-readable reason, sent as the response body.
+    pub fn detail(&self) -> &'static str {
+        match self {
+            HttpError::BadRequest(why) | HttpError::NotImplemented(why) => why,
+            HttpError::UriTooLong => "request line too long",
+            HttpError::HeaderFieldsTooLarge => "request header fields too large",
+            HttpError::PayloadTooLarge => "request body too large",
+            HttpError::RequestTimeout => "request not received in time",
+        }
+    }
+}
+
+impl fmt::Display for HttpError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} {}", self.status(), self.detail())
+    }
+}
+
+impl std::error::Error for HttpError {}

@@ -1,0 +1,21 @@
+//! The sans-IO HTTP/1.1 codec: bytes in → requests, responses → bytes out.
+//!
+//! Nothing here touches a socket, so every rule is tested (and fuzzed) on
+//! byte slices. The connection loop in [`crate::connection`] drives it.
+//!
+//! Line endings: shardd requires CRLF. A bare LF anywhere in a request head
+//! or in chunked framing is a 400, consistently, because a server that
+//! accepts what its front proxy reads differently is how requests get
+//! smuggled (RFC 9112 §2.2 lets a recipient choose; we choose strict).
+
+mod chunked;
+mod date;
+mod error;
+mod request;
+mod response;
+
+pub use chunked::{decode_chunked, ChunkedStatus};
+pub use date::DateCache;
+pub use error::HttpError;
+pub use request::{decode_head, slice, Framing, Head, HeaderSpan, Version};
+pub use response::{encode_error, encode_response, reason_phrase, EncodeOptions};

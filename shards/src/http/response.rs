@@ -1,0 +1,226 @@
+//! Encoding a response into the connection's output buffer.
+
+use super::date::DATE_LEN;
+use super::HttpError;
+use crate::app::Response;
+
+/// What the connection decided about this response beyond the app's say.
+#[derive(Clone, Copy, Debug)]
+pub struct EncodeOptions<'a> {
+    /// Current `Date` value.
+    pub date: &'a [u8; DATE_LEN],
+    /// The request was `HEAD`: send the headers, not the body.
+    pub head_only: bool,
+    /// The server closes after this response: send `Connection: close`.
+    pub close: bool,
+    /// An HTTP/1.0 client asked for keep-alive: confirm it.
+    pub keep_alive_1_0: bool,
+}
+
+const SERVER: &[u8] = b"Server: shardd\r\n";
+
+/// Append `response` to `out` as HTTP/1.1 bytes.
+///
+/// A response whose status or header fields cannot be sent safely (a CR or
+/// LF in a value would split the response) is replaced by a 500 and `false`
+/// is returned, so an app bug cannot corrupt the stream.
+pub fn encode_response(
+    response: &Response,
+    options: &EncodeOptions<'_>,
+    out: &mut Vec<u8>,
+) -> bool {
+    if !is_sendable(response) {
+        let fallback = Response::new(500)
+            .with_header("Content-Type", "text/plain")
+            .with_body("invalid response from application\n");
+        encode_response(&fallback, options, out);
+        return false;
+    }
+    let status = response.status();
+    let body = response.body().as_bytes();
+    out.reserve(128 + body.len());
+    write_status_line(status, out);
+    let mut wrote_server = false;
+    let mut wrote_date = false;
+    for (name, value) in response.headers() {
+        match name.len() {
+            4 if name.eq_ignore_ascii_case("date") => wrote_date = true,
+            6 if name.eq_ignore_ascii_case("server") => wrote_server = true,
+            // Framing and connection management are the server's job.
+            10 if name.eq_ignore_ascii_case("connection") => continue,
+            14 if name.eq_ignore_ascii_case("content-length") => continue,
+            17 if name.eq_ignore_ascii_case("transfer-encoding") => continue,
+            _ => {}
+        }
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(value.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if !wrote_server {
+        out.extend_from_slice(SERVER);
+    }
+    if !wrote_date {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(options.date);
+        out.extend_from_slice(b"\r\n");
+    }
+    let bodyless = status < 200 || status == 204 || status == 304;
+    if !bodyless {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(b"\r\n");
+    }
+    if options.close {
+        out.extend_from_slice(b"Connection: close\r\n");
+    } else if options.keep_alive_1_0 {
+        out.extend_from_slice(b"Connection: keep-alive\r\n");
+    }
+    out.extend_from_slice(b"\r\n");
+    if !options.head_only && !bodyless {
+        out.extend_from_slice(body);
+    }
+    true
+}
+
+/// Append the response for a refused request; the connection closes after it.
+pub fn encode_error(error: HttpError, date: &[u8; DATE_LEN], out: &mut Vec<u8>) {
+    let response = Response::new(error.status())
+        .with_header("Content-Type", "text/plain")
+        .with_body(format!("{}\n", error.detail()));
+    let options = EncodeOptions {
+        date,
+        head_only: false,
+        close: true,
+        keep_alive_1_0: false,
+    };
+    encode_response(&response, &options, out);
+}
+
+fn write_status_line(status: u16, out: &mut Vec<u8>) {
+    if status == 200 {
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
+        return;
+    }
+    out.extend_from_slice(b"HTTP/1.1 ");
+    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+    out.push(b' ');
+    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(b"\r\n");
+}
+
+fn is_sendable(response: &Response) -> bool {
+    let token = |name: &str| {
+        !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+    };
+    let value = |text: &str| text.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
+    (100..=999).contains(&response.status())
+        && response
+            .headers()
+            .all(|(name, text)| token(name) && value(text))
+}
+
+/// The reason phrase for a status code ("" for codes without one).
+pub fn reason_phrase(status: u16) -> &'static str {
+    match status {
+        100 => "Continue",
+        101 => "Switching Protocols",
+        200 => "OK",
+        201 => "Created",
+        202 => "Accepted",
+        204 => "No Content",
+        206 => "Partial Content",
+        301 => "Moved Permanently",
+        302 => "Found",
+        303 => "See Other",
+        304 => "Not Modified",
+        307 => "Temporary Redirect",
+        308 => "Permanent Redirect",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        408 => "Request Timeout",
+        409 => "Conflict",
+        411 => "Length Required",
+        413 => "Content Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        417 => "Expectation Failed",
+        422 => "Unprocessable Content",
+        429 => "Too Many Requests",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        501 => "Not Implemented",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        505 => "HTTP Version Not Supported",
+        _ => "",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const DATE: &[u8; DATE_LEN] = b"Sun, 06 Nov 1994 08:49:37 GMT";
+
+    fn encode(response: &Response, head_only: bool, close: bool) -> String {
+        let mut out = Vec::new();
+        let options = EncodeOptions {
+            date: DATE,
+            head_only,
+            close,
+            keep_alive_1_0: false,
+        };
+        encode_response(response, &options, &mut out);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn plaintext_response_bytes() {
+        let text = encode(&Response::text("Hello, World!"), false, false);
+        assert_eq!(
+            text,
+            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: shardd\r\n\
+             Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 13\r\n\r\nHello, World!"
+        );
+    }
+
+    #[test]
+    fn head_keeps_length_drops_body() {
+        let text = encode(&Response::text("Hello"), true, true);
+        assert!(text.contains("Content-Length: 5\r\n"));
+        assert!(text.ends_with("Connection: close\r\n\r\n"));
+    }
+
+    #[test]
+    fn header_injection_becomes_500() {
+        let evil = Response::text("x").with_header("X-Evil", "a\r\nSet-Cookie: b");
+        let text = encode(&evil, false, false);
+        assert!(
+            text.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
+            "{text}"
+        );
+        assert!(!text.contains("Set-Cookie"));
+    }
+
+    #[test]
+    fn app_cannot_override_framing() {
+        let sneaky = Response::text("abc").with_header("Content-Length", "99");
+        let text = encode(&sneaky, false, false);
+        assert!(text.contains("Content-Length: 3\r\n") && !text.contains("Content-Length: 99"));
+    }
+
+    #[test]
+    fn no_content_has_no_length() {
+        let text = encode(&Response::new(204), false, false);
+        assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"));
+        assert!(!text.contains("Content-Length"));
+    }
+}

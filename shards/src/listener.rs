@@ -1,0 +1,52 @@
+//! The `Listener` trait: where a shard's connections come from.
+//!
+//! This is the counterpart of Racket's `tcp^` signature in the design shardd
+//! follows: the shard's server loop calls [`Listener::accept`] and serves
+//! whatever comes back. Swap the implementation (handoff from the main
+//! thread, a socket of the shard's own, a Unix socket, TLS, an in-memory
+//! pipe) and the server loop does not change.
+
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+/// Who is on the other end of a connection, as far as the listener knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum PeerAddr {
+    Tcp(SocketAddr),
+    /// The listener cannot say (in-memory pipes, unnamed Unix sockets).
+    Unknown,
+}
+
+/// A connection handed to the server loop.
+#[derive(Debug)]
+pub struct Accepted<C> {
+    pub conn: C,
+    pub peer: PeerAddr,
+}
+
+/// A source of connections for one shard.
+///
+/// Implementations are built on the shard's own thread by a factory, so they
+/// need not be `Send`. The shard calls `accept` in a loop and spawns one
+/// task per connection.
+pub trait Listener: 'static {
+    /// The byte stream of one connection.
+    type Conn: AsyncRead + AsyncWrite + Unpin + 'static;
+
+    /// Wait for the next connection.
+    ///
+    /// `Ok(None)` means this listener will never produce another one; the
+    /// shard then finishes its open connections and stops. An `Err` is
+    /// logged and the shard calls again after a short back-off (accept
+    /// errors such as EMFILE are usually transient). The future must be
+    /// cancel-safe: the shard drops it when it has to react to a command.
+    fn accept(&mut self) -> impl Future<Output = io::Result<Option<Accepted<Self::Conn>>>>;
+
+    /// The server is draining: take no new connections from outside, but
+    /// still return those already accepted, then `Ok(None)`.
+    fn stop_accepting(&mut self) {}
+}

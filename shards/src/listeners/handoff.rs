@@ -1,0 +1,57 @@
+//! `Handoff`: the default listener, fed by the main thread's acceptor.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+
+use super::TcpConn;
+use crate::listener::{Accepted, Listener, PeerAddr};
+use crate::stats::ShardStats;
+
+/// A connection the acceptor accepted, on its way to a shard.
+#[derive(Debug)]
+pub struct HandoffConn {
+    /// Already non-blocking and close-on-exec (accept4).
+    pub stream: TcpStream,
+    /// From accept4 itself, so the shard needs no getpeername call.
+    pub peer: SocketAddr,
+}
+
+/// Receives this shard's connections from the acceptor's channel.
+///
+/// The channel closes when the acceptor stops (shutdown); connections still
+/// queued are served first, so nothing accepted is dropped.
+pub struct Handoff {
+    channel: flume::Receiver<HandoffConn>,
+    stats: Arc<ShardStats>,
+}
+
+impl Handoff {
+    pub fn new(channel: flume::Receiver<HandoffConn>, stats: Arc<ShardStats>) -> Self {
+        Handoff { channel, stats }
+    }
+}
+
+impl Listener for Handoff {
+    type Conn = TcpConn;
+
+    async fn accept(&mut self) -> io::Result<Option<Accepted<TcpConn>>> {
+        // try_recv first: a busy shard drains its queue without registering a
+        // waker, so the acceptor does not wake a shard that is already awake.
+        let handed = match self.channel.try_recv() {
+            Ok(handed) => handed,
+            Err(flume::TryRecvError::Disconnected) => return Ok(None),
+            Err(flume::TryRecvError::Empty) => match self.channel.recv_async().await {
+                Ok(handed) => handed,
+                Err(flume::RecvError::Disconnected) => return Ok(None),
+            },
+        };
+        self.stats.queued.fetch_sub(1, Relaxed);
+        let conn = TcpConn::new(handed.stream)?;
+        Ok(Some(Accepted {
+            conn,
+            peer: PeerAddr::Tcp(handed.peer),
+        }))
+    }
+}

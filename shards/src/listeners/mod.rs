@@ -1,0 +1,17 @@
+//! The listeners shardd ships.
+//!
+//! - [`Handoff`] (default): connections accepted by the main thread arrive
+//!   over this shard's channel.
+//! - [`ReusePort`]: the shard binds its own `SO_REUSEPORT` socket and the
+//!   kernel balances connections between shards.
+//!
+//! Both hand out [`TcpConn`], a TCP stream that reads and writes before
+//! asking epoll (see its docs).
+
+mod handoff;
+mod reuseport;
+mod tcp;
+
+pub use handoff::{Handoff, HandoffConn};
+pub use reuseport::{reuseport_socket, ReusePort};
+pub use tcp::{accept_nonblocking, TcpConn};

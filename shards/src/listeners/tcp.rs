@@ -1,0 +1,166 @@
+//! `TcpConn`: a non-blocking TCP stream that tries the system call first.
+//!
+//! Seed 003 (meinheld) counts system calls per request: read right after
+//! accept without waiting for readiness, and write without waiting for
+//! writability. tokio's own `TcpStream` waits for a readiness event before
+//! its first read, so a new connection costs an extra `epoll_wait` round.
+//! `TcpConn` instead:
+//! - reads at once; after a read that did not fill the buffer it assumes the
+//!   socket is drained and waits for the next edge instead of spending a
+//!   `read` that would return `EAGAIN`;
+//! - writes at once, and only waits for writability after `EAGAIN`.
+
+use std::io;
+use std::net::{SocketAddr, TcpStream};
+use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+
+use socket2::SockAddr;
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
+
+/// A TCP connection registered with the shard's reactor.
+#[derive(Debug)]
+pub struct TcpConn {
+    io: AsyncFd<TcpStream>,
+    /// The last read drained the socket: wait for a readiness edge before reading again.
+    read_parked: bool,
+}
+
+impl TcpConn {
+    /// Register a non-blocking stream with the current shard's reactor.
+    pub fn new(stream: TcpStream) -> io::Result<Self> {
+        // SAFETY: the TcpStream owns its descriptor, and the AsyncFd owns the
+        // TcpStream until it is dropped, so the fd stays open and unchanged.
+        let io = unsafe {
+            AsyncFd::register_with_interest(stream, Interest::READABLE | Interest::WRITABLE)
+        }
+        .map_err(io::Error::from)?;
+        Ok(TcpConn {
+            io,
+            read_parked: false,
+        })
+    }
+
+    pub fn get_ref(&self) -> &TcpStream {
+        self.io.get_ref()
+    }
+
+    fn fd(&self) -> RawFd {
+        self.io.get_ref().as_raw_fd()
+    }
+}
+
+impl AsyncRead for TcpConn {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = self.get_mut();
+        loop {
+            if !this.read_parked {
+                // SAFETY: read(2) only writes initialised bytes into the unfilled part,
+                // and we mark exactly the `n` bytes it reports as initialised and filled.
+                let unfilled = unsafe { buf.unfilled_mut() };
+                let want = unfilled.len();
+                let n = unsafe { libc::read(this.fd(), unfilled.as_mut_ptr().cast(), want) };
+                if n >= 0 {
+                    let n = n as usize;
+                    unsafe { buf.assume_init(n) };
+                    buf.advance(n);
+                    this.read_parked = n < want && n > 0;
+                    return Poll::Ready(Ok(()));
+                }
+                let error = io::Error::last_os_error();
+                match error.kind() {
+                    io::ErrorKind::WouldBlock => this.read_parked = true,
+                    io::ErrorKind::Interrupted => continue,
+                    _ => return Poll::Ready(Err(error)),
+                }
+            }
+            // Consume the readiness event before reading: an edge that arrives after
+            // this point sets it again, so no data can be missed.
+            let mut guard = ready!(this.io.poll_read_ready(cx))?;
+            guard.clear_ready();
+            this.read_parked = false;
+        }
+    }
+}
+
+impl AsyncWrite for TcpConn {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = self.get_mut();
+        loop {
+            // MSG_NOSIGNAL: a peer that has gone must give EPIPE, not kill the process.
+            let n = unsafe {
+                libc::send(
+                    this.fd(),
+                    data.as_ptr().cast(),
+                    data.len(),
+                    libc::MSG_NOSIGNAL,
+                )
+            };
+            if n >= 0 {
+                return Poll::Ready(Ok(n as usize));
+            }
+            let error = io::Error::last_os_error();
+            match error.kind() {
+                io::ErrorKind::WouldBlock => {
+                    let mut guard = ready!(this.io.poll_write_ready(cx))?;
+                    guard.clear_ready();
+                }
+                io::ErrorKind::Interrupted => {}
+                _ => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
+        // SAFETY: shutdown(2) on our own descriptor.
+        if unsafe { libc::shutdown(self.fd(), libc::SHUT_WR) } < 0 {
+            let error = io::Error::last_os_error();
+            if error.kind() != io::ErrorKind::NotConnected {
+                return Poll::Ready(Err(error));
+            }
+        }
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// Accept one connection with `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`, so the
+/// new socket needs no further `fcntl`. Returns `WouldBlock` when none is
+/// waiting on a non-blocking listener.
+pub fn accept_nonblocking(listener: RawFd) -> io::Result<(TcpStream, SocketAddr)> {
+    // SAFETY: accept4 fills at most `len` bytes of the storage socket2 gives us,
+    // and we take ownership of the returned descriptor only when it is valid.
+    let (fd, addr) = unsafe {
+        SockAddr::try_init(|storage, len| {
+            let fd = libc::accept4(
+                listener,
+                storage.cast(),
+                len,
+                libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,
+            );
+            if fd < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(fd)
+            }
+        })?
+    };
+    let stream = unsafe { TcpStream::from_raw_fd(fd) };
+    let peer = addr
+        .as_socket()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    Ok((stream, peer))
+}

@@ -1,0 +1,130 @@
+//! Counters a shard shares with the main thread, and the "room" signal.
+//!
+//! Each shard owns one [`ShardStats`] (an `Arc` shared with the acceptor and
+//! the public stats API). The shard adds to its counters once per read batch,
+//! not per request, so the hot path pays one uncontended atomic per batch.
+
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+
+/// Live counters of one shard.
+#[derive(Debug, Default)]
+pub struct ShardStats {
+    /// Connections the acceptor put in this shard's channel (total).
+    pub handed_off: AtomicU64,
+    /// Connections sitting in this shard's channel, not yet picked up.
+    pub queued: AtomicUsize,
+    /// Connections this shard is serving right now.
+    pub open: AtomicUsize,
+    /// Connections this shard has started serving (total).
+    pub accepted: AtomicU64,
+    /// Requests answered (total), including error responses.
+    pub requests: AtomicU64,
+    /// Handler panics turned into 500 responses.
+    pub handler_panics: AtomicU64,
+    /// Connections closed by a timeout (header, body, idle or send).
+    pub timeouts: AtomicU64,
+    /// Requests rejected by the codec (4xx/5xx before reaching the app).
+    pub bad_requests: AtomicU64,
+    /// Times the shard's thread died and was replaced.
+    pub restarts: AtomicU32,
+    /// False from the moment the shard's thread dies until its replacement runs.
+    pub alive: AtomicBool,
+}
+
+impl ShardStats {
+    /// Load as the dispatcher sees it: connections queued for or served by this shard.
+    pub fn load(&self) -> usize {
+        self.queued.load(Relaxed) + self.open.load(Relaxed)
+    }
+
+    /// A consistent-enough copy for reporting.
+    pub fn snapshot(&self) -> ShardStatsSnapshot {
+        ShardStatsSnapshot {
+            handed_off: self.handed_off.load(Relaxed),
+            queued: self.queued.load(Relaxed),
+            open: self.open.load(Relaxed),
+            accepted: self.accepted.load(Relaxed),
+            requests: self.requests.load(Relaxed),
+            handler_panics: self.handler_panics.load(Relaxed),
+            timeouts: self.timeouts.load(Relaxed),
+            bad_requests: self.bad_requests.load(Relaxed),
+            restarts: self.restarts.load(Relaxed),
+            alive: self.alive.load(Relaxed),
+        }
+    }
+}
+
+/// Plain copy of [`ShardStats`].
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardStatsSnapshot {
+    pub handed_off: u64,
+    pub queued: usize,
+    pub open: usize,
+    pub accepted: u64,
+    pub requests: u64,
+    pub handler_panics: u64,
+    pub timeouts: u64,
+    pub bad_requests: u64,
+    pub restarts: u32,
+    pub alive: bool,
+}
+
+/// Wakes the acceptor when a shard gets room for another connection.
+///
+/// The acceptor only waits on it while it holds connections it could not
+/// place (or has stopped accepting), so shards check `waiting` with one
+/// relaxed load and write the eventfd only when someone listens.
+#[derive(Debug)]
+pub struct RoomSignal {
+    waiting: AtomicBool,
+    eventfd: OwnedFd,
+}
+
+impl RoomSignal {
+    pub fn new() -> io::Result<Self> {
+        // SAFETY: eventfd has no memory-safety preconditions; we check the result.
+        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(RoomSignal {
+            waiting: AtomicBool::new(false),
+            // SAFETY: fd is a fresh descriptor we own.
+            eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
+        })
+    }
+
+    /// Called by a shard when one of its connections ends.
+    pub fn notify(&self) {
+        if self.waiting.load(Relaxed) {
+            self.wake();
+        }
+    }
+
+    /// Wake the waiter unconditionally (also used for shutdown).
+    pub fn wake(&self) {
+        let one: u64 = 1;
+        // SAFETY: writing 8 bytes from a valid u64 to our own eventfd.
+        unsafe { libc::write(self.eventfd.as_raw_fd(), (&one as *const u64).cast(), 8) };
+    }
+
+    /// Announce (or withdraw) that the acceptor is about to wait.
+    pub fn set_waiting(&self, waiting: bool) {
+        self.waiting
+            .store(waiting, std::sync::atomic::Ordering::SeqCst);
+    }
+
+    /// Reset the eventfd counter after a wakeup.
+    pub fn consume(&self) {
+        let mut value: u64 = 0;
+        // SAFETY: reading 8 bytes into a valid u64 from our own non-blocking eventfd.
+        unsafe { libc::read(self.eventfd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
+    }
+
+    /// The descriptor to `poll` on.
+    pub fn fd(&self) -> i32 {
+        self.eventfd.as_raw_fd()
+    }
+}

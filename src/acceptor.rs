@@ -1,0 +1,169 @@
+//! The acceptor: the main thread's loop over the one listening socket.
+//!
+//! Accept (accept4: non-blocking + close-on-exec), hand the connection to a
+//! shard through the [`Dispatcher`], and when no shard has room apply
+//! admission control (seed 004's taskmaster): hold it in a bounded pending
+//! queue, oldest first, then either answer 503 (`reject`) or stop accepting
+//! and let the kernel backlog hold new connections (`backlog`).
+
+use std::collections::VecDeque;
+use std::io;
+use std::net::TcpListener;
+use std::os::fd::AsRawFd;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::Arc;
+use std::time::Duration;
+
+use shardd_shards::listeners::{accept_nonblocking, HandoffConn};
+use shardd_shards::RoomSignal;
+
+use crate::config::OverloadPolicy;
+use crate::dispatch::Dispatcher;
+use crate::rejecter::Rejecter;
+use crate::shutdown::Shutdown;
+use crate::stats::AcceptorStats;
+
+/// Pause after accept fails for lack of descriptors, so the loop does not spin.
+const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
+
+pub struct Acceptor {
+    pub listener: TcpListener,
+    pub dispatcher: Dispatcher,
+    pub max_pending: usize,
+    pub overload: OverloadPolicy,
+    pub room: Arc<RoomSignal>,
+    pub shutdown: Arc<Shutdown>,
+    pub rejecter: Rejecter,
+    pub counters: Arc<AcceptorStats>,
+}
+
+impl Acceptor {
+    /// Run until shutdown; then place or answer every connection still held.
+    pub fn run(self) {
+        let Acceptor {
+            listener,
+            mut dispatcher,
+            max_pending,
+            overload,
+            room,
+            shutdown,
+            rejecter,
+            counters,
+        } = self;
+        let listen_fd = listener.as_raw_fd();
+        let mut pending: VecDeque<HandoffConn> = VecDeque::new();
+        while !shutdown.is_triggered() {
+            place_pending(&mut pending, &mut dispatcher, &counters);
+            let may_accept = overload == OverloadPolicy::Reject
+                || pending.len() < max_pending
+                || dispatcher.has_room();
+            if !pending.is_empty() || !may_accept {
+                // Something waits for room: sleep until a shard frees some,
+                // or (if we may) a new connection arrives.
+                if !wait_for_room_or_client(
+                    &room,
+                    &dispatcher,
+                    &pending,
+                    may_accept.then_some(listen_fd),
+                ) {
+                    continue;
+                }
+                if shutdown.is_triggered() {
+                    break;
+                }
+            }
+            let conn = match accept_nonblocking(listen_fd) {
+                Ok((stream, peer)) => HandoffConn { stream, peer },
+                Err(error) => {
+                    if !shutdown.is_triggered() {
+                        handle_accept_error(error, &counters);
+                    }
+                    continue;
+                }
+            };
+            counters.accepted.fetch_add(1, Relaxed);
+            if let Err(conn) = dispatcher.dispatch(conn) {
+                if pending.len() < max_pending || overload == OverloadPolicy::Backlog {
+                    pending.push_back(conn);
+                    counters.queued.fetch_add(1, Relaxed);
+                    counters.pending.store(pending.len(), Relaxed);
+                } else {
+                    counters.rejected.fetch_add(1, Relaxed);
+                    rejecter.reject(conn.stream);
+                }
+            }
+        }
+        // Draining: what the shards can still take they get; the rest hear 503.
+        place_pending(&mut pending, &mut dispatcher, &counters);
+        for conn in pending.drain(..) {
+            counters.rejected.fetch_add(1, Relaxed);
+            rejecter.reject(conn.stream);
+        }
+        counters.pending.store(0, Relaxed);
+        drop(dispatcher); // closes the channels: shards serve what is queued, then stop
+        drop(listener);
+        rejecter.finish();
+    }
+}
+
+/// Hand waiting connections to shards, oldest first, while any has room.
+fn place_pending(
+    pending: &mut VecDeque<HandoffConn>,
+    dispatcher: &mut Dispatcher,
+    counters: &AcceptorStats,
+) {
+    while let Some(conn) = pending.pop_front() {
+        if let Err(conn) = dispatcher.dispatch(conn) {
+            pending.push_front(conn);
+            break;
+        }
+    }
+    counters.pending.store(pending.len(), Relaxed);
+}
+
+/// Block until a shard signals room, or `listen_fd` (if given) is readable.
+/// Returns true when the listening socket is readable.
+fn wait_for_room_or_client(
+    room: &RoomSignal,
+    dispatcher: &Dispatcher,
+    pending: &VecDeque<HandoffConn>,
+    listen_fd: Option<i32>,
+) -> bool {
+    room.set_waiting(true);
+    // Re-check after announcing: a shard that freed room just before would not have signalled.
+    if !pending.is_empty() && dispatcher.has_room() {
+        room.set_waiting(false);
+        return false;
+    }
+    let mut fds = [
+        libc::pollfd {
+            fd: room.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: listen_fd.unwrap_or(-1),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // A timeout bounds the cost of any missed wakeup.
+    // SAFETY: poll(2) on two pollfd structs we own.
+    unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
+    room.set_waiting(false);
+    room.consume();
+    listen_fd.is_some() && fds[1].revents & libc::POLLIN != 0
+}
+
+fn handle_accept_error(error: io::Error, counters: &AcceptorStats) {
+    match error.kind() {
+        io::ErrorKind::Interrupted
+        | io::ErrorKind::WouldBlock
+        | io::ErrorKind::ConnectionAborted => {}
+        _ => {
+            counters.accept_errors.fetch_add(1, Relaxed);
+            log::warn!("accept failed: {error}");
+            std::thread::sleep(ACCEPT_BACKOFF);
+        }
+    }
+}

@@ -1,0 +1,116 @@
+//! Answering `503 Service Unavailable` from the main thread, and closing
+//! gracefully so the client reads the 503 instead of a reset.
+//!
+//! Closing a socket with unread request bytes makes Linux send RST, which
+//! can destroy our response before the client reads it. So after the 503
+//! the socket is half-closed and handed to this thread, which reads and
+//! discards until the client closes (or a short deadline), then closes.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use shardd_shards::http::{encode_response, DateCache, EncodeOptions};
+use shardd_shards::Response;
+
+/// How long a rejected connection may linger, waiting for the client to close.
+const LINGER: Duration = Duration::from_secs(2);
+/// Sweep interval while some connections linger.
+const SWEEP: Duration = Duration::from_millis(10);
+/// Rejected connections waiting for the lingering thread.
+const QUEUE: usize = 4096;
+
+/// Sends 503s; owned by the acceptor.
+pub struct Rejecter {
+    queue: Option<flume::Sender<TcpStream>>,
+    thread: Option<JoinHandle<()>>,
+    retry_after: String,
+}
+
+impl Rejecter {
+    pub fn start(retry_after_secs: u32) -> std::io::Result<Self> {
+        let (queue, incoming) = flume::bounded(QUEUE);
+        let thread = std::thread::Builder::new()
+            .name("rejecter".into())
+            .spawn(move || linger_loop(incoming))?;
+        Ok(Rejecter {
+            queue: Some(queue),
+            thread: Some(thread),
+            retry_after: retry_after_secs.to_string(),
+        })
+    }
+
+    /// Answer 503 and close gracefully (never blocks the acceptor).
+    pub fn reject(&self, mut stream: TcpStream) {
+        let _ = stream.write_all(&service_unavailable(&self.retry_after));
+        let _ = stream.shutdown(Shutdown::Write);
+        if let Some(queue) = &self.queue {
+            // If the lingering thread is swamped, close now: the 503 is already sent.
+            let _ = queue.try_send(stream);
+        }
+    }
+
+    /// Let lingering connections finish (bounded by `LINGER`) and stop the thread.
+    pub fn finish(mut self) {
+        self.queue.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// The 503 response, encoded by the same code the shards use.
+pub fn service_unavailable(retry_after: &str) -> Vec<u8> {
+    let date_bytes = DateCache::new().get();
+    let response = Response::new(503)
+        .with_header("Retry-After", retry_after.to_owned())
+        .with_header("Content-Type", "text/plain")
+        .with_body("server at capacity, retry later\n");
+    let options = EncodeOptions {
+        date: &date_bytes,
+        head_only: false,
+        close: true,
+        keep_alive_1_0: false,
+    };
+    let mut out = Vec::with_capacity(256);
+    encode_response(&response, &options, &mut out);
+    out
+}
+
+fn linger_loop(incoming: flume::Receiver<TcpStream>) {
+    let mut lingering: Vec<(TcpStream, Instant)> = Vec::new();
+    let mut sink = [0u8; 4096];
+    loop {
+        let received = if lingering.is_empty() {
+            incoming.recv().map_err(|_| ())
+        } else {
+            match incoming.recv_timeout(SWEEP) {
+                Ok(stream) => Ok(stream),
+                Err(flume::RecvTimeoutError::Timeout) => Err(()),
+                Err(flume::RecvTimeoutError::Disconnected) if !lingering.is_empty() => Err(()),
+                Err(flume::RecvTimeoutError::Disconnected) => return,
+            }
+        };
+        match received {
+            Ok(stream) => lingering.push((stream, Instant::now() + LINGER)),
+            Err(()) if lingering.is_empty() => return,
+            Err(()) => {}
+        }
+        let now = Instant::now();
+        lingering.retain_mut(|(stream, until)| {
+            if now >= *until {
+                return false;
+            }
+            loop {
+                match stream.read(&mut sink) {
+                    Ok(0) => return false,
+                    Ok(_) => continue,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                    Err(e) if e.kind() == ErrorKind::Interrupted => continue,
+                    Err(_) => return false,
+                }
+            }
+        });
+    }
+}
