@@ -182,8 +182,8 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let (mut d, _rx) = dispatcher(3, DispatchPolicy::LeastConnections, 0);
         d.routes[0].stats.open.store(5, Relaxed);
-        d.routes[1].stats.open.store(1, Relaxed);
-        d.routes[2].stats.open.store(3, Relaxed);
+        d.routes[1].stats.open.store(0, Relaxed);
+        d.routes[2].stats.open.store(1, Relaxed);
         assert_eq!(d.dispatch(conn(&listener)).unwrap(), 1);
         assert_eq!(d.dispatch(conn(&listener)).unwrap(), 1);
         assert_eq!(d.dispatch(conn(&listener)).unwrap(), 2);
