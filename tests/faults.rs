@@ -1,0 +1,293 @@
+//! Faults and shutdown: handler panics, a shard thread dying and being
+//! restarted, and graceful shutdown draining what is in flight or queued.
+
+mod robust_common;
+
+use std::time::{Duration, Instant};
+
+use robust_common::{test_config, Client, End, TestServer};
+use shardd::OverloadPolicy;
+
+fn shard_of(client: &mut Client) -> usize {
+    client.send(b"GET /shard HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = client.response().expect("shard answers");
+    assert_eq!(response.status, 200);
+    String::from_utf8(response.body).unwrap().parse().unwrap()
+}
+
+#[test]
+fn handler_panic_is_500_and_close_while_the_shard_keeps_serving() {
+    let server = TestServer::start(test_config(1));
+    for boom in ["/boom", "/boom-later"] {
+        // A slow request in flight on the same (only) shard.
+        let mut slow = server.connect();
+        slow.send(b"GET /sleep?ms=300 HTTP/1.1\r\nHost: t\r\n\r\n");
+        server.wait_stats("the slow request to start", Duration::from_secs(5), |s| {
+            s.shards[0].open == 1
+        });
+
+        let mut client = server.connect();
+        // A second request pipelined behind the panicking one is not answered.
+        client.send(
+            format!("GET {boom} HTTP/1.1\r\nHost: t\r\n\r\nGET / HTTP/1.1\r\nHost: t\r\n\r\n")
+                .as_bytes(),
+        );
+        let response = client.response().expect("a 500");
+        assert_eq!(response.status, 500, "{boom}: {response:?}");
+        assert!(response.closes(), "{boom}: {response:?}");
+        let (_, rest) = client.expect_closed(Duration::from_secs(4));
+        assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+
+        let response = slow.response().expect("the concurrent request completes");
+        assert_eq!(response.status, 200);
+        assert_eq!(response.body, b"slept");
+        server.assert_serves();
+    }
+    let stats = server.stats();
+    assert_eq!(stats.shards[0].handler_panics, 2, "{stats:#?}");
+    assert_eq!(stats.shards[0].restarts, 0, "{stats:#?}");
+    assert!(stats.shards[0].alive);
+}
+
+#[test]
+fn killed_shard_is_restarted_and_serves_again() {
+    let server = TestServer::start(test_config(2));
+    server.wait_stats("shards up", Duration::from_secs(5), |s| {
+        s.shards.iter().all(|s| s.alive)
+    });
+    server.handle.kill_shard(0).unwrap();
+    // A shard that dies young is restarted after a short pause: it is seen dead first.
+    server.wait_stats("shard 0 dead", Duration::from_secs(5), |s| {
+        !s.shards[0].alive
+    });
+    let stats = server.wait_stats("shard 0 restarted", Duration::from_secs(5), |s| {
+        s.shards[0].alive && s.shards[0].restarts == 1
+    });
+    assert_eq!(stats.shards[1].restarts, 0, "{stats:#?}");
+    assert!(stats.shards[1].alive);
+    let accepted_before = stats.shards[0].accepted;
+
+    // New connections are served by both shards again.
+    let mut seen = [0usize; 2];
+    for _ in 0..6 {
+        let mut client = server.connect();
+        seen[shard_of(&mut client)] += 1;
+    }
+    assert!(seen[0] >= 1 && seen[1] >= 1, "served by {seen:?}");
+    let stats = server.stats();
+    assert!(
+        stats.shards[0].accepted > accepted_before,
+        "shard 0 accepts again: {stats:#?}"
+    );
+    assert_eq!(stats.shards[0].restarts, 1);
+    assert!(server.handle.kill_shard(7).is_err(), "no such shard");
+}
+
+#[test]
+fn killed_shard_does_not_strand_its_connections_or_capacity() {
+    let mut config = test_config(1);
+    config.admission.max_connections_per_shard = 2;
+    config.admission.max_pending = 0;
+    let server = TestServer::start(config);
+
+    // Two keep-alive connections fill the only shard.
+    let mut victims: Vec<Client> = (0..2).map(|_| server.connect()).collect();
+    for victim in &mut victims {
+        assert_eq!(shard_of(victim), 0);
+    }
+    server.handle.kill_shard(0).unwrap();
+    // Their connections end (closed or reset), they do not hang.
+    for victim in &mut victims {
+        victim.expect_closed(Duration::from_secs(4));
+    }
+    server.wait_stats("shard 0 restarted", Duration::from_secs(5), |s| {
+        s.shards[0].alive && s.shards[0].restarts == 1
+    });
+    // The dead connections no longer count against the shard's limit:
+    // two new connections are served, none is rejected.
+    let mut fresh: Vec<Client> = (0..2).map(|_| server.connect()).collect();
+    for client in &mut fresh {
+        client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+        let response = client.response().expect("served after the restart");
+        assert_eq!(response.status, 200, "{response:?}");
+    }
+    let stats = server.stats();
+    assert_eq!(stats.acceptor.rejected, 0, "{stats:#?}");
+    assert_eq!(stats.shards[0].open, 2, "{stats:#?}");
+}
+
+#[test]
+fn shutdown_lets_an_in_flight_request_finish_and_closes_idle_ones() {
+    let mut config = test_config(1);
+    config.drain_timeout_ms = 2_000;
+    let TestServer {
+        handle,
+        addr,
+        controls,
+    } = TestServer::start(config);
+    let mut idle = Client::connect(addr);
+    idle.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(idle.response().unwrap().status, 200);
+
+    let mut busy = Client::connect(addr);
+    busy.send(b"GET /sleep?ms=400 HTTP/1.1\r\nHost: t\r\n\r\n");
+    robust_common::wait_until("the slow request to start", Duration::from_secs(5), || {
+        controls.seen().iter().any(|p| p.starts_with("/sleep"))
+    });
+
+    let started = Instant::now();
+    let stopper = std::thread::spawn(move || handle.stop());
+    // The idle keep-alive connection is closed at once.
+    let (end, bytes) = idle.expect_closed(Duration::from_secs(2));
+    assert_eq!(end, End::Eof);
+    assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+    assert!(started.elapsed() < Duration::from_millis(300));
+    // The in-flight request is answered, then the connection closes.
+    let response = busy.response().expect("in-flight request finishes");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.body, b"slept");
+    busy.expect_closed(Duration::from_secs(2));
+    stopper.join().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_millis(2_000),
+        "stop returned within the drain deadline: {:?}",
+        started.elapsed()
+    );
+    // Nothing listens any more.
+    assert!(std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).is_err());
+}
+
+#[test]
+#[ignore = "bug: a response to a request in flight when the drain starts lacks Connection: close (decided before the handler runs)"]
+fn response_in_flight_at_shutdown_says_connection_close() {
+    let TestServer {
+        handle,
+        addr,
+        controls,
+    } = TestServer::start(test_config(1));
+    let mut busy = Client::connect(addr);
+    busy.send(b"GET /sleep?ms=400 HTTP/1.1\r\nHost: t\r\n\r\n");
+    robust_common::wait_until("the slow request to start", Duration::from_secs(5), || {
+        !controls.seen().is_empty()
+    });
+    let stopper = std::thread::spawn(move || handle.stop());
+    let response = busy.response().expect("in-flight request finishes");
+    assert_eq!(response.status, 200, "{response:?}");
+    // The server closes right after this response, so it must say so: a
+    // client that reuses the connection would otherwise race the close.
+    assert!(response.closes(), "{response:?}");
+    stopper.join().unwrap();
+}
+
+#[test]
+fn shutdown_answers_every_pending_connection() {
+    let mut config = test_config(1);
+    config.drain_timeout_ms = 1_000;
+    config.admission.max_connections_per_shard = 1;
+    config.admission.max_pending = 3;
+    config.admission.overload = OverloadPolicy::Reject;
+    let TestServer {
+        handle,
+        addr,
+        controls,
+    } = TestServer::start(config);
+    controls.hold();
+    let mut busy = Client::connect(addr);
+    busy.send(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
+    robust_common::wait_until("the held request", Duration::from_secs(5), || {
+        controls.seen() == ["/hold"]
+    });
+    let mut pending: Vec<Client> = (0..3).map(|_| Client::connect(addr)).collect();
+    for client in &mut pending {
+        client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    }
+    let until = Instant::now() + Duration::from_secs(5);
+    while handle.stats().acceptor.pending < 3 {
+        assert!(Instant::now() < until, "{:#?}", handle.stats());
+        std::thread::sleep(Duration::from_millis(2));
+    }
+
+    let started = Instant::now();
+    let stopper = std::thread::spawn(move || {
+        handle.stop();
+        Instant::now()
+    });
+    std::thread::sleep(Duration::from_millis(100));
+    controls.release();
+
+    // None is silently dropped: each reads a complete response (503, or served).
+    for (i, client) in pending.iter_mut().enumerate() {
+        let response = client
+            .response()
+            .unwrap_or_else(|e| panic!("pending connection {i} got no response: {e}"));
+        assert!(
+            [503, 200].contains(&response.status),
+            "pending {i}: {response:?}"
+        );
+        if response.status == 503 {
+            assert!(response.header("retry-after").is_some());
+            assert!(response.closes());
+        }
+    }
+    drop(pending);
+    let response = busy.response().expect("the held request completes");
+    assert_eq!(response.status, 200);
+    drop(busy);
+    let stopped = stopper.join().unwrap();
+    assert!(
+        stopped - started < Duration::from_millis(1_000 + 700),
+        "stop returned within the drain deadline: {:?}",
+        stopped - started
+    );
+}
+
+#[test]
+fn shutdown_cuts_requests_that_outlive_the_drain_deadline() {
+    let mut config = test_config(1);
+    config.drain_timeout_ms = 400;
+    let TestServer {
+        handle,
+        addr,
+        controls,
+    } = TestServer::start(config);
+    let mut stuck = Client::connect(addr);
+    stuck.send(b"GET /sleep?ms=8000 HTTP/1.1\r\nHost: t\r\n\r\n");
+    robust_common::wait_until("the long request", Duration::from_secs(5), || {
+        !controls.seen().is_empty()
+    });
+    let started = Instant::now();
+    handle.stop();
+    let took = started.elapsed();
+    assert!(
+        took >= Duration::from_millis(350) && took < Duration::from_millis(400 + 700),
+        "stop took {took:?} with a 400 ms drain deadline"
+    );
+    // The cut connection ends, it does not hang.
+    stuck.expect_closed(Duration::from_secs(2));
+}
+
+#[test]
+#[ignore = "bug: a rejected client that keeps its socket open holds stop() for the rejecter's 2 s linger, past drain_timeout_ms"]
+fn shutdown_is_not_held_up_by_a_rejected_client_that_stays_open() {
+    let mut config = test_config(1);
+    config.drain_timeout_ms = 300;
+    config.admission.max_connections_per_shard = 1;
+    config.admission.max_pending = 0;
+    let TestServer { handle, addr, .. } = TestServer::start(config);
+    let mut first = Client::connect(addr);
+    first.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(first.response().unwrap().status, 200);
+    // Rejected with a 503, read, but never closed by the client.
+    let mut rejected = Client::connect(addr);
+    let response = rejected.response().unwrap();
+    assert_eq!(response.status, 503);
+    drop(first);
+    let started = Instant::now();
+    handle.stop();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_millis(300 + 700),
+        "stop took {took:?} with a 300 ms drain deadline"
+    );
+    drop(rejected);
+}
