@@ -184,7 +184,7 @@ pub type HeaderText = Cow<'static, str>;
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
     status: u16,
-    headers: SmallVec<[(HeaderText, HeaderText); 4]>,
+    headers: SmallVec<[(HeaderText, HeaderText); 3]>,
     body: Body,
 }
 
@@ -240,6 +240,11 @@ impl Response {
         self.headers
             .iter()
             .map(|(name, value)| (name.as_ref(), value.as_ref()))
+    }
+
+    /// Header fields as stored, to tell static text from owned text.
+    pub fn header_fields(&self) -> impl Iterator<Item = (&HeaderText, &HeaderText)> {
+        self.headers.iter().map(|(name, value)| (name, value))
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {

@@ -1,8 +1,11 @@
 //! Encoding a response into the connection's output buffer.
 
 use super::date::DATE_LEN;
+use super::request::eq_lowercase;
 use super::HttpError;
-use crate::app::Response;
+use std::borrow::Cow;
+
+use crate::app::{HeaderText, Response};
 
 /// What the connection decided about this response beyond the app's say.
 #[derive(Clone, Copy, Debug)]
@@ -23,46 +26,59 @@ const SERVER: &[u8] = b"Server: shardd\r\n";
 ///
 /// A response whose status or header fields cannot be sent safely (a CR or
 /// LF in a value would split the response) is replaced by a 500 and `false`
-/// is returned, so an app bug cannot corrupt the stream.
+/// is returned, so an app bug cannot corrupt the stream. Header text given
+/// as `&'static str` is part of the program and is trusted; owned text,
+/// which may come from a request, is checked.
 pub fn encode_response(
     response: &Response,
     options: &EncodeOptions<'_>,
     out: &mut Vec<u8>,
 ) -> bool {
-    if !is_sendable(response) {
-        let fallback = Response::new(500)
-            .with_header("Content-Type", "text/plain")
-            .with_body("invalid response from application\n");
-        encode_response(&fallback, options, out);
-        return false;
+    let mut own_server = false;
+    let mut own_date = false;
+    for (name, value) in response.header_fields() {
+        if !sendable_name(name) || !sendable_value(value) {
+            encode_response(&invalid_response(), options, out);
+            return false;
+        }
+        match name.len() {
+            4 => own_date |= eq_lowercase(name.as_bytes(), b"date"),
+            6 => own_server |= eq_lowercase(name.as_bytes(), b"server"),
+            _ => {}
+        }
     }
     let status = response.status();
+    if !(100..=999).contains(&status) {
+        encode_response(&invalid_response(), options, out);
+        return false;
+    }
     let body = response.body().as_bytes();
-    out.reserve(128 + body.len());
-    write_status_line(status, out);
-    let mut wrote_server = false;
-    let mut wrote_date = false;
+    out.reserve(160 + body.len());
+    if status == 200 && !own_server {
+        // The common case in one copy.
+        out.extend_from_slice(b"HTTP/1.1 200 OK\r\nServer: shardd\r\n");
+    } else {
+        write_status_line(status, out);
+        if !own_server {
+            out.extend_from_slice(b"Server: shardd\r\n");
+        }
+    }
+    if !own_date {
+        out.extend_from_slice(b"Date: ");
+        out.extend_from_slice(options.date);
+        out.extend_from_slice(b"\r\n");
+    }
     for (name, value) in response.headers() {
         match name.len() {
-            4 if name.eq_ignore_ascii_case("date") => wrote_date = true,
-            6 if name.eq_ignore_ascii_case("server") => wrote_server = true,
             // Framing and connection management are the server's job.
-            10 if name.eq_ignore_ascii_case("connection") => continue,
-            14 if name.eq_ignore_ascii_case("content-length") => continue,
-            17 if name.eq_ignore_ascii_case("transfer-encoding") => continue,
+            10 if eq_lowercase(name.as_bytes(), b"connection") => continue,
+            14 if eq_lowercase(name.as_bytes(), b"content-length") => continue,
+            17 if eq_lowercase(name.as_bytes(), b"transfer-encoding") => continue,
             _ => {}
         }
         out.extend_from_slice(name.as_bytes());
         out.extend_from_slice(b": ");
         out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-    if !wrote_server {
-        out.extend_from_slice(SERVER);
-    }
-    if !wrote_date {
-        out.extend_from_slice(b"Date: ");
-        out.extend_from_slice(options.date);
         out.extend_from_slice(b"\r\n");
     }
     let bodyless = status < 200 || status == 204 || status == 304;
@@ -81,6 +97,35 @@ pub fn encode_response(
         out.extend_from_slice(body);
     }
     true
+}
+
+fn invalid_response() -> Response {
+    Response::new(500)
+        .with_header("Content-Type", "text/plain")
+        .with_body("invalid response from application\n")
+}
+
+/// Static text is trusted; an owned name must be a token.
+fn sendable_name(name: &HeaderText) -> bool {
+    match name {
+        Cow::Borrowed(_) => true,
+        Cow::Owned(name) => {
+            !name.is_empty()
+                && name
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+        }
+    }
+}
+
+/// Static text is trusted; an owned value must hold no control bytes but HTAB.
+fn sendable_value(value: &HeaderText) -> bool {
+    match value {
+        Cow::Borrowed(_) => true,
+        Cow::Owned(value) => value
+            .bytes()
+            .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
+    }
 }
 
 /// Append the response for a refused request; the connection closes after it.
@@ -187,8 +232,8 @@ mod tests {
         let text = encode(&Response::text("Hello, World!"), false, false);
         assert_eq!(
             text,
-            "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nServer: shardd\r\n\
-             Date: Sun, 06 Nov 1994 08:49:37 GMT\r\nContent-Length: 13\r\n\r\nHello, World!"
+            "HTTP/1.1 200 OK\r\nServer: shardd\r\nDate: Sun, 06 Nov 1994 08:49:37 GMT\r\n\
+             Content-Type: text/plain\r\nContent-Length: 13\r\n\r\nHello, World!"
         );
     }
 
@@ -201,13 +246,16 @@ mod tests {
 
     #[test]
     fn header_injection_becomes_500() {
-        let evil = Response::text("x").with_header("X-Evil", "a\r\nSet-Cookie: b");
+        let from_request = String::from("a\r\nSet-Cookie: b");
+        let evil = Response::text("x").with_header("X-Evil", from_request);
         let text = encode(&evil, false, false);
         assert!(
             text.starts_with("HTTP/1.1 500 Internal Server Error\r\n"),
             "{text}"
         );
         assert!(!text.contains("Set-Cookie"));
+        let bad_name = Response::text("x").with_header(String::from("X: y"), "z");
+        assert!(encode(&bad_name, false, false).starts_with("HTTP/1.1 500 "));
     }
 
     #[test]
