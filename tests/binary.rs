@@ -1,0 +1,297 @@
+//! The `shardd` binary: start-up, serving, graceful SIGTERM, and errors for
+//! bad flags and config files.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::net::{SocketAddr, TcpListener};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use common::Client;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shardd");
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(3_000);
+
+/// A port nobody listens on right now.
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// A running `shardd` process; killed on drop so a failed test leaves nothing behind.
+struct Shardd {
+    child: Child,
+    addr: SocketAddr,
+    /// stderr lines, read on a thread.
+    stderr: mpsc::Receiver<String>,
+    /// The start-up line.
+    banner: String,
+}
+
+impl Shardd {
+    /// Start with 2 shards on a free port and wait for the start-up line.
+    fn start(extra: &[&str]) -> Shardd {
+        let addr = free_addr();
+        let drain = DRAIN_TIMEOUT.as_millis().to_string();
+        let mut child = Command::new(BIN)
+            .args(["--bind", &addr.to_string(), "--shards", "2"])
+            .args(["--drain-timeout-ms", &drain])
+            .args(extra)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start shardd");
+        let (lines, stderr) = mpsc::channel();
+        let pipe = child.stderr.take().unwrap();
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if lines.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let mut shardd = Shardd {
+            child,
+            addr,
+            stderr,
+            banner: String::new(),
+        };
+        let until = Instant::now() + Duration::from_secs(5);
+        let mut seen = Vec::new();
+        while shardd.banner.is_empty() {
+            let left = until.saturating_duration_since(Instant::now());
+            match shardd.stderr.recv_timeout(left) {
+                Ok(line) if line.contains("serving on") => shardd.banner = line,
+                Ok(line) => seen.push(line),
+                Err(_) => panic!("no start-up line within 5 s; stderr: {seen:#?}"),
+            }
+        }
+        shardd
+    }
+
+    fn signal(&self, signal: i32) {
+        let pid = self.child.id() as libc::pid_t;
+        // SAFETY: kill(2) on the pid of a child we started and have not reaped.
+        assert_eq!(
+            unsafe { libc::kill(pid, signal) },
+            0,
+            "kill({pid}, {signal})"
+        );
+    }
+
+    /// Wait for the process to exit, at most `timeout`.
+    fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
+        wait_timeout(&mut self.child, timeout)
+    }
+}
+
+impl Drop for Shardd {
+    fn drop(&mut self) {
+        if self.child.try_wait().ok().flatten().is_none() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Run shardd with `args` to completion (killed after 5 s), capturing output.
+fn run(args: &[&str]) -> Output {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start shardd");
+    if wait_timeout(&mut child, Duration::from_secs(5)).is_none() {
+        let _ = child.kill();
+        let output = child.wait_with_output().unwrap();
+        panic!(
+            "shardd {args:?} still running after 5 s; stderr: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Run shardd with a bad flag or file; it must fail and its message must contain `needle`.
+fn assert_fails_naming(args: &[&str], needle: &str) {
+    let output = run(args);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !output.status.success(),
+        "shardd {args:?} succeeded; stderr: {stderr}"
+    );
+    assert!(
+        stderr.contains(needle),
+        "shardd {args:?}: stderr does not mention {needle:?}: {stderr}"
+    );
+}
+
+/// A config file in the temp dir, removed on drop.
+struct TempConfig(PathBuf);
+
+impl TempConfig {
+    fn new(name: &str, text: &str) -> TempConfig {
+        let path =
+            std::env::temp_dir().join(format!("shardd-test-{}-{name}.toml", std::process::id()));
+        std::fs::write(&path, text).unwrap();
+        TempConfig(path)
+    }
+
+    fn path(&self) -> &str {
+        self.0.to_str().unwrap()
+    }
+}
+
+impl Drop for TempConfig {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+#[test]
+fn starts_logs_one_startup_line_and_serves_plaintext() {
+    let shardd = Shardd::start(&["--listener", "handoff"]);
+    let banner = &shardd.banner;
+    assert!(banner.contains("2 shards"), "{banner}");
+    assert!(banner.contains("pinned to cores ["), "{banner}");
+    assert!(banner.contains("listener handoff"), "{banner}");
+    assert!(
+        banner.contains(&format!("http://{}", shardd.addr)),
+        "{banner}"
+    );
+
+    let mut client = Client::connect(shardd.addr);
+    let response = client.get("/plaintext");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, b"Hello, World!");
+    // Exactly one start-up line.
+    let more: Vec<String> = shardd.stderr.try_iter().collect();
+    assert!(
+        !more.iter().any(|line| line.contains("serving on")),
+        "a second start-up line: {more:#?}"
+    );
+}
+
+#[test]
+fn unpinned_reuseport_startup_line_says_so() {
+    let shardd = Shardd::start(&["--no-pin", "--listener", "reuseport"]);
+    let banner = &shardd.banner;
+    assert!(banner.contains("2 shards unpinned"), "{banner}");
+    assert!(banner.contains("listener reuseport"), "{banner}");
+    assert!(
+        banner.contains(&format!("http://{}", shardd.addr)),
+        "{banner}"
+    );
+    let mut client = Client::connect(shardd.addr);
+    assert_eq!(client.get("/plaintext").body, b"Hello, World!");
+}
+
+#[test]
+fn sigterm_finishes_in_flight_request_closes_idle_and_exits_zero() {
+    let mut shardd = Shardd::start(&["--no-pin"]);
+
+    // An idle keep-alive connection.
+    let mut idle = Client::connect(shardd.addr);
+    assert_eq!(idle.get("/plaintext").status, 200);
+
+    // A connection with a request half received: head and 5 of 10 body bytes.
+    let mut busy = Client::connect(shardd.addr);
+    assert_eq!(busy.get("/plaintext").status, 200);
+    // `Expect: 100-continue` makes the server say when it has read the head,
+    // so the request is surely in flight when the signal lands.
+    busy.send(
+        "POST /plaintext HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\
+         Expect: 100-continue\r\n\r\n01234",
+    );
+    assert_eq!(busy.read_response().status, 100);
+
+    let signalled = Instant::now();
+    shardd.signal(libc::SIGTERM);
+
+    // The drain closes the idle connection...
+    idle.expect_closed();
+    // ...but lets the in-flight request finish, and then closes it too.
+    busy.send("56789");
+    let response = busy.read_response();
+    assert_eq!(
+        response.status, 405,
+        "POST /plaintext is answered (Method Not Allowed)"
+    );
+    assert!(response.closes(), "headers: {:?}", response.headers);
+    busy.expect_closed();
+
+    let status = shardd
+        .wait(DRAIN_TIMEOUT + Duration::from_secs(2))
+        .expect("shardd exits after SIGTERM");
+    assert!(status.success(), "exit status {status}");
+    assert!(
+        signalled.elapsed() < DRAIN_TIMEOUT,
+        "the drain took {:?}, not cut short when the last connection closed",
+        signalled.elapsed()
+    );
+}
+
+#[test]
+fn bad_flags_exit_nonzero_naming_the_flag() {
+    assert_fails_naming(&["--shards", "zero"], "--shards");
+    assert_fails_naming(&["--shards", "0"], "--shards");
+    assert_fails_naming(&["--listener", "nope"], "--listener");
+    assert_fails_naming(&["--bind", "not-an-address"], "--bind");
+}
+
+#[test]
+fn bad_config_file_exits_nonzero_naming_the_setting() {
+    let out_of_range = TempConfig::new("range", "[limits]\nmax_headers = 1000\n");
+    assert_fails_naming(&["--config", out_of_range.path()], "limits.max_headers");
+
+    let unknown = TempConfig::new("unknown", "shardz = 4\n");
+    assert_fails_naming(&["--config", unknown.path()], "shardz");
+
+    let wrong_type = TempConfig::new("type", "[limits]\nidle_timeout_ms = \"soon\"\n");
+    assert_fails_naming(&["--config", wrong_type.path()], "idle_timeout_ms");
+
+    assert_fails_naming(
+        &["--config", "/nonexistent/shardd.toml"],
+        "/nonexistent/shardd.toml",
+    );
+}
+
+#[test]
+fn help_lists_the_flags() {
+    let output = run(&["--help"]);
+    assert!(output.status.success());
+    let help = String::from_utf8_lossy(&output.stdout);
+    for flag in [
+        "--config",
+        "--bind",
+        "--shards",
+        "--listener",
+        "--no-pin",
+        "--drain-timeout-ms",
+        "--help",
+    ] {
+        assert!(help.contains(flag), "--help does not list {flag}:\n{help}");
+    }
+}

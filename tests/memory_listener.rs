@@ -1,0 +1,69 @@
+//! A custom `Listener`: the unchanged shard server loop serving connections
+//! that are in-memory pipes, with no socket anywhere.
+
+use std::io;
+use std::time::Duration;
+
+use shardd::{Accepted, Config, Listener, PeerAddr, Server, TechEmpower};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
+
+/// Hands the shard whatever pipes arrive on a channel.
+struct MemoryListener(flume::Receiver<DuplexStream>);
+
+impl Listener for MemoryListener {
+    type Conn = DuplexStream;
+
+    async fn accept(&mut self) -> io::Result<Option<Accepted<DuplexStream>>> {
+        // A closed channel means no more connections: the shard stops.
+        Ok(self.0.recv_async().await.ok().map(|conn| Accepted {
+            conn,
+            peer: PeerAddr::Unknown,
+        }))
+    }
+}
+
+#[tokio::test]
+async fn server_loop_serves_plaintext_over_an_in_memory_listener() {
+    let (connect, incoming) = flume::unbounded::<DuplexStream>();
+    let config = Config {
+        shards: 2,
+        pin: false,
+        ..Config::default()
+    };
+    let server = Server::spawn_with_listener(
+        config,
+        move |_shard| Ok(MemoryListener(incoming.clone())),
+        |_shard| TechEmpower,
+    )
+    .unwrap();
+    assert_eq!(server.local_addr(), None, "no socket was bound");
+
+    // "Connect": hand the server one end of a pipe, talk HTTP on the other.
+    let (mut client, server_end) = tokio::io::duplex(64 * 1024);
+    connect.send(server_end).unwrap();
+    client
+        .write_all(b"GET /plaintext HTTP/1.1\r\nHost: memory\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), client.read_to_end(&mut response))
+        .await
+        .expect("response within 3 s")
+        .unwrap();
+    let response = String::from_utf8(response).unwrap();
+
+    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
+    assert!(
+        response.contains("\r\nContent-Type: text/plain\r\n"),
+        "{response}"
+    );
+    assert!(
+        response.contains("\r\nContent-Length: 13\r\n"),
+        "{response}"
+    );
+    assert!(response.ends_with("\r\n\r\nHello, World!"), "{response}");
+    assert_eq!(server.stats().requests(), 1);
+
+    drop(connect);
+    server.stop();
+}
