@@ -39,7 +39,8 @@ pub struct Acceptor {
 
 impl Acceptor {
     /// Run until shutdown; then place or answer every connection still held.
-    pub fn run(self) {
+    /// Returns the rejecter, still lingering on rejected connections.
+    pub fn run(self) -> Rejecter {
         let Acceptor {
             listener,
             mut dispatcher,
@@ -102,7 +103,7 @@ impl Acceptor {
         counters.pending.store(0, Relaxed);
         drop(dispatcher); // closes the channels: shards serve what is queued, then stop
         drop(listener);
-        rejecter.finish();
+        rejecter
     }
 }
 

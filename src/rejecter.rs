@@ -21,9 +21,17 @@ const SWEEP: Duration = Duration::from_millis(10);
 /// Rejected connections waiting for the lingering thread.
 const QUEUE: usize = 4096;
 
+/// What the acceptor tells the lingering thread.
+enum Message {
+    /// A rejected connection to linger on.
+    Linger(TcpStream),
+    /// The server is stopping: close everything by this instant, then exit.
+    Finish(Instant),
+}
+
 /// Sends 503s; owned by the acceptor.
 pub struct Rejecter {
-    queue: Option<flume::Sender<TcpStream>>,
+    queue: Option<flume::Sender<Message>>,
     thread: Option<JoinHandle<()>>,
     retry_after: String,
 }
@@ -47,13 +55,15 @@ impl Rejecter {
         let _ = stream.shutdown(Shutdown::Write);
         if let Some(queue) = &self.queue {
             // If the lingering thread is swamped, close now: the 503 is already sent.
-            let _ = queue.try_send(stream);
+            let _ = queue.try_send(Message::Linger(stream));
         }
     }
 
-    /// Let lingering connections finish (bounded by `LINGER`) and stop the thread.
-    pub fn finish(mut self) {
-        self.queue.take();
+    /// Let lingering connections finish, but not past `deadline`, and stop the thread.
+    pub fn finish(mut self, deadline: Instant) {
+        if let Some(queue) = self.queue.take() {
+            let _ = queue.send(Message::Finish(deadline));
+        }
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
@@ -78,26 +88,28 @@ pub fn service_unavailable(retry_after: &str) -> Vec<u8> {
     out
 }
 
-fn linger_loop(incoming: flume::Receiver<TcpStream>) {
+fn linger_loop(incoming: flume::Receiver<Message>) {
     let mut lingering: Vec<(TcpStream, Instant)> = Vec::new();
+    let mut finish_by: Option<Instant> = None;
     let mut sink = [0u8; 4096];
     loop {
-        let received = if lingering.is_empty() {
-            incoming.recv().map_err(|_| ())
-        } else {
-            match incoming.recv_timeout(SWEEP) {
-                Ok(stream) => Ok(stream),
-                Err(flume::RecvTimeoutError::Timeout) => Err(()),
-                Err(flume::RecvTimeoutError::Disconnected) if !lingering.is_empty() => Err(()),
-                Err(flume::RecvTimeoutError::Disconnected) => return,
-            }
+        let received = match (finish_by, lingering.is_empty()) {
+            (Some(_), true) => return,
+            (Some(_), false) => None,
+            (None, true) => incoming.recv().ok(),
+            (None, false) => incoming.recv_timeout(SWEEP).ok(),
         };
         match received {
-            Ok(stream) => lingering.push((stream, Instant::now() + LINGER)),
-            Err(()) if lingering.is_empty() => return,
-            Err(()) => {}
+            Some(Message::Linger(stream)) => lingering.push((stream, Instant::now() + LINGER)),
+            Some(Message::Finish(deadline)) => finish_by = Some(deadline),
+            None if finish_by.is_some() => std::thread::sleep(SWEEP),
+            None if lingering.is_empty() && incoming.is_disconnected() => return,
+            None => {}
         }
         let now = Instant::now();
+        if finish_by.is_some_and(|deadline| now >= deadline) {
+            return;
+        }
         lingering.retain_mut(|(stream, until)| {
             if now >= *until {
                 return false;

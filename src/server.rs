@@ -15,6 +15,7 @@ use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, Context, Result};
 use core_affinity::CoreId;
@@ -150,6 +151,7 @@ impl Server {
             supervisor,
             acceptor: None,
             summary: summary(&config, None, "custom"),
+            drain_timeout: config.drain_timeout(),
         };
         Ok(ServerHandle::run_in_background(
             running, None, stats, shutdown,
@@ -216,6 +218,7 @@ impl Server {
                     supervisor,
                     acceptor: Some(acceptor),
                     summary: summary(&config, Some(self.local_addr), "handoff"),
+                    drain_timeout: config.drain_timeout(),
                 })
             }
             Source::ReusePort { sockets, addr } => {
@@ -239,6 +242,7 @@ impl Server {
                     supervisor,
                     acceptor: None,
                     summary: summary(&config, Some(self.local_addr), "reuseport"),
+                    drain_timeout: config.drain_timeout(),
                 })
             }
         }
@@ -250,17 +254,25 @@ struct Running {
     supervisor: Supervisor,
     acceptor: Option<Acceptor>,
     summary: String,
+    drain_timeout: Duration,
 }
 
 impl Running {
-    /// Accept (or wait) until shutdown, then drain the shards.
+    /// Accept (or wait) until shutdown, then drain the shards; all within the drain timeout.
     fn run_to_end(self, shutdown: &Shutdown) {
         log::info!("{}", self.summary);
-        match self.acceptor {
-            Some(acceptor) => acceptor.run(),
-            None => shutdown.wait(),
-        }
+        let rejecter = match self.acceptor {
+            Some(acceptor) => Some(acceptor.run()),
+            None => {
+                shutdown.wait();
+                None
+            }
+        };
+        let deadline = Instant::now() + self.drain_timeout;
         self.supervisor.drain_and_join();
+        if let Some(rejecter) = rejecter {
+            rejecter.finish(deadline);
+        }
         log::info!("stopped");
     }
 }

@@ -181,7 +181,6 @@ where
                     body: body_bytes,
                     peer: &peer,
                 };
-                let close = !head.keep_alive || shard.drain.is_draining();
                 let (response, panicked) = match call_app(app, &request).await {
                     Some(response) => (response, false),
                     None => {
@@ -189,6 +188,8 @@ where
                         (internal_error(), true)
                     }
                 };
+                // Decided after the handler: a drain may have begun while it ran.
+                let close = !head.keep_alive || shard.drain.is_draining();
                 let options = EncodeOptions {
                     date: &date,
                     head_only: method == "HEAD",

@@ -20,8 +20,6 @@ pub struct EncodeOptions<'a> {
     pub keep_alive_1_0: bool,
 }
 
-const SERVER: &[u8] = b"Server: shardd\r\n";
-
 /// Append `response` to `out` as HTTP/1.1 bytes.
 ///
 /// A response whose status or header fields cannot be sent safely (a CR or
@@ -152,20 +150,6 @@ fn write_status_line(status: u16, out: &mut Vec<u8>) {
     out.push(b' ');
     out.extend_from_slice(reason_phrase(status).as_bytes());
     out.extend_from_slice(b"\r\n");
-}
-
-fn is_sendable(response: &Response) -> bool {
-    let token = |name: &str| {
-        !name.is_empty()
-            && name
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
-    };
-    let value = |text: &str| text.bytes().all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f));
-    (100..=999).contains(&response.status())
-        && response
-            .headers()
-            .all(|(name, text)| token(name) && value(text))
 }
 
 /// The reason phrase for a status code ("" for codes without one).
