@@ -67,3 +67,29 @@ async fn server_loop_serves_plaintext_over_an_in_memory_listener() {
     drop(connect);
     server.stop();
 }
+
+#[test]
+fn stop_does_not_wait_for_a_listener_that_never_ends() {
+    let (connect, incoming) = flume::unbounded::<DuplexStream>();
+    let config = Config {
+        shards: 1,
+        pin: false,
+        drain_timeout_ms: 5_000,
+        ..Config::default()
+    };
+    let server = Server::spawn_with_listener(
+        config,
+        move |_shard| Ok(MemoryListener(incoming.clone())),
+        |_shard| TechEmpower,
+    )
+    .unwrap();
+    // The sender stays alive: the listener would wait forever for a next pipe.
+    let started = std::time::Instant::now();
+    server.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "stop took {:?}; a draining shard must not wait for new connections",
+        started.elapsed()
+    );
+    drop(connect);
+}

@@ -91,15 +91,28 @@ impl<'a> Request<'a> {
     }
 
     /// The target up to `?`.
+    ///
+    /// Without the scheme and authority of an absolute-form target
+    /// (`GET http://host/path`, which RFC 9112 §3.2.2 says a server must accept).
     pub fn path(&self) -> &'a str {
-        self.target
-            .split_once('?')
-            .map_or(self.target, |(path, _)| path)
+        let path = match self.query_start() {
+            Some(at) => &self.target[..at],
+            None => self.target,
+        };
+        if path.starts_with('/') {
+            return path;
+        }
+        strip_scheme_and_authority(path)
     }
 
     /// The text after `?`, if any.
     pub fn query(&self) -> Option<&'a str> {
-        self.target.split_once('?').map(|(_, query)| query)
+        self.query_start().map(|at| &self.target[at + 1..])
+    }
+
+    /// A plain loop: targets are short, and a general substring search costs more to set up.
+    fn query_start(&self) -> Option<usize> {
+        self.target.bytes().position(|b| b == b'?')
     }
 
     pub fn version(&self) -> Version {
@@ -130,6 +143,36 @@ impl<'a> Request<'a> {
     /// Who sent it, as the listener reported.
     pub fn peer(&self) -> &'a PeerAddr {
         self.peer
+    }
+}
+
+/// `http://host:port/path` → `/path`; `http://host` → `/`; anything else unchanged.
+fn strip_scheme_and_authority(target: &str) -> &str {
+    let Some(scheme_end) = target.find("://") else {
+        return target;
+    };
+    let scheme = &target[..scheme_end];
+    if !scheme.eq_ignore_ascii_case("http") && !scheme.eq_ignore_ascii_case("https") {
+        return target;
+    }
+    let after = &target[scheme_end + 3..];
+    after.find('/').map_or("/", |slash| &after[slash..])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn path_and_query_of_every_target_form() {
+        let peer = PeerAddr::Unknown;
+        let path = |target| Request::new("GET", target, Version::Http11, b"", &peer).path();
+        assert_eq!(path("/a/b?x=1"), "/a/b");
+        assert_eq!(path("http://example.com/plaintext?x"), "/plaintext");
+        assert_eq!(path("HTTP://example.com:8080"), "/");
+        assert_eq!(path("*"), "*");
+        let query = Request::new("GET", "/a?x=1&y", Version::Http11, b"", &peer).query();
+        assert_eq!(query, Some("x=1&y"));
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use tokio::task::LocalSet;
-use tokio::time::{sleep, Instant};
+use tokio::time::sleep;
 
 use crate::app::App;
 use crate::buffers::BufferPool;
@@ -26,8 +26,6 @@ use crate::stats::{RoomSignal, ShardStats};
 
 /// Pause after a failed accept (EMFILE and friends) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
-/// A deadline far enough away to mean "none".
-const FAR_AWAY: Duration = Duration::from_secs(86_400 * 365);
 
 /// Messages from the main thread to a shard.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -131,23 +129,23 @@ async fn serve<L: Listener, A: App>(
     drain_timeout: Duration,
 ) {
     let date_task = tokio::task::spawn_local(refresh_date(shard.clone()));
-    // Both futures live across loop turns so a new accept does not re-register them.
+    // Lives across loop turns so a new accept does not re-register it.
     let mut command = pin!(commands.recv_async());
-    let mut drain_timer = pin!(sleep(FAR_AWAY));
-    let mut draining = false;
     loop {
         tokio::select! {
             biased;
-            received = &mut command, if !draining => match received {
+            received = &mut command => match received {
                 Ok(ShardCommand::Kill) => panic!("shard {} killed on request", shard.ctx.shard_id),
                 Ok(ShardCommand::Drain) | Err(_) => {
-                    draining = true;
-                    drain_timer.as_mut().reset(Instant::now() + drain_timeout);
-                    shard.drain.start();
                     listener.stop_accepting();
+                    // Serve what the listener already holds (a handoff queue, a
+                    // kernel accept queue), but wait for nothing new.
+                    while let Some(Ok(Some(accepted))) = now_or_never(listener.accept()).await {
+                        spawn_connection(accepted, &shard, &app);
+                    }
+                    break;
                 }
             },
-            () = &mut drain_timer, if draining => break,
             accepted = listener.accept() => match accepted {
                 Ok(Some(accepted)) => spawn_connection(accepted, &shard, &app),
                 Ok(None) => break,
@@ -158,16 +156,23 @@ async fn serve<L: Listener, A: App>(
             },
         }
     }
-    // The listener is done (or the deadline passed): close idle connections,
-    // let in-flight requests finish, but not past the deadline.
-    let deadline = if draining {
-        drain_timer.deadline()
-    } else {
-        Instant::now() + drain_timeout
-    };
+    // No more connections will come: close idle ones, let in-flight requests
+    // finish, but not past the drain deadline.
     shard.drain.start();
-    let _ = tokio::time::timeout_at(deadline, shard.drain.all_closed()).await;
+    let _ = tokio::time::timeout(drain_timeout, shard.drain.all_closed()).await;
     date_task.abort();
+}
+
+/// Poll a future once: its output if it is ready now, `None` if it would wait.
+async fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
+    let mut future = pin!(future);
+    std::future::poll_fn(|cx| {
+        std::task::Poll::Ready(match future.as_mut().poll(cx) {
+            std::task::Poll::Ready(output) => Some(output),
+            std::task::Poll::Pending => None,
+        })
+    })
+    .await
 }
 
 fn spawn_connection<C, A>(accepted: Accepted<C>, shard: &Rc<ShardLocal>, app: &Rc<A>)

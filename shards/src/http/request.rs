@@ -317,7 +317,7 @@ fn describe(error: httparse::Error) -> &'static str {
         httparse::Error::HeaderValue => "invalid header value",
         httparse::Error::NewLine => "invalid line ending",
         httparse::Error::Status => "invalid status",
-        httparse::Error::Token => "invalid method",
+        httparse::Error::Token => "invalid request line",
         httparse::Error::TooManyHeaders => "too many headers",
         httparse::Error::Version => "unsupported HTTP version",
     }
