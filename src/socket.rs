@@ -45,3 +45,29 @@ pub fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
     }
     Ok((old, limit.rlim_cur))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepted_sockets_inherit_tcp_nodelay() {
+        let listener = bind_listener("127.0.0.1:0".parse().unwrap(), 16).unwrap();
+        let _client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(
+            accepted.nodelay().unwrap(),
+            "the acceptor relies on Linux copying TCP_NODELAY from the listener"
+        );
+    }
+
+    #[test]
+    fn open_file_limit_is_raised_to_the_hard_limit() {
+        let (_, now) = raise_open_file_limit().unwrap();
+        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        // SAFETY: getrlimit writes the struct we pass.
+        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+        assert_eq!(now, limit.rlim_max);
+        assert_eq!(limit.rlim_cur, limit.rlim_max);
+    }
+}
