@@ -25,7 +25,9 @@ fn main() {
             "--shards" => shards = parse(args.next(), "--shards"),
             "--bench" => {}
             other => {
-                eprintln!("idle: unknown argument {other}\nusage: idle [--connections N] [--shards N]");
+                eprintln!(
+                    "idle: unknown argument {other}\nusage: idle [--connections N] [--shards N]"
+                );
                 std::process::exit(2);
             }
         }
@@ -51,7 +53,9 @@ fn main() {
     exchange(&mut idle[probe]);
     exchange(&mut warm);
     let growth = loaded.saturating_sub(baseline_after_warmup);
-    println!("idle keep-alive connections: {connections} on {shards} shards (opened in {opened_in:.2?})");
+    println!(
+        "idle keep-alive connections: {connections} on {shards} shards (opened in {opened_in:.2?})"
+    );
     println!("server RSS: {baseline_after_warmup} KiB after warm-up, {loaded} KiB with all open");
     println!(
         "RSS growth per idle connection: {:.2} KiB (target <= 2 KiB)",
@@ -70,7 +74,9 @@ fn parse(value: Option<String>, flag: &str) -> usize {
 
 fn connect(addr: SocketAddr) -> TcpStream {
     let mut stream = TcpStream::connect(addr).expect("connect");
-    stream.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
     exchange(&mut stream);
     stream
 }
@@ -97,7 +103,10 @@ fn rss_kib(pid: u32) -> u64 {
 }
 
 fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
 }
 
 fn start_server(addr: SocketAddr, shards: usize) -> Child {
@@ -122,7 +131,10 @@ fn stop(server: &mut Child) {
 }
 
 fn raise_open_file_limit() {
-    let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit/setrlimit on a struct we own.
     unsafe {
         libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);

@@ -64,9 +64,15 @@ mod tests {
     #[test]
     fn open_file_limit_is_raised_to_the_hard_limit() {
         let (_, now) = raise_open_file_limit().unwrap();
-        let mut limit = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        let mut limit = libc::rlimit {
+            rlim_cur: 0,
+            rlim_max: 0,
+        };
         // SAFETY: getrlimit writes the struct we pass.
-        assert_eq!(unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) }, 0);
+        assert_eq!(
+            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
+            0
+        );
         assert_eq!(now, limit.rlim_max);
         assert_eq!(limit.rlim_cur, limit.rlim_max);
     }

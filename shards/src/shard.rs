@@ -51,7 +51,7 @@ impl Default for ShardSettings {
         ShardSettings {
             limits: Limits::default(),
             drain_timeout: Duration::from_secs(10),
-            pooled_buffers: 1024,
+            pooled_buffers: 256,
         }
     }
 }
