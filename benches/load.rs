@@ -109,6 +109,7 @@ struct Opts {
     threads: usize,
     shards: usize,
     no_pin: bool,
+    churn_client_close: bool,
     timeout: Duration,
     path: String,
     workloads: Vec<Workload>,
@@ -130,6 +131,9 @@ cargo bench --bench load -- [options]
   --threads N              load generator threads [2]
   --shards N               shardd --shards [number of cores]
   --no-pin                 pass --no-pin to shardd
+  --churn-client-close     churn: close right after each response, as wrk does, instead
+                           of waiting for the server's FIN when it says Connection: close
+                           (needed for servers that never close, e.g. may_minihttp)
   --timeout SECS           a response later than this is an error [8]
   --path PATH              request target [/plaintext]
   --workloads LIST         pipeline,keepalive,churn [all three]
@@ -190,6 +194,7 @@ fn parse_args() -> Result<Opts, String> {
     let mut threads = 2;
     let mut shards = cores;
     let mut no_pin = false;
+    let mut churn_client_close = false;
     let mut timeout = 8.0;
     let mut path = "/plaintext".to_string();
     let mut workloads = None;
@@ -244,6 +249,7 @@ fn parse_args() -> Result<Opts, String> {
             "--threads" | "-t" => threads = number(&key, value()?)?,
             "--shards" => shards = number(&key, value()?)?,
             "--no-pin" => no_pin = true,
+            "--churn-client-close" => churn_client_close = true,
             "--timeout" => timeout = number(&key, value()?)?,
             "--path" => path = value()?,
             "--workloads" => {
@@ -300,6 +306,7 @@ fn parse_args() -> Result<Opts, String> {
         threads,
         shards,
         no_pin,
+        churn_client_close,
         timeout: Duration::from_secs_f64(timeout),
         path,
         workloads: workloads
@@ -477,6 +484,24 @@ fn tree_cpu_seconds(root: u32) -> f64 {
     ticks as f64 / clk_tck()
 }
 
+/// Busy CPU seconds of the whole machine so far (`/proc/stat`: all but idle and iowait).
+fn machine_busy_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
+    let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
+        return 0.0;
+    };
+    let ticks: Vec<u64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|f| f.parse().ok())
+        .collect();
+    // user nice system idle iowait irq softirq steal (guest time is inside user).
+    let busy: u64 = ticks.iter().take(8).sum::<u64>()
+        - ticks.get(3).copied().unwrap_or(0)
+        - ticks.get(4).copied().unwrap_or(0);
+    busy as f64 / clk_tck()
+}
+
 /// CPU seconds used so far by this process (all generator threads).
 fn self_cpu_seconds() -> f64 {
     // SAFETY: getrusage fills the struct we pass.
@@ -601,6 +626,8 @@ struct GenConfig {
     batch: Vec<u8>,
     batch_requests: usize,
     timeout: Duration,
+    /// Churn: close right after the response instead of waiting for the server's FIN.
+    client_close: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -628,6 +655,8 @@ struct Conn {
     retry_at: Option<Instant>,
     /// Bumped on every close, so callers can tell the connection was replaced.
     generation: u64,
+    /// The last response said `Connection: close`.
+    server_closes: bool,
 }
 
 enum Parsed {
@@ -637,6 +666,8 @@ enum Parsed {
         len: usize,
         status: u16,
         body: (usize, usize),
+        /// `Connection: close`: the server will close after this response.
+        close: bool,
     },
 }
 
@@ -646,6 +677,7 @@ fn parse_response(b: &[u8]) -> Parsed {
     let mut at = 0;
     let mut status = 0u16;
     let mut length: Option<usize> = None;
+    let mut close = false;
     loop {
         let Some(nl) = b[at..].iter().position(|&c| c == b'\n') else {
             return if b.len() > 16 * 1024 {
@@ -691,6 +723,10 @@ fn parse_response(b: &[u8]) -> Parsed {
                 return Parsed::Bad;
             }
             length = Some(n);
+        } else if line[..colon].eq_ignore_ascii_case(b"connection") {
+            close |= line[colon + 1..]
+                .split(|&c| c == b',')
+                .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"));
         }
     }
     let Some(length) = length else {
@@ -703,6 +739,7 @@ fn parse_response(b: &[u8]) -> Parsed {
         len: at + length,
         status,
         body: (at, at + length),
+        close,
     }
 }
 
@@ -972,7 +1009,12 @@ impl Generator<'_> {
                     self.record(i, good, now);
                     return self.fail(i, ErrorKind::Parse);
                 }
-                Parsed::Response { len, status, body } => {
+                Parsed::Response {
+                    len,
+                    status,
+                    body,
+                    close,
+                } => {
                     if conn.outstanding == 0 || conn.answered {
                         self.record(i, good, now);
                         return self.fail(i, ErrorKind::Parse);
@@ -981,6 +1023,7 @@ impl Generator<'_> {
                     let ok = status == 200 && body == EXPECTED_BODY;
                     conn.start += len;
                     conn.outstanding -= 1;
+                    conn.server_closes = close;
                     if !ok {
                         self.record(i, good, now);
                         good = 0;
@@ -995,9 +1038,15 @@ impl Generator<'_> {
         let conn = &mut self.conns[i];
         if conn.outstanding == 0 && conn.state == State::Reading {
             if self.cfg.workload == Workload::Churn {
-                // Wait for the server to close (it said Connection: close), so the
-                // TIME_WAIT lands on the server's side, not on our ports.
-                conn.answered = true;
+                if conn.server_closes && !self.cfg.client_close {
+                    // The server said it closes: wait for its FIN (as an HTTP
+                    // client should), so the TIME_WAIT lands on its side.
+                    conn.answered = true;
+                } else {
+                    // Close ourselves, as wrk does.
+                    self.close(i);
+                    self.open(i);
+                }
             } else if self.phase != STOP {
                 self.send_batch(i);
             }
@@ -1059,6 +1108,7 @@ fn generate(cfg: &GenConfig, connections: usize, phase: &AtomicU8) -> GenResult 
                 answered: false,
                 retry_at: None,
                 generation: 0,
+                server_closes: false,
             })
             .collect(),
         result: GenResult {
@@ -1157,6 +1207,9 @@ struct Row {
     other_errors: u64,
     opens: u64,
     server_cpu_s: f64,
+    /// Busy CPU of the machine not charged to the server or the generator:
+    /// other workloads, plus kernel time charged to no process.
+    other_cpu_s: f64,
     gen_cpu_s: f64,
 }
 
@@ -1205,6 +1258,7 @@ fn run_cell(server: &Running, workload: Workload, opts: &Opts) -> Row {
         batch,
         batch_requests,
         timeout: opts.timeout,
+        client_close: opts.churn_client_close,
     });
     let phase = Arc::new(AtomicU8::new(WARMUP));
     let threads = opts.threads.min(connections);
@@ -1220,13 +1274,21 @@ fn run_cell(server: &Running, workload: Workload, opts: &Opts) -> Row {
         .collect();
     let pid = server.child.id();
     thread::sleep(Duration::from_secs_f64(opts.warmup));
-    let (srv0, gen0) = (tree_cpu_seconds(pid), self_cpu_seconds());
+    let (srv0, gen0, box0) = (
+        tree_cpu_seconds(pid),
+        self_cpu_seconds(),
+        machine_busy_seconds(),
+    );
     let t0 = Instant::now();
     phase.store(MEASURE, Relaxed);
     thread::sleep(Duration::from_secs_f64(opts.duration));
     phase.store(STOP, Relaxed);
     let window = t0.elapsed().as_secs_f64();
-    let (srv1, gen1) = (tree_cpu_seconds(pid), self_cpu_seconds());
+    let (srv1, gen1, box1) = (
+        tree_cpu_seconds(pid),
+        self_cpu_seconds(),
+        machine_busy_seconds(),
+    );
     let mut hist = Histogram::new();
     let mut row = Row {
         mode: server.target.label.clone(),
@@ -1244,6 +1306,7 @@ fn run_cell(server: &Running, workload: Workload, opts: &Opts) -> Row {
         other_errors: 0,
         opens: 0,
         server_cpu_s: srv1 - srv0,
+        other_cpu_s: ((box1 - box0) - (srv1 - srv0) - (gen1 - gen0)).max(0.0),
         gen_cpu_s: gen1 - gen0,
     };
     for handle in handles {
@@ -1295,7 +1358,7 @@ fn table(rows: &[Row]) -> String {
     let mut t = String::new();
     let _ = writeln!(
         t,
-        "{:<12} {:<10} {:>6} {:>11} {:>9} {:>9} {:>7} {:>11} {:>9} {:>11}",
+        "{:<12} {:<10} {:>6} {:>11} {:>9} {:>9} {:>7} {:>11} {:>9} {:>11} {:>11}",
         "mode",
         "workload",
         "conns",
@@ -1305,12 +1368,13 @@ fn table(rows: &[Row]) -> String {
         "errors",
         "srv µs/req",
         "srv cores",
-        "gen µs/req"
+        "gen µs/req",
+        "other cores"
     );
     for r in rows {
         let _ = writeln!(
             t,
-            "{:<12} {:<10} {:>6} {:>11} {:>9} {:>9} {:>7} {:>11.2} {:>9.2} {:>11.2}",
+            "{:<12} {:<10} {:>6} {:>11} {:>9} {:>9} {:>7} {:>11.2} {:>9.2} {:>11.2} {:>11.2}",
             r.mode,
             r.workload.name(),
             r.connections,
@@ -1321,6 +1385,7 @@ fn table(rows: &[Row]) -> String {
             r.server_us_per_req(),
             r.server_cpu_s / r.window_s,
             r.gen_us_per_req(),
+            r.other_cpu_s / r.window_s,
         );
     }
     t
@@ -1334,7 +1399,7 @@ fn write_csv(path: &Path, rows: &[Row]) -> io::Result<()> {
         let _ = write!(s, ",err_{kind}");
     }
     s.push_str(
-        ",errors_outside_window,opens,server_cpu_s,server_cores,server_us_per_req,gen_cpu_s,gen_us_per_req\n",
+        ",errors_outside_window,opens,server_cpu_s,server_cores,server_us_per_req,gen_cpu_s,gen_us_per_req,other_cpu_s\n",
     );
     for r in rows {
         let _ = write!(
@@ -1358,14 +1423,15 @@ fn write_csv(path: &Path, rows: &[Row]) -> io::Result<()> {
         }
         let _ = writeln!(
             s,
-            ",{},{},{:.3},{:.3},{:.4},{:.3},{:.4}",
+            ",{},{},{:.3},{:.3},{:.4},{:.3},{:.4},{:.3}",
             r.other_errors,
             r.opens,
             r.server_cpu_s,
             r.server_cpu_s / r.window_s,
             r.server_us_per_req(),
             r.gen_cpu_s,
-            r.gen_us_per_req()
+            r.gen_us_per_req(),
+            r.other_cpu_s
         );
     }
     std::fs::write(path, s)
@@ -1380,9 +1446,10 @@ fn write_svg(
     subtitle: &str,
 ) -> Result<(), Box<dyn std::error::Error>> {
     use plotters::prelude::*;
+    use plotters::style::text_anchor::{HPos, Pos, VPos};
 
     let panel_w = (110 * modes.len() as u32 + 120).max(320);
-    let size = (panel_w * workloads.len() as u32, 700);
+    let size = ((panel_w * workloads.len() as u32).max(760), 700);
     let root = SVGBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE)?;
     let (title, body) = root.split_vertically(50);
@@ -1423,10 +1490,14 @@ fn write_svg(
                 .margin(10)
                 .x_label_area_size(30)
                 .y_label_area_size(50)
-                .build_cartesian_2d((0..modes.len()).into_segmented(), 0.0..top)?;
+                .build_cartesian_2d(
+                    (0..modes.len().saturating_sub(1).max(1)).into_segmented(),
+                    0.0..top,
+                )?;
             chart
                 .configure_mesh()
                 .disable_x_mesh()
+                .light_line_style(TRANSPARENT)
                 .x_labels(modes.len() + 1)
                 .x_label_formatter(&|v| match v {
                     SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
@@ -1452,8 +1523,11 @@ fn write_svg(
                     } else {
                         format!("{v:.2}")
                     },
-                    (SegmentValue::CenterOf(i), v + top * 0.03),
-                    ("sans-serif", 12).into_font(),
+                    (SegmentValue::CenterOf(i), v + top * 0.02),
+                    ("sans-serif", 12)
+                        .into_font()
+                        .into_text_style(area)
+                        .pos(Pos::new(HPos::Center, VPos::Bottom)),
                 )
             }))?;
         }
