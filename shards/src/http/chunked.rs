@@ -19,25 +19,37 @@ pub enum ChunkedStatus {
 
 /// Decode the chunked body at the start of `buf` into `out` (cleared first).
 ///
+/// `max_metadata` bounds chunk extensions and trailer fields together (they
+/// are header-like, so callers pass `max_head_bytes`): without it, a body of a
+/// few bytes could carry megabytes of extensions that the server would have
+/// to buffer. With at most 15 size digits per chunk and at least one data
+/// byte per chunk, the encoded body is then bounded by
+/// `20 * max_body + max_metadata`.
+///
 /// Stateless: called again from the start when more bytes arrive, which
 /// keeps the state in one place (the buffer) at the price of re-copying,
 /// bounded by `max_body`.
 pub fn decode_chunked(
     buf: &[u8],
     max_body: usize,
-    max_trailers: usize,
+    max_metadata: usize,
     out: &mut Vec<u8>,
 ) -> Result<ChunkedStatus, HttpError> {
     out.clear();
     let mut pos = 0;
+    let mut metadata = 0;
     loop {
         let Some(line) = next_line(&buf[pos..], MAX_SIZE_LINE)? else {
             return Ok(ChunkedStatus::Partial);
         };
-        let size = parse_size_line(line)?;
+        let (size, extension) = parse_size_line(line)?;
+        metadata += extension;
+        if metadata > max_metadata {
+            return Err(HttpError::HeaderFieldsTooLarge);
+        }
         pos += line.len() + 2;
         if size == 0 {
-            return skip_trailers(buf, pos, max_trailers);
+            return skip_trailers(buf, pos, max_metadata - metadata);
         }
         if size > max_body - out.len().min(max_body) {
             return Err(HttpError::PayloadTooLarge);
@@ -54,10 +66,13 @@ pub fn decode_chunked(
     }
 }
 
-/// The next CRLF-terminated line (without the CRLF), `None` if not all here yet.
+/// The next CRLF-terminated line (without the CRLF), `None` if not all here
+/// yet. A line longer than `max` is refused whether or not its end has
+/// arrived, so the answer does not depend on how reads were split.
 fn next_line(buf: &[u8], max: usize) -> Result<Option<&[u8]>, HttpError> {
-    match memchr(b'\n', buf) {
-        None if buf.len() > max => Err(HttpError::BadRequest("chunk line too long")),
+    let window = &buf[..buf.len().min(max + 2)];
+    match memchr(b'\n', window) {
+        None if buf.len() > max + 1 => Err(HttpError::BadRequest("chunk line too long")),
         None => Ok(None),
         Some(0) => Err(HttpError::BadRequest("bare LF in chunked body")),
         Some(end) if buf[end - 1] != b'\r' => Err(HttpError::BadRequest("bare LF in chunked body")),
@@ -65,8 +80,9 @@ fn next_line(buf: &[u8], max: usize) -> Result<Option<&[u8]>, HttpError> {
     }
 }
 
-/// `chunk-size [ BWS ";" chunk-ext ]`; extensions are checked for control bytes and ignored.
-fn parse_size_line(line: &[u8]) -> Result<usize, HttpError> {
+/// `chunk-size [ BWS ";" chunk-ext ]` → (size, extension length); extensions
+/// are checked for control bytes and otherwise ignored.
+fn parse_size_line(line: &[u8]) -> Result<(usize, usize), HttpError> {
     const INVALID: HttpError = HttpError::BadRequest("invalid chunk size");
     let digits = line.iter().take_while(|b| b.is_ascii_hexdigit()).count();
     if digits == 0 {
@@ -86,7 +102,7 @@ fn parse_size_line(line: &[u8]) -> Result<usize, HttpError> {
     if ext.iter().any(|&b| b != b'\t' && (b < 0x20 || b == 0x7f)) {
         return Err(HttpError::BadRequest("control byte in chunk extension"));
     }
-    Ok(size)
+    Ok((size, rest.len()))
 }
 
 fn skip_trailers(buf: &[u8], mut pos: usize, max: usize) -> Result<ChunkedStatus, HttpError> {
