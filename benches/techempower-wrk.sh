@@ -171,8 +171,11 @@ run_wrk() {  # label connections threads duration pipelined(0|1)
       rps = secs > 0 ? v["requests"] / secs : 0
       errs = v["connect"] + v["read"] + v["write"] + v["timeout"]
       us = (v["requests"] > 0 && cpu > 0) ? cpu / tck * 1e6 / v["requests"] : 0
-      printf "%-8s %6d %12.0f %10.2f %10.2f %8d %8d %12s\n", label, c, rps,
-        v["p50_us"] / 1000, v["p99_us"] / 1000, errs, v["status"],
+      # wrk sometimes returns 0 for a percentile of a pipelined multi-thread run
+      # (its histogram count and buckets disagree): show n/a, not 0.
+      printf "%-8s %6d %12.0f %10s %10s %8d %8d %12s\n", label, c, rps,
+        (v["p50_us"] > 0 ? sprintf("%.2f", v["p50_us"] / 1000) : "n/a"),
+        (v["p99_us"] > 0 ? sprintf("%.2f", v["p99_us"] / 1000) : "n/a"), errs, v["status"],
         (us > 0 ? sprintf("%.3f", us) : "-")
     }')")
 }
