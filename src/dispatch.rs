@@ -90,10 +90,16 @@ impl Dispatcher {
         Err(conn)
     }
 
-    fn least_loaded(&self) -> Option<usize> {
-        (0..self.routes.len())
+    /// The live shard with the lowest load; ties go to the next in round-robin
+    /// order, so equal shards share the work instead of the first taking all.
+    fn least_loaded(&mut self) -> Option<usize> {
+        let count = self.routes.len();
+        let chosen = (0..count)
+            .map(|offset| (self.next + offset) % count)
             .filter(|&i| self.can_take(&self.routes[i]))
-            .min_by_key(|&i| self.routes[i].stats.load())
+            .min_by_key(|&i| self.routes[i].stats.load())?;
+        self.next = (chosen + 1) % count;
+        Some(chosen)
     }
 
     fn try_route(&self, index: usize, conn: HandoffConn) -> Result<(), HandoffConn> {
@@ -178,14 +184,35 @@ mod tests {
     }
 
     #[test]
+    fn least_connections_spreads_ties() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (mut d, rx) = dispatcher(2, DispatchPolicy::LeastConnections, 0);
+        for _ in 0..4 {
+            let shard = d.dispatch(conn(&listener)).unwrap();
+            // The shard picks it up at once, so loads stay equal.
+            rx[shard].recv().unwrap();
+            d.routes[shard].stats.queued.fetch_sub(1, Relaxed);
+        }
+        let handed: Vec<u64> = d
+            .routes
+            .iter()
+            .map(|r| r.stats.handed_off.load(Relaxed))
+            .collect();
+        assert_eq!(handed, [2, 2]);
+    }
+
+    #[test]
     fn least_connections_picks_the_emptiest() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let (mut d, _rx) = dispatcher(3, DispatchPolicy::LeastConnections, 0);
         d.routes[0].stats.open.store(5, Relaxed);
         d.routes[1].stats.open.store(0, Relaxed);
         d.routes[2].stats.open.store(1, Relaxed);
-        assert_eq!(d.dispatch(conn(&listener)).unwrap(), 1);
-        assert_eq!(d.dispatch(conn(&listener)).unwrap(), 1);
-        assert_eq!(d.dispatch(conn(&listener)).unwrap(), 2);
+        // Loads 5, 0, 1: the empty shard 1; then 5, 1, 1: the tie goes on to
+        // shard 2; then 5, 1, 2: shard 1 again. Shard 0 is never picked.
+        let picks: Vec<usize> = (0..3)
+            .map(|_| d.dispatch(conn(&listener)).unwrap())
+            .collect();
+        assert_eq!(picks, [1, 2, 1]);
     }
 }
