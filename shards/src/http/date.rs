@@ -1,6 +1,7 @@
 //! The `Date` header value, formatted once a second per shard.
 
 use std::cell::Cell;
+use std::io::Write;
 use std::time::SystemTime;
 
 /// Length of an IMF-fixdate: `Sun, 06 Nov 1994 08:49:37 GMT`.
@@ -23,12 +24,11 @@ impl DateCache {
         cache
     }
 
-    /// Re-format from the system clock.
+    /// Re-format from the system clock (into a stack buffer: no allocation).
     pub fn refresh(&self) {
-        let text = httpdate::fmt_http_date(SystemTime::now());
         let mut bytes = [b' '; DATE_LEN];
-        let n = text.len().min(DATE_LEN);
-        bytes[..n].copy_from_slice(&text.as_bytes()[..n]);
+        let mut cursor = &mut bytes[..];
+        let _ = write!(cursor, "{}", httpdate::HttpDate::from(SystemTime::now()));
         self.value.set(bytes);
     }
 
