@@ -102,6 +102,7 @@ impl Acceptor {
         }
         counters.pending.store(0, Relaxed);
         drop(dispatcher); // closes the channels: shards serve what is queued, then stop
+        shutdown.unwatch_listener();
         drop(listener);
         rejecter
     }

@@ -2,7 +2,7 @@
 //! supervisor and whoever waits in `ServerHandle::wait`.
 
 use std::os::fd::RawFd;
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 
 use shardd_shards::RoomSignal;
@@ -12,7 +12,7 @@ use shardd_shards::RoomSignal;
 pub struct Shutdown {
     triggered: AtomicBool,
     /// The listening socket the acceptor blocks on; `shutdown(2)` on it wakes `accept`.
-    listen_fd: AtomicI32,
+    listen_fd: Mutex<Option<RawFd>>,
     /// Wakes the acceptor when it waits in `poll` for room.
     room: Arc<RoomSignal>,
     waiters: (Mutex<bool>, Condvar),
@@ -22,7 +22,7 @@ impl Shutdown {
     pub fn new() -> std::io::Result<Self> {
         Ok(Shutdown {
             triggered: AtomicBool::new(false),
-            listen_fd: AtomicI32::new(-1),
+            listen_fd: Mutex::new(None),
             room: Arc::new(RoomSignal::new()?),
             waiters: (Mutex::new(false), Condvar::new()),
         })
@@ -33,8 +33,15 @@ impl Shutdown {
         self.room.clone()
     }
 
+    /// The acceptor blocks in `accept` on `fd`: `trigger` will wake it.
     pub(crate) fn watch_listener(&self, fd: RawFd) {
-        self.listen_fd.store(fd, SeqCst);
+        *self.listen_fd.lock().unwrap_or_else(|e| e.into_inner()) = Some(fd);
+    }
+
+    /// The acceptor is about to close `fd`: forget it first, under the lock,
+    /// so `trigger` can never shut down a descriptor number reused since.
+    pub(crate) fn unwatch_listener(&self) {
+        *self.listen_fd.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
     /// Stop the server (idempotent).
@@ -42,13 +49,14 @@ impl Shutdown {
         if self.triggered.swap(true, SeqCst) {
             return;
         }
-        let fd = self.listen_fd.load(SeqCst);
-        if fd >= 0 {
-            // SAFETY: shutdown(2) on the listening socket the acceptor owns and
-            // keeps open until it has seen `triggered`; it makes a blocked
-            // accept return at once (Linux: EINVAL).
+        let watched = self.listen_fd.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(fd) = *watched {
+            // SAFETY: `fd` is open: the acceptor clears it under this lock
+            // before closing it. shutdown(2) makes a blocked accept return
+            // at once (Linux: EINVAL).
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
+        drop(watched);
         self.room.wake();
         let (lock, cvar) = &self.waiters;
         *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;

@@ -289,3 +289,102 @@ fn shutdown_is_not_held_up_by_a_rejected_client_that_stays_open() {
     );
     drop(rejected);
 }
+
+#[test]
+fn connections_still_queued_for_a_busy_shard_at_shutdown_are_served() {
+    let mut config = test_config(1);
+    config.drain_timeout_ms = 3_000;
+    // A handler that blocks its shard's thread, so the next connection
+    // waits in the shard's channel when the drain begins.
+    let handle = shardd::Server::bind(config)
+        .unwrap()
+        .spawn(|_| {
+            shardd::app_fn(|request| {
+                if request.path() == "/block" {
+                    std::thread::sleep(Duration::from_millis(400));
+                }
+                shardd::Response::text("ok")
+            })
+        })
+        .unwrap();
+    let addr = handle.local_addr().unwrap();
+    let mut blocker = Client::connect(addr);
+    blocker.send(b"GET /block HTTP/1.1\r\nHost: t\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(100));
+    let mut queued = Client::connect(addr);
+    queued.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    robust_common::wait_until(
+        "the second connection to be handed off",
+        Duration::from_secs(2),
+        || handle.stats().acceptor.handed_off == 2,
+    );
+    let stopper = std::thread::spawn(move || handle.stop());
+    assert_eq!(
+        blocker.response().expect("blocked request finishes").status,
+        200
+    );
+    let response = queued
+        .response()
+        .expect("the queued connection is served, not dropped");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("connection"), Some("close"));
+    stopper.join().unwrap();
+}
+
+#[test]
+fn shutdown_closes_a_connection_that_never_sent_anything_at_once() {
+    let mut config = test_config(1);
+    config.drain_timeout_ms = 5_000;
+    config.limits.header_timeout_ms = 10_000;
+    let TestServer { handle, addr, .. } = TestServer::start(config);
+    let mut silent = Client::connect(addr);
+    robust_common::wait_until(
+        "the connection to reach its shard",
+        Duration::from_secs(2),
+        || handle.stats().open_connections() == 1,
+    );
+    let started = Instant::now();
+    handle.stop();
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "stop waited {:?} for a connection that sent nothing",
+        started.elapsed()
+    );
+    let (_, bytes) = silent.expect_closed(Duration::from_secs(1));
+    assert!(
+        bytes.is_empty(),
+        "no unsolicited response: {:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+}
+
+#[test]
+fn reuseport_shard_stops_taking_connections_when_the_drain_starts() {
+    let mut config = test_config(1);
+    config.listener = shardd::ListenerMode::Reuseport;
+    config.drain_timeout_ms = 3_000;
+    let TestServer {
+        handle,
+        addr,
+        controls,
+    } = TestServer::start(config);
+    let mut busy = Client::connect(addr);
+    busy.send(b"GET /sleep?ms=600 HTTP/1.1\r\nHost: t\r\n\r\n");
+    robust_common::wait_until("the slow request to start", Duration::from_secs(2), || {
+        controls.seen().iter().any(|p| p.starts_with("/sleep"))
+    });
+    let stopper = std::thread::spawn(move || handle.stop());
+    std::thread::sleep(Duration::from_millis(150));
+    // The in-flight request keeps the shard running, but its socket is closed:
+    // a newcomer is refused at once instead of hanging until a reset.
+    let newcomer = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1));
+    assert!(
+        newcomer.is_err(),
+        "a connection was accepted by a draining shard"
+    );
+    assert_eq!(
+        busy.response().expect("in-flight request finishes").status,
+        200
+    );
+    stopper.join().unwrap();
+}

@@ -379,3 +379,18 @@ fn chunk_extensions_do_not_bypass_the_body_limit() {
         response.reason
     );
 }
+
+#[test]
+fn http_1_0_expect_continue_gets_no_interim_response() {
+    let server = TestServer::start(small_limits());
+    let mut client = server.connect();
+    client.send(b"POST /echo HTTP/1.0\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+    std::thread::sleep(Duration::from_millis(50));
+    client.send(b"hi");
+    let response = client.response().unwrap();
+    assert_eq!(
+        response.status, 200,
+        "RFC 9110 §10.1.1: ignore Expect from HTTP/1.0: {response:?}"
+    );
+    assert_eq!(response.body, b"hi");
+}

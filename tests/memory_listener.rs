@@ -93,3 +93,140 @@ fn stop_does_not_wait_for_a_listener_that_never_ends() {
     );
     drop(connect);
 }
+
+/// A stream whose `poll_read` (safe code) swaps in a buffer of its own.
+struct SwappingStream;
+
+impl tokio::io::AsyncRead for SwappingStream {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let other: &'static mut [u8] = Box::leak(vec![b'x'; 1 << 20].into_boxed_slice());
+        *buf = tokio::io::ReadBuf::new(other);
+        buf.advance(1 << 20);
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+impl tokio::io::AsyncWrite for SwappingStream {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        std::task::Poll::Ready(Ok(data.len()))
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+enum Either {
+    Bad(SwappingStream),
+    Good(DuplexStream),
+}
+
+impl tokio::io::AsyncRead for Either {
+    fn poll_read(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Either::Bad(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+            Either::Good(s) => std::pin::Pin::new(s).poll_read(cx, buf),
+        }
+    }
+}
+
+impl tokio::io::AsyncWrite for Either {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        data: &[u8],
+    ) -> std::task::Poll<io::Result<usize>> {
+        match self.get_mut() {
+            Either::Bad(s) => std::pin::Pin::new(s).poll_write(cx, data),
+            Either::Good(s) => std::pin::Pin::new(s).poll_write(cx, data),
+        }
+    }
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Either::Bad(s) => std::pin::Pin::new(s).poll_flush(cx),
+            Either::Good(s) => std::pin::Pin::new(s).poll_flush(cx),
+        }
+    }
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        match self.get_mut() {
+            Either::Bad(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+            Either::Good(s) => std::pin::Pin::new(s).poll_shutdown(cx),
+        }
+    }
+}
+
+struct EitherListener(flume::Receiver<Either>);
+
+impl Listener for EitherListener {
+    type Conn = Either;
+
+    async fn accept(&mut self) -> io::Result<Option<Accepted<Either>>> {
+        Ok(self.0.recv_async().await.ok().map(|conn| Accepted {
+            conn,
+            peer: PeerAddr::Unknown,
+        }))
+    }
+}
+
+#[tokio::test]
+async fn a_stream_that_swaps_the_read_buffer_loses_its_connection_not_memory_safety() {
+    let (connect, incoming) = flume::unbounded::<Either>();
+    let config = Config {
+        shards: 1,
+        pin: false,
+        ..Config::default()
+    };
+    let server = Server::spawn_with_listener(
+        config,
+        move |_shard| Ok(EitherListener(incoming.clone())),
+        |_shard| TechEmpower,
+    )
+    .unwrap();
+    connect.send(Either::Bad(SwappingStream)).unwrap();
+    // The shard drops the misbehaving connection and keeps serving.
+    let (mut client, server_end) = tokio::io::duplex(64 * 1024);
+    connect.send(Either::Good(server_end)).unwrap();
+    client
+        .write_all(b"GET /plaintext HTTP/1.1\r\nHost: memory\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), client.read_to_end(&mut response))
+        .await
+        .expect("response within 3 s")
+        .unwrap();
+    assert!(
+        response.ends_with(b"Hello, World!"),
+        "{}",
+        String::from_utf8_lossy(&response)
+    );
+    assert_eq!(server.stats().shards[0].restarts, 0);
+    drop(connect);
+    server.stop();
+}

@@ -8,6 +8,7 @@
 use std::future::{poll_fn, Future};
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
+use std::rc::Rc;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -19,7 +20,7 @@ use tokio::time::{Instant, Sleep};
 use crate::app::{App, Request, Response};
 use crate::buffers::ConnBuffers;
 use crate::http::{
-    decode_chunked, decode_head, encode_error, encode_response, slice, ChunkedStatus,
+    decode_head, encode_error, encode_response, slice, ChunkedDecoder, ChunkedStatus,
     EncodeOptions, Framing, HttpError, Version,
 };
 use crate::listener::PeerAddr;
@@ -35,9 +36,12 @@ const LINGER_BYTES: usize = 1 << 20;
 /// What the connection is waiting for; it picks the timeout that applies.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Waiting {
+    /// A new connection that has sent nothing yet: `header_timeout` from
+    /// accept, then a silent close; drain closes it once nothing is readable.
+    Initial,
     /// Between requests (keep-alive): `idle_timeout`, and drain closes it.
     Idle,
-    /// The rest of a request head: `header_timeout` from its first byte.
+    /// The rest of a request head: `header_timeout` from its first byte, then 408.
     Head,
     /// The rest of a body: `body_timeout` since the last bytes arrived.
     Body,
@@ -68,21 +72,31 @@ struct Deadline {
     due: Option<Instant>,
 }
 
-/// Serve one connection until it closes. Registered with the shard's drain
-/// registry for its whole life; the shard's `open` count drops when it ends.
-pub async fn serve_connection<C, A>(mut io: C, peer: PeerAddr, shard: &ShardLocal, app: &A)
-where
+/// Serve one connection until it closes. `registration` was taken when the
+/// task was spawned, so a drain waits for this task even before it first
+/// runs, and the shard's `open` count drops however the task ends.
+pub async fn serve_connection<C, A>(
+    mut io: C,
+    peer: PeerAddr,
+    shard: &ShardLocal,
+    app: &A,
+    registration: Registration,
+) where
     C: AsyncRead + AsyncWrite + Unpin,
     A: App,
 {
-    let _registration = Registration {
-        shard,
-        key: shard.drain.register().await,
-    };
+    poll_fn(|cx| {
+        shard.drain.set_waker(registration.key, cx.waker());
+        Poll::Ready(())
+    })
+    .await;
     let limits = &shard.limits;
     let mut bufs: Option<ConnBuffers> = None;
     let mut start = 0usize;
-    let mut waiting = Waiting::Head;
+    let mut waiting = Waiting::Initial;
+    let mut chunked = ChunkedDecoder::default();
+    // Framing bytes of a chunked body already decoded, to drop from the read buffer.
+    let mut decoded_framing: Option<(usize, usize)> = None;
     let mut deadline = Deadline {
         timer: None,
         due: None,
@@ -114,9 +128,10 @@ where
                     Ok(Some(head)) => head,
                     Ok(None) => {
                         if waiting == Waiting::Idle {
-                            waiting = Waiting::Head;
+                            // The head timeout runs from the request's first byte.
                             deadline.due = None;
                         }
+                        waiting = Waiting::Head;
                         scanned = avail.len();
                         break;
                     }
@@ -133,17 +148,18 @@ where
                         (&rest[..length], head.len + length)
                     }
                     Framing::Length(_) => {
+                        let interim = head.expect_continue && head.version == Version::Http11;
                         wait_for_body(
                             &mut waiting,
                             &mut deadline,
-                            head.expect_continue,
+                            interim,
                             &mut sent_continue,
                             write,
                         );
                         break;
                     }
                     Framing::Chunked => {
-                        match decode_chunked(
+                        match chunked.decode(
                             rest,
                             limits.max_body_bytes,
                             limits.max_head_bytes,
@@ -153,10 +169,12 @@ where
                                 (&body[..], head.len + consumed)
                             }
                             Ok(ChunkedStatus::Partial) => {
+                                decoded_framing = Some((start + head.len, chunked.take_consumed()));
+                                let interim = head.expect_continue;
                                 wait_for_body(
                                     &mut waiting,
                                     &mut deadline,
-                                    head.expect_continue,
+                                    interim,
                                     &mut sent_continue,
                                     write,
                                 );
@@ -203,6 +221,10 @@ where
                 deadline.due = None;
                 scanned = 0;
                 sent_continue = false;
+                if head.framing == Framing::Chunked {
+                    chunked = ChunkedDecoder::default();
+                    body.clear();
+                }
                 if close || panicked {
                     after = if start < read.len() {
                         After::Linger
@@ -215,6 +237,11 @@ where
                     output_full = true;
                     break;
                 }
+            }
+            if let Some((at, framing)) = decoded_framing.take() {
+                // Decoded chunk framing and data are not needed again: keep the
+                // buffer (and the next decode) proportional to what is still to come.
+                read.drain(at..at + framing);
             }
             if start == read.len() {
                 read.clear();
@@ -286,7 +313,7 @@ where
             }
             ReadOutcome::TimedOut => {
                 shard.stats.timeouts.fetch_add(1, Relaxed);
-                if waiting != Waiting::Idle {
+                if matches!(waiting, Waiting::Head | Waiting::Body) {
                     answer_and_close(&mut io, shard, HttpError::RequestTimeout, &mut deadline)
                         .await;
                 }
@@ -306,13 +333,23 @@ fn validated_str(bytes: &[u8]) -> &str {
     unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
-/// Decrements the shard's open count and leaves the drain registry, however the task ends.
-struct Registration<'a> {
-    shard: &'a ShardLocal,
+/// A connection's place on its shard: counted in `open` and in the drain
+/// registry from spawn until the task ends, however it ends (even if it is
+/// dropped before it ever runs).
+pub struct Registration {
+    shard: Rc<ShardLocal>,
     key: usize,
 }
 
-impl Drop for Registration<'_> {
+impl Registration {
+    pub fn new(shard: Rc<ShardLocal>) -> Self {
+        shard.stats.open.fetch_add(1, Relaxed);
+        let key = shard.drain.register();
+        Registration { shard, key }
+    }
+}
+
+impl Drop for Registration {
     fn drop(&mut self) {
         self.shard.drain.unregister(self.key);
         self.shard.stats.open.fetch_sub(1, Relaxed);
@@ -348,7 +385,9 @@ fn wait_for_body(
 }
 
 fn refuse(shard: &ShardLocal, error: HttpError, date: &[u8; 29], write: &mut Vec<u8>) {
-    shard.stats.bad_requests.fetch_add(1, Relaxed);
+    if error != HttpError::RequestTimeout {
+        shard.stats.bad_requests.fetch_add(1, Relaxed);
+    }
     shard.stats.requests.fetch_add(1, Relaxed);
     encode_error(error, date, write);
 }
@@ -384,18 +423,26 @@ fn poll_read_more<C: AsyncRead + Unpin>(
     waiting: Waiting,
     deadline: &mut Deadline,
 ) -> Poll<ReadOutcome> {
-    let idle = waiting == Waiting::Idle;
-    if idle && shard.drain.is_draining() {
+    let idle = matches!(waiting, Waiting::Idle | Waiting::Initial);
+    if waiting == Waiting::Idle && shard.drain.is_draining() {
         return Poll::Ready(ReadOutcome::Drained);
     }
     let buffers = bufs.get_or_insert_with(|| shard.pool.take());
     make_room(&mut buffers.read, start);
     let filled_before = buffers.read.len();
-    let mut read_buf = ReadBuf::uninit(buffers.read.spare_capacity_mut());
+    let spare = buffers.read.spare_capacity_mut();
+    let (spare_start, spare_len) = (spare.as_ptr(), spare.len());
+    let mut read_buf = ReadBuf::uninit(spare);
     match Pin::new(io).poll_read(cx, &mut read_buf) {
         Poll::Ready(Ok(())) => {
             let n = read_buf.filled().len();
-            // SAFETY: poll_read initialised exactly the `n` bytes it filled.
+            // A listener's stream is user code: it could swap in another
+            // buffer. Only trust `n` if it filled ours.
+            assert!(
+                std::ptr::eq(read_buf.filled().as_ptr(), spare_start.cast()) && n <= spare_len,
+                "poll_read replaced the read buffer"
+            );
+            // SAFETY: poll_read initialised the first `n` bytes of our spare capacity.
             unsafe { buffers.read.set_len(filled_before + n) };
             Poll::Ready(if n == 0 {
                 ReadOutcome::Eof
@@ -404,6 +451,10 @@ fn poll_read_more<C: AsyncRead + Unpin>(
             })
         }
         Poll::Ready(Err(_)) => Poll::Ready(ReadOutcome::Failed),
+        Poll::Pending if waiting == Waiting::Initial && shard.drain.is_draining() => {
+            // Handed over during the drain with nothing sent yet: close.
+            Poll::Ready(ReadOutcome::Drained)
+        }
         Poll::Pending => {
             if idle && buffers.read.is_empty() {
                 if let Some(buffers) = bufs.take() {
@@ -414,7 +465,7 @@ fn poll_read_more<C: AsyncRead + Unpin>(
             let limits = &shard.limits;
             let timeout = match waiting {
                 Waiting::Idle => limits.idle_timeout,
-                Waiting::Head => limits.header_timeout,
+                Waiting::Initial | Waiting::Head => limits.header_timeout,
                 Waiting::Body => limits.body_timeout,
             };
             poll_deadline(deadline, timeout, cx).map(|()| ReadOutcome::TimedOut)

@@ -1,6 +1,7 @@
 //! Shard-local drain: tell idle connections to close, and know when all are gone.
 //!
-//! Each connection task registers its waker once when it starts. Draining
+//! Each connection is registered when it is spawned, and its task leaves its
+//! waker on its first poll. Draining
 //! sets a flag and wakes every registered task; a task that is idle sees the
 //! flag and closes, one that is mid-request finishes it first (and answers
 //! with `Connection: close`). The hot path pays one `Cell` read.
@@ -35,21 +36,24 @@ impl Drain {
         self.tasks.borrow().live
     }
 
-    /// Register the calling task; the key must be passed to [`Drain::unregister`].
-    pub async fn register(&self) -> usize {
-        let waker = poll_fn(|cx| Poll::Ready(cx.waker().clone())).await;
+    /// Register a connection that is about to be spawned; the key must be
+    /// passed to [`Drain::unregister`]. Counted as live from now on, so a
+    /// drain waits for it even before its task first runs.
+    pub fn register(&self) -> usize {
         let mut tasks = self.tasks.borrow_mut();
         tasks.live += 1;
         match tasks.free.pop() {
-            Some(key) => {
-                tasks.slots[key] = Some(waker);
-                key
-            }
+            Some(key) => key,
             None => {
-                tasks.slots.push(Some(waker));
+                tasks.slots.push(None);
                 tasks.slots.len() - 1
             }
         }
+    }
+
+    /// Record the task to wake when the drain starts (called on its first poll).
+    pub fn set_waker(&self, key: usize, waker: &Waker) {
+        self.tasks.borrow_mut().slots[key] = Some(waker.clone());
     }
 
     pub fn unregister(&self, key: usize) {

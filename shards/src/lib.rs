@@ -20,6 +20,7 @@ pub mod http;
 pub mod limits;
 pub mod listener;
 pub mod listeners;
+pub mod room;
 pub mod shard;
 pub mod stats;
 
@@ -27,4 +28,5 @@ pub use app::{app_fn, App, Body, Request, Response};
 pub use context::ShardContext;
 pub use limits::Limits;
 pub use listener::{Accepted, Listener, PeerAddr};
-pub use stats::{RoomSignal, ShardStats, ShardStatsSnapshot};
+pub use room::RoomSignal;
+pub use stats::{ShardStats, ShardStatsSnapshot};

@@ -16,13 +16,14 @@ use tokio::time::sleep;
 
 use crate::app::App;
 use crate::buffers::BufferPool;
-use crate::connection::serve_connection;
+use crate::connection::{serve_connection, Registration};
 use crate::context::ShardContext;
 use crate::drain::Drain;
 use crate::http::DateCache;
 use crate::limits::Limits;
 use crate::listener::{Accepted, Listener};
-use crate::stats::{RoomSignal, ShardStats};
+use crate::room::RoomSignal;
+use crate::stats::ShardStats;
 
 /// Pause after a failed accept (EMFILE and friends) before trying again.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
@@ -156,8 +157,10 @@ async fn serve<L: Listener, A: App>(
             },
         }
     }
-    // No more connections will come: close idle ones, let in-flight requests
-    // finish, but not past the drain deadline.
+    // No more connections will come. Close the listener now (a listening
+    // socket would keep completing handshakes nobody will serve), close idle
+    // connections, let in-flight requests finish, but not past the deadline.
+    drop(listener);
     shard.drain.start();
     let _ = tokio::time::timeout(drain_timeout, shard.drain.all_closed()).await;
     date_task.abort();
@@ -181,10 +184,10 @@ where
     A: App,
 {
     shard.stats.accepted.fetch_add(1, Relaxed);
-    shard.stats.open.fetch_add(1, Relaxed);
+    let registration = Registration::new(shard.clone());
     let (shard, app) = (shard.clone(), app.clone());
     tokio::task::spawn_local(async move {
-        serve_connection(accepted.conn, accepted.peer, &shard, &*app).await;
+        serve_connection(accepted.conn, accepted.peer, &shard, &*app, registration).await;
     });
 }
 

@@ -1,11 +1,9 @@
-//! Counters a shard shares with the main thread, and the "room" signal.
+//! Counters a shard shares with the main thread.
 //!
 //! Each shard owns one [`ShardStats`] (an `Arc` shared with the acceptor and
 //! the public stats API). The shard adds to its counters once per read batch,
 //! not per request, so the hot path pays one uncontended atomic per batch.
 
-use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
 
 /// Live counters of one shard.
@@ -69,62 +67,4 @@ pub struct ShardStatsSnapshot {
     pub bad_requests: u64,
     pub restarts: u32,
     pub alive: bool,
-}
-
-/// Wakes the acceptor when a shard gets room for another connection.
-///
-/// The acceptor only waits on it while it holds connections it could not
-/// place (or has stopped accepting), so shards check `waiting` with one
-/// relaxed load and write the eventfd only when someone listens.
-#[derive(Debug)]
-pub struct RoomSignal {
-    waiting: AtomicBool,
-    eventfd: OwnedFd,
-}
-
-impl RoomSignal {
-    pub fn new() -> io::Result<Self> {
-        // SAFETY: eventfd has no memory-safety preconditions; we check the result.
-        let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        if fd < 0 {
-            return Err(io::Error::last_os_error());
-        }
-        Ok(RoomSignal {
-            waiting: AtomicBool::new(false),
-            // SAFETY: fd is a fresh descriptor we own.
-            eventfd: unsafe { OwnedFd::from_raw_fd(fd) },
-        })
-    }
-
-    /// Called by a shard when one of its connections ends.
-    pub fn notify(&self) {
-        if self.waiting.load(Relaxed) {
-            self.wake();
-        }
-    }
-
-    /// Wake the waiter unconditionally (also used for shutdown).
-    pub fn wake(&self) {
-        let one: u64 = 1;
-        // SAFETY: writing 8 bytes from a valid u64 to our own eventfd.
-        unsafe { libc::write(self.eventfd.as_raw_fd(), (&one as *const u64).cast(), 8) };
-    }
-
-    /// Announce (or withdraw) that the acceptor is about to wait.
-    pub fn set_waiting(&self, waiting: bool) {
-        self.waiting
-            .store(waiting, std::sync::atomic::Ordering::SeqCst);
-    }
-
-    /// Reset the eventfd counter after a wakeup.
-    pub fn consume(&self) {
-        let mut value: u64 = 0;
-        // SAFETY: reading 8 bytes into a valid u64 from our own non-blocking eventfd.
-        unsafe { libc::read(self.eventfd.as_raw_fd(), (&mut value as *mut u64).cast(), 8) };
-    }
-
-    /// The descriptor to `poll` on.
-    pub fn fd(&self) -> i32 {
-        self.eventfd.as_raw_fd()
-    }
 }

@@ -17,18 +17,9 @@ pub enum ChunkedStatus {
     Partial,
 }
 
-/// Decode the chunked body at the start of `buf` into `out` (cleared first).
-///
-/// `max_metadata` bounds chunk extensions and trailer fields together (they
-/// are header-like, so callers pass `max_head_bytes`): without it, a body of a
-/// few bytes could carry megabytes of extensions that the server would have
-/// to buffer. With at most 15 size digits per chunk and at least one data
-/// byte per chunk, the encoded body is then bounded by
-/// `20 * max_body + max_metadata`.
-///
-/// Stateless: called again from the start when more bytes arrive, which
-/// keeps the state in one place (the buffer) at the price of re-copying,
-/// bounded by `max_body`.
+/// Decode a whole chunked body at the start of `buf` into `out` (cleared
+/// first). A convenience over [`ChunkedDecoder`] for callers that have all
+/// the bytes they will get; see there for the limits.
 pub fn decode_chunked(
     buf: &[u8],
     max_body: usize,
@@ -36,33 +27,125 @@ pub fn decode_chunked(
     out: &mut Vec<u8>,
 ) -> Result<ChunkedStatus, HttpError> {
     out.clear();
-    let mut pos = 0;
-    let mut metadata = 0;
-    loop {
-        let Some(line) = next_line(&buf[pos..], MAX_SIZE_LINE)? else {
-            return Ok(ChunkedStatus::Partial);
-        };
-        let (size, extension) = parse_size_line(line)?;
-        metadata += extension;
-        if metadata > max_metadata {
+    ChunkedDecoder::default().decode(buf, max_body, max_metadata, out)
+}
+
+/// Where an incremental chunked decode stands.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+enum Phase {
+    /// Expecting a chunk-size line.
+    #[default]
+    Size,
+    /// Inside a chunk's data, this many bytes still to come.
+    Data(usize),
+    /// Expecting the CRLF after a chunk's data.
+    DataEnd,
+    /// After the last chunk: trailer fields until an empty line.
+    Trailers,
+    Done,
+}
+
+/// Decodes a chunked body as its bytes arrive, looking at each byte once.
+///
+/// The caller passes the body's raw bytes from their start each time (more
+/// of them on each call) and the decoder carries on where it stopped,
+/// appending data to `out`. [`ChunkedDecoder::take_consumed`] lets the caller
+/// drop framing it no longer needs, so a slow upload in tiny chunks costs
+/// neither quadratic time nor a buffer many times the body's size.
+///
+/// Limits: the decoded body may not exceed `max_body` (413). Chunk
+/// extensions and trailer fields share `max_metadata` (they are header-like;
+/// callers pass `max_head_bytes`), so a body of a few bytes cannot carry
+/// megabytes of extensions (431). A chunk-size line may be at most 1 KiB.
+#[derive(Clone, Debug, Default)]
+pub struct ChunkedDecoder {
+    phase: Phase,
+    /// Raw bytes consumed, counted from the start of what the caller passes.
+    pos: usize,
+    /// Extension and trailer bytes seen so far.
+    metadata: usize,
+}
+
+impl ChunkedDecoder {
+    /// Continue decoding `buf` (the raw body from its start, minus what
+    /// [`take_consumed`](Self::take_consumed) gave back).
+    pub fn decode(
+        &mut self,
+        buf: &[u8],
+        max_body: usize,
+        max_metadata: usize,
+        out: &mut Vec<u8>,
+    ) -> Result<ChunkedStatus, HttpError> {
+        loop {
+            match self.phase {
+                Phase::Size => {
+                    let Some(line) = next_line(&buf[self.pos..], MAX_SIZE_LINE)? else {
+                        return Ok(ChunkedStatus::Partial);
+                    };
+                    let (size, extension) = parse_size_line(line)?;
+                    self.add_metadata(extension, max_metadata)?;
+                    self.pos += line.len() + 2;
+                    self.phase = if size == 0 {
+                        Phase::Trailers
+                    } else if size > max_body.saturating_sub(out.len()) {
+                        return Err(HttpError::PayloadTooLarge);
+                    } else {
+                        Phase::Data(size)
+                    };
+                }
+                Phase::Data(remaining) => {
+                    let available = (buf.len() - self.pos).min(remaining);
+                    out.extend_from_slice(&buf[self.pos..self.pos + available]);
+                    self.pos += available;
+                    if available < remaining {
+                        self.phase = Phase::Data(remaining - available);
+                        return Ok(ChunkedStatus::Partial);
+                    }
+                    self.phase = Phase::DataEnd;
+                }
+                Phase::DataEnd => {
+                    match buf.get(self.pos..self.pos + 2) {
+                        None => return Ok(ChunkedStatus::Partial),
+                        Some(b"\r\n") => self.pos += 2,
+                        Some(_) => {
+                            return Err(HttpError::BadRequest("chunk data not followed by CRLF"))
+                        }
+                    }
+                    self.phase = Phase::Size;
+                }
+                Phase::Trailers => {
+                    let budget = max_metadata.saturating_sub(self.metadata);
+                    let Some(line) = next_line(&buf[self.pos..], budget)? else {
+                        return Ok(ChunkedStatus::Partial);
+                    };
+                    self.pos += line.len() + 2;
+                    if line.is_empty() {
+                        self.phase = Phase::Done;
+                        continue;
+                    }
+                    self.add_metadata(line.len() + 2, max_metadata)?;
+                    if !is_trailer_field(line) {
+                        return Err(HttpError::BadRequest("invalid trailer field"));
+                    }
+                }
+                Phase::Done => return Ok(ChunkedStatus::Complete { consumed: self.pos }),
+            }
+        }
+    }
+
+    /// Forget the raw bytes consumed so far and return how many there were;
+    /// the next [`decode`](Self::decode) expects `buf` to start after them.
+    /// Only while the body is incomplete: the final `consumed` counts from here.
+    pub fn take_consumed(&mut self) -> usize {
+        std::mem::take(&mut self.pos)
+    }
+
+    fn add_metadata(&mut self, bytes: usize, max: usize) -> Result<(), HttpError> {
+        self.metadata += bytes;
+        if self.metadata > max {
             return Err(HttpError::HeaderFieldsTooLarge);
         }
-        pos += line.len() + 2;
-        if size == 0 {
-            return skip_trailers(buf, pos, max_metadata - metadata);
-        }
-        if size > max_body - out.len().min(max_body) {
-            return Err(HttpError::PayloadTooLarge);
-        }
-        if buf.len() - pos < size + 2 {
-            return Ok(ChunkedStatus::Partial);
-        }
-        out.extend_from_slice(&buf[pos..pos + size]);
-        pos += size;
-        if &buf[pos..pos + 2] != b"\r\n" {
-            return Err(HttpError::BadRequest("chunk data not followed by CRLF"));
-        }
-        pos += 2;
+        Ok(())
     }
 }
 
@@ -105,29 +188,13 @@ fn parse_size_line(line: &[u8]) -> Result<(usize, usize), HttpError> {
     Ok((size, rest.len()))
 }
 
-fn skip_trailers(buf: &[u8], mut pos: usize, max: usize) -> Result<ChunkedStatus, HttpError> {
-    let start = pos;
-    loop {
-        let Some(line) = next_line(&buf[pos..], max)? else {
-            return Ok(ChunkedStatus::Partial);
-        };
-        pos += line.len() + 2;
-        if line.is_empty() {
-            return Ok(ChunkedStatus::Complete { consumed: pos });
-        }
-        if pos - start > max {
-            return Err(HttpError::HeaderFieldsTooLarge);
-        }
-        let valid_field = line
-            .iter()
-            .position(|&b| b == b':')
-            .is_some_and(|colon| colon > 0)
-            && !matches!(line[0], b' ' | b'\t')
-            && line.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f));
-        if !valid_field {
-            return Err(HttpError::BadRequest("invalid trailer field"));
-        }
-    }
+/// `name ":" value` with a token-ish name and no control bytes but HTAB.
+fn is_trailer_field(line: &[u8]) -> bool {
+    line.iter()
+        .position(|&b| b == b':')
+        .is_some_and(|colon| colon > 0)
+        && !matches!(line[0], b' ' | b'\t')
+        && line.iter().all(|&b| b == b'\t' || (b >= 0x20 && b != 0x7f))
 }
 
 #[cfg(test)]
@@ -188,6 +255,31 @@ mod tests {
         ] {
             assert_eq!(decode(raw).0.unwrap_err().status(), 400, "{raw:?}");
         }
+    }
+
+    #[test]
+    fn incremental_decode_matches_whole_decode_and_drops_framing() {
+        let raw = b"3;x=y\r\nabc\r\n1\r\nd\r\n0\r\nT: 1\r\n\r\nNEXT";
+        let mut decoder = ChunkedDecoder::default();
+        let mut body = Vec::new();
+        // Feed one byte more each time, dropping consumed framing as the
+        // connection loop does; every byte is looked at once.
+        let mut window: Vec<u8> = Vec::new();
+        let mut fed = 0;
+        let consumed = loop {
+            window.push(raw[fed]);
+            fed += 1;
+            match decoder.decode(&window, 100, 100, &mut body).unwrap() {
+                ChunkedStatus::Complete { consumed } => break consumed,
+                ChunkedStatus::Partial => {
+                    let done = decoder.take_consumed();
+                    window.drain(..done);
+                }
+            }
+        };
+        assert_eq!(body, b"abcd");
+        assert_eq!(&raw[fed - window.len() + consumed..fed], b"");
+        assert_eq!(fed, raw.len() - 4, "stopped right after the final CRLF");
     }
 
     #[test]

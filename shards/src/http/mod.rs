@@ -14,7 +14,7 @@ mod error;
 mod request;
 mod response;
 
-pub use chunked::{decode_chunked, ChunkedStatus};
+pub use chunked::{decode_chunked, ChunkedDecoder, ChunkedStatus};
 pub use date::DateCache;
 pub use error::HttpError;
 pub use request::{decode_head, slice, Framing, Head, HeaderSpan, Version};

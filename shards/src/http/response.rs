@@ -34,6 +34,7 @@ pub fn encode_response(
 ) -> bool {
     let mut own_server = false;
     let mut own_date = false;
+    let mut own_length: Option<&str> = None;
     for (name, value) in response.header_fields() {
         if !sendable_name(name) || !sendable_value(value) {
             encode_response(&invalid_response(), options, out);
@@ -42,11 +43,14 @@ pub fn encode_response(
         match name.len() {
             4 => own_date |= eq_lowercase(name.as_bytes(), b"date"),
             6 => own_server |= eq_lowercase(name.as_bytes(), b"server"),
+            14 if eq_lowercase(name.as_bytes(), b"content-length") => own_length = Some(value),
             _ => {}
         }
     }
     let status = response.status();
-    if !(100..=999).contains(&status) {
+    // Interim (1xx) responses are the server's business: an app that
+    // returned one would leave the client waiting for a final response.
+    if !(200..=599).contains(&status) {
         encode_response(&invalid_response(), options, out);
         return false;
     }
@@ -79,8 +83,20 @@ pub fn encode_response(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let bodyless = status < 200 || status == 204 || status == 304;
-    if !bodyless {
+    let bodyless = status == 204 || status == 304;
+    // A HEAD or 304 answer without a body may state the length the body
+    // would have (RFC 9110 §8.6); otherwise the length is the body's.
+    let stated = own_length.filter(|length| {
+        body.is_empty()
+            && (options.head_only || status == 304)
+            && !length.is_empty()
+            && length.bytes().all(|b| b.is_ascii_digit())
+    });
+    if let Some(length) = stated {
+        out.extend_from_slice(b"Content-Length: ");
+        out.extend_from_slice(length.as_bytes());
+        out.extend_from_slice(b"\r\n");
+    } else if !bodyless {
         out.extend_from_slice(b"Content-Length: ");
         out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
         out.extend_from_slice(b"\r\n");
@@ -247,6 +263,22 @@ mod tests {
         let sneaky = Response::text("abc").with_header("Content-Length", "99");
         let text = encode(&sneaky, false, false);
         assert!(text.contains("Content-Length: 3\r\n") && !text.contains("Content-Length: 99"));
+    }
+
+    #[test]
+    fn interim_status_from_an_app_becomes_500() {
+        let text = encode(&Response::new(100), false, false);
+        assert!(text.starts_with("HTTP/1.1 500 "), "{text}");
+    }
+
+    #[test]
+    fn head_may_state_the_length_it_did_not_build() {
+        let head = Response::new(200).with_header("Content-Length", "1234");
+        let text = encode(&head, true, false);
+        assert!(text.contains("\r\nContent-Length: 1234\r\n"), "{text}");
+        // For GET the body decides, whatever the app claims.
+        let text = encode(&head, false, false);
+        assert!(text.contains("\r\nContent-Length: 0\r\n"), "{text}");
     }
 
     #[test]
