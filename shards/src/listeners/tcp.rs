@@ -8,7 +8,11 @@
 //! - reads at once; after a read that did not fill the buffer it assumes the
 //!   socket is drained and waits for the next edge instead of spending a
 //!   `read` that would return `EAGAIN`;
-//! - writes at once, and only waits for writability after `EAGAIN`.
+//! - writes at once, and only waits for writability after `EAGAIN`;
+//! - joins the shard's epoll set only when a call first returns `EAGAIN`.
+//!   A short connection whose request is already in the socket when it is
+//!   handed over (the churn workload) is read, answered and closed without
+//!   ever being registered: no `epoll_ctl` ADD and DEL for it.
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
@@ -20,35 +24,80 @@ use socket2::SockAddr;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
-/// A TCP connection registered with the shard's reactor.
+/// A TCP connection of one shard, registered with its reactor on first need.
 #[derive(Debug)]
 pub struct TcpConn {
-    io: AsyncFd<TcpStream>,
+    socket: Socket,
+    /// The raw descriptor, for the system calls made without the reactor.
+    fd: RawFd,
     /// The last read drained the socket: wait for a readiness edge before reading again.
     read_parked: bool,
 }
 
+#[derive(Debug)]
+enum Socket {
+    /// Not in the epoll set yet: nothing has had to wait.
+    Unregistered(TcpStream),
+    Registered(AsyncFd<TcpStream>),
+    /// Registration failed and the stream was closed; every call fails.
+    Lost,
+}
+
 impl TcpConn {
-    /// Register a non-blocking stream with the current shard's reactor.
+    /// Wrap a non-blocking stream accepted for the current shard.
     pub fn new(stream: TcpStream) -> io::Result<Self> {
-        // SAFETY: the TcpStream owns its descriptor, and the AsyncFd owns the
-        // TcpStream until it is dropped, so the fd stays open and unchanged.
-        let io = unsafe {
-            AsyncFd::register_with_interest(stream, Interest::READABLE | Interest::WRITABLE)
-        }
-        .map_err(io::Error::from)?;
+        let fd = stream.as_raw_fd();
         Ok(TcpConn {
-            io,
+            socket: Socket::Unregistered(stream),
+            fd,
             read_parked: false,
         })
     }
 
-    pub fn get_ref(&self) -> &TcpStream {
-        self.io.get_ref()
+    pub fn get_ref(&self) -> Option<&TcpStream> {
+        match &self.socket {
+            Socket::Unregistered(stream) => Some(stream),
+            Socket::Registered(io) => Some(io.get_ref()),
+            Socket::Lost => None,
+        }
     }
 
-    fn fd(&self) -> RawFd {
-        self.io.get_ref().as_raw_fd()
+    /// The descriptor, unless registration failed and closed it (a closed
+    /// number may already belong to another file: never touch it).
+    fn fd(&self) -> io::Result<RawFd> {
+        match self.socket {
+            Socket::Lost => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "connection lost",
+            )),
+            _ => Ok(self.fd),
+        }
+    }
+
+    /// The reactor registration, made now if this is the first wait.
+    fn reactor(&mut self) -> io::Result<&AsyncFd<TcpStream>> {
+        if let Socket::Unregistered(_) = self.socket {
+            let Socket::Unregistered(stream) = std::mem::replace(&mut self.socket, Socket::Lost)
+            else {
+                unreachable!()
+            };
+            // SAFETY: the TcpStream owns its descriptor, and the AsyncFd owns the
+            // TcpStream until it is dropped, so the fd stays open and unchanged.
+            // EPOLL_CTL_ADD reports readiness that already exists, so data that
+            // arrived since our last EAGAIN still wakes us.
+            let io = unsafe {
+                AsyncFd::register_with_interest(stream, Interest::READABLE | Interest::WRITABLE)
+            }
+            .map_err(io::Error::from)?;
+            self.socket = Socket::Registered(io);
+        }
+        match &self.socket {
+            Socket::Registered(io) => Ok(io),
+            _ => Err(io::Error::new(
+                io::ErrorKind::NotConnected,
+                "connection lost",
+            )),
+        }
     }
 }
 
@@ -65,7 +114,11 @@ impl AsyncRead for TcpConn {
                 // and we mark exactly the `n` bytes it reports as initialised and filled.
                 let unfilled = unsafe { buf.unfilled_mut() };
                 let want = unfilled.len();
-                let n = unsafe { libc::read(this.fd(), unfilled.as_mut_ptr().cast(), want) };
+                let fd = match this.fd() {
+                    Ok(fd) => fd,
+                    Err(error) => return Poll::Ready(Err(error)),
+                };
+                let n = unsafe { libc::read(fd, unfilled.as_mut_ptr().cast(), want) };
                 if n >= 0 {
                     let n = n as usize;
                     unsafe { buf.assume_init(n) };
@@ -82,7 +135,7 @@ impl AsyncRead for TcpConn {
             }
             // Consume the readiness event before reading: an edge that arrives after
             // this point sets it again, so no data can be missed.
-            let mut guard = ready!(this.io.poll_read_ready(cx))?;
+            let mut guard = ready!(this.reactor()?.poll_read_ready(cx))?;
             guard.clear_ready();
             this.read_parked = false;
         }
@@ -97,22 +150,20 @@ impl AsyncWrite for TcpConn {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         loop {
-            // MSG_NOSIGNAL: a peer that has gone must give EPIPE, not kill the process.
-            let n = unsafe {
-                libc::send(
-                    this.fd(),
-                    data.as_ptr().cast(),
-                    data.len(),
-                    libc::MSG_NOSIGNAL,
-                )
+            let fd = match this.fd() {
+                Ok(fd) => fd,
+                Err(error) => return Poll::Ready(Err(error)),
             };
+            // MSG_NOSIGNAL: a peer that has gone must give EPIPE, not kill the process.
+            // SAFETY: send(2) reads `data.len()` bytes from a valid slice.
+            let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
             if n >= 0 {
                 return Poll::Ready(Ok(n as usize));
             }
             let error = io::Error::last_os_error();
             match error.kind() {
                 io::ErrorKind::WouldBlock => {
-                    let mut guard = ready!(this.io.poll_write_ready(cx))?;
+                    let mut guard = ready!(this.reactor()?.poll_write_ready(cx))?;
                     guard.clear_ready();
                 }
                 io::ErrorKind::Interrupted => {}
@@ -126,8 +177,12 @@ impl AsyncWrite for TcpConn {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        // SAFETY: shutdown(2) on our own descriptor.
-        if unsafe { libc::shutdown(self.fd(), libc::SHUT_WR) } < 0 {
+        let fd = match self.fd() {
+            Ok(fd) => fd,
+            Err(error) => return Poll::Ready(Err(error)),
+        };
+        // SAFETY: shutdown(2) on our own open descriptor.
+        if unsafe { libc::shutdown(fd, libc::SHUT_WR) } < 0 {
             let error = io::Error::last_os_error();
             if error.kind() != io::ErrorKind::NotConnected {
                 return Poll::Ready(Err(error));
