@@ -18,7 +18,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 
 use crate::app::{App, Request, Response};
-use crate::buffers::ConnBuffers;
+use crate::buffers::{BufferPool, ConnBuffers};
 use crate::http::{
     decode_head, encode_error, encode_response, slice, ChunkedDecoder, ChunkedStatus,
     EncodeOptions, Framing, HttpError, Version,
@@ -91,7 +91,10 @@ pub async fn serve_connection<C, A>(
     })
     .await;
     let limits = &shard.limits;
-    let mut bufs: Option<ConnBuffers> = None;
+    let mut bufs = Lent {
+        pool: &shard.pool,
+        buffers: None,
+    };
     let mut start = 0usize;
     let mut waiting = Waiting::Initial;
     let mut chunked = ChunkedDecoder::default();
@@ -116,7 +119,7 @@ pub async fn serve_connection<C, A>(
             write,
             spans,
             body,
-        }) = bufs.as_mut()
+        }) = bufs.buffers.as_mut()
         {
             let date = shard.date.get();
             while start < read.len() {
@@ -253,7 +256,7 @@ pub async fn serve_connection<C, A>(
         }
 
         // 2. Write everything this turn produced, in one write when the socket takes it.
-        if let Some(buffers) = bufs.as_mut() {
+        if let Some(buffers) = bufs.buffers.as_mut() {
             if !buffers.write.is_empty() {
                 deadline.due = None;
                 let written =
@@ -287,7 +290,7 @@ pub async fn serve_connection<C, A>(
                 &mut io,
                 cx,
                 shard,
-                &mut bufs,
+                &mut bufs.buffers,
                 &mut start,
                 waiting,
                 &mut deadline,
@@ -298,7 +301,7 @@ pub async fn serve_connection<C, A>(
             ReadOutcome::Data if waiting == Waiting::Body => deadline.due = None,
             ReadOutcome::Data => {}
             ReadOutcome::Eof => {
-                let partial = bufs.as_ref().is_some_and(|b| start < b.read.len());
+                let partial = bufs.buffers.as_ref().is_some_and(|b| start < b.read.len());
                 if partial {
                     // The client half-closed mid-request: say why nothing more will come.
                     answer_and_close(
@@ -331,6 +334,21 @@ fn validated_str(bytes: &[u8]) -> &str {
     debug_assert!(std::str::from_utf8(bytes).is_ok());
     // SAFETY: the bytes are the method and target httparse returned as `&str`.
     unsafe { std::str::from_utf8_unchecked(bytes) }
+}
+
+/// The connection's buffers while it holds them; whatever way the
+/// connection ends, they go back to the shard's pool for the next one.
+struct Lent<'a> {
+    pool: &'a BufferPool,
+    buffers: Option<ConnBuffers>,
+}
+
+impl Drop for Lent<'_> {
+    fn drop(&mut self) {
+        if let Some(buffers) = self.buffers.take() {
+            self.pool.give(buffers);
+        }
+    }
 }
 
 /// A connection's place on its shard: counted in `open` and in the drain
