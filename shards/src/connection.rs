@@ -6,6 +6,7 @@
 //! timeouts and drain each cost a branch on it, not a system call.
 
 use std::future::{poll_fn, Future};
+use std::ops::Range;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::pin::{pin, Pin};
 use std::rc::Rc;
@@ -21,8 +22,9 @@ use crate::app::{App, Request, Response};
 use crate::buffers::{BufferPool, ConnBuffers};
 use crate::http::{
     decode_head, encode_error, encode_response, slice, ChunkedDecoder, ChunkedStatus,
-    EncodeOptions, Framing, HttpError, Version,
+    EncodeOptions, Framing, Head, HeaderSpan, HttpError, Version,
 };
+use crate::limits::Limits;
 use crate::listener::PeerAddr;
 use crate::shard::ShardLocal;
 
@@ -127,70 +129,50 @@ pub async fn serve_connection<C, A>(
                 if waiting == Waiting::Head && scanned > 0 && !worth_decoding(avail, scanned) {
                     break;
                 }
-                let head = match decode_head(avail, limits, spans) {
-                    Ok(Some(head)) => head,
-                    Ok(None) => {
-                        if waiting == Waiting::Idle {
-                            // The head timeout runs from the request's first byte.
-                            deadline.due = None;
+                let (head, body_bytes, consumed) =
+                    match next_request(avail, limits, spans, &mut chunked, body) {
+                        Next::Request {
+                            head,
+                            body_in_read,
+                            consumed,
+                        } => {
+                            let body_bytes = match body_in_read {
+                                Some(range) => &avail[range],
+                                None => &body[..],
+                            };
+                            (head, body_bytes, consumed)
                         }
-                        waiting = Waiting::Head;
-                        scanned = avail.len();
-                        break;
-                    }
-                    Err(error) => {
-                        refuse(shard, error, &date, write);
-                        after = After::Linger;
-                        break;
-                    }
-                };
-                let rest = &avail[head.len..];
-                let (body_bytes, consumed) = match head.framing {
-                    Framing::None => (&[][..], head.len),
-                    Framing::Length(length) if rest.len() >= length => {
-                        (&rest[..length], head.len + length)
-                    }
-                    Framing::Length(_) => {
-                        let interim = head.expect_continue && head.version == Version::Http11;
-                        wait_for_body(
-                            &mut waiting,
-                            &mut deadline,
-                            interim,
-                            &mut sent_continue,
-                            write,
-                        );
-                        break;
-                    }
-                    Framing::Chunked => {
-                        match chunked.decode(
-                            rest,
-                            limits.max_body_bytes,
-                            limits.max_head_bytes,
-                            body,
-                        ) {
-                            Ok(ChunkedStatus::Complete { consumed }) => {
-                                (&body[..], head.len + consumed)
+                        Next::PartialHead => {
+                            if waiting == Waiting::Idle {
+                                // The head timeout runs from the request's first byte.
+                                deadline.due = None;
                             }
-                            Ok(ChunkedStatus::Partial) => {
-                                decoded_framing = Some((start + head.len, chunked.take_consumed()));
-                                let interim = head.expect_continue;
-                                wait_for_body(
-                                    &mut waiting,
-                                    &mut deadline,
-                                    interim,
-                                    &mut sent_continue,
-                                    write,
-                                );
-                                break;
-                            }
-                            Err(error) => {
-                                refuse(shard, error, &date, write);
-                                after = After::Linger;
-                                break;
-                            }
+                            waiting = Waiting::Head;
+                            scanned = avail.len();
+                            break;
                         }
-                    }
-                };
+                        Next::PartialBody {
+                            expect_continue,
+                            decoded_framing: framing,
+                        } => {
+                            if let Some((at, length)) = framing {
+                                decoded_framing = Some((start + at, length));
+                            }
+                            wait_for_body(
+                                &mut waiting,
+                                &mut deadline,
+                                expect_continue,
+                                &mut sent_continue,
+                                write,
+                            );
+                            break;
+                        }
+                        Next::Refused(error) => {
+                            refuse(shard, error, &date, write);
+                            after = After::Linger;
+                            break;
+                        }
+                    };
                 let method = validated_str(slice(avail, head.method));
                 let target = validated_str(slice(avail, head.target));
                 let request = Request {
@@ -334,6 +316,77 @@ fn validated_str(bytes: &[u8]) -> &str {
     debug_assert!(std::str::from_utf8(bytes).is_ok());
     // SAFETY: the bytes are the method and target httparse returned as `&str`.
     unsafe { std::str::from_utf8_unchecked(bytes) }
+}
+
+/// What the bytes at the front of the read buffer hold.
+enum Next {
+    /// A whole request: its body is `avail[range]` (by length) or the
+    /// decoded chunked body (`None`); `consumed` bytes in all.
+    Request {
+        head: Head,
+        body_in_read: Option<Range<usize>>,
+        consumed: usize,
+    },
+    /// The head is not all here yet.
+    PartialHead,
+    /// The head is, the body is not. `decoded_framing` is `(offset, length)`
+    /// of chunked bytes already decoded that the buffer can drop.
+    PartialBody {
+        expect_continue: bool,
+        decoded_framing: Option<(usize, usize)>,
+    },
+    /// Answer with this error and close.
+    Refused(HttpError),
+}
+
+/// Decode the request at the front of `avail`: its head, then its body by
+/// `Content-Length` or chunked coding (continuing `chunked` where the last
+/// call stopped, appending to `body`).
+#[inline(always)] // on the hot path: keeps the decode inside the connection loop
+fn next_request(
+    avail: &[u8],
+    limits: &Limits,
+    spans: &mut Vec<HeaderSpan>,
+    chunked: &mut ChunkedDecoder,
+    body: &mut Vec<u8>,
+) -> Next {
+    let head = match decode_head(avail, limits, spans) {
+        Ok(Some(head)) => head,
+        Ok(None) => return Next::PartialHead,
+        Err(error) => return Next::Refused(error),
+    };
+    let rest = &avail[head.len..];
+    match head.framing {
+        Framing::None => Next::Request {
+            head,
+            body_in_read: Some(0..0),
+            consumed: head.len,
+        },
+        Framing::Length(length) if rest.len() >= length => Next::Request {
+            head,
+            body_in_read: Some(head.len..head.len + length),
+            consumed: head.len + length,
+        },
+        // RFC 9110 §10.1.1: ignore Expect in an HTTP/1.0 request.
+        Framing::Length(_) => Next::PartialBody {
+            expect_continue: head.expect_continue && head.version == Version::Http11,
+            decoded_framing: None,
+        },
+        Framing::Chunked => {
+            match chunked.decode(rest, limits.max_body_bytes, limits.max_head_bytes, body) {
+                Ok(ChunkedStatus::Complete { consumed }) => Next::Request {
+                    head,
+                    body_in_read: None,
+                    consumed: head.len + consumed,
+                },
+                Ok(ChunkedStatus::Partial) => Next::PartialBody {
+                    expect_continue: head.expect_continue,
+                    decoded_framing: Some((head.len, chunked.take_consumed())),
+                },
+                Err(error) => Next::Refused(error),
+            }
+        }
+    }
 }
 
 /// The connection's buffers while it holds them; whatever way the
