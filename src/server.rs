@@ -177,15 +177,9 @@ impl Server {
                 let (senders, receivers): (Vec<_>, Vec<_>) = (0..cores.len())
                     .map(|_| flume::bounded::<HandoffConn>(config.channel_capacity))
                     .unzip();
-                let shard_stats = stats.shards.clone();
                 let main: ShardMain = Arc::new(move |spec: ShardSpec| {
                     let channel = receivers[spec.ctx.shard_id].clone();
-                    let shard = shard_stats[spec.ctx.shard_id].clone();
-                    run_shard(
-                        spec,
-                        move |_| Ok(Handoff::new(channel, shard)),
-                        |ctx| app(ctx),
-                    )
+                    run_shard(spec, move |_| Ok(Handoff::new(channel)), |ctx| app(ctx))
                 });
                 let supervisor =
                     Supervisor::start(cores, &stats.shards, settings, Some(room.clone()), main)?;

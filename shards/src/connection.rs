@@ -414,7 +414,16 @@ pub struct Registration {
 
 impl Registration {
     pub fn new(shard: Rc<ShardLocal>) -> Self {
+        // Open first, then no longer queued: the acceptor, reading the two
+        // without a lock, may count this connection twice for an instant but
+        // never zero times, so a shard cannot go over its limit.
         shard.stats.open.fetch_add(1, Relaxed);
+        // Only handed-off connections were counted as queued; for any other
+        // listener `queued` stays 0 and this does nothing.
+        let _ = shard
+            .stats
+            .queued
+            .fetch_update(Relaxed, Relaxed, |queued| queued.checked_sub(1));
         let key = shard.drain.register();
         Registration { shard, key }
     }

@@ -11,7 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering:
 pub struct ShardStats {
     /// Connections the acceptor put in this shard's channel (total).
     pub handed_off: AtomicU64,
-    /// Connections sitting in this shard's channel, not yet picked up.
+    /// Connections handed to this shard and not yet open on it (in its channel).
     pub queued: AtomicUsize,
     /// Connections this shard is serving right now.
     pub open: AtomicUsize,

@@ -2,12 +2,9 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::sync::atomic::Ordering::Relaxed;
-use std::sync::Arc;
 
 use super::TcpConn;
 use crate::listener::{Accepted, Listener, PeerAddr};
-use crate::stats::ShardStats;
 
 /// A connection the acceptor accepted, on its way to a shard.
 #[derive(Debug)]
@@ -24,12 +21,11 @@ pub struct HandoffConn {
 /// queued are served first, so nothing accepted is dropped.
 pub struct Handoff {
     channel: flume::Receiver<HandoffConn>,
-    stats: Arc<ShardStats>,
 }
 
 impl Handoff {
-    pub fn new(channel: flume::Receiver<HandoffConn>, stats: Arc<ShardStats>) -> Self {
-        Handoff { channel, stats }
+    pub fn new(channel: flume::Receiver<HandoffConn>) -> Self {
+        Handoff { channel }
     }
 }
 
@@ -47,7 +43,8 @@ impl Listener for Handoff {
                 Err(flume::RecvError::Disconnected) => return Ok(None),
             },
         };
-        self.stats.queued.fetch_sub(1, Relaxed);
+        // `queued` drops when the connection is registered as open on the
+        // shard (connection::Registration), so the load never reads low.
         let conn = TcpConn::new(handed.stream)?;
         Ok(Some(Accepted {
             conn,
