@@ -132,61 +132,16 @@ impl tokio::io::AsyncWrite for SwappingStream {
     }
 }
 
-enum Either {
-    Bad(SwappingStream),
-    Good(DuplexStream),
-}
+/// Any stream: lets one listener hand out both kinds.
+trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
+impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
-impl tokio::io::AsyncRead for Either {
-    fn poll_read(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        buf: &mut tokio::io::ReadBuf<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        match self.get_mut() {
-            Either::Bad(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-            Either::Good(s) => std::pin::Pin::new(s).poll_read(cx, buf),
-        }
-    }
-}
+struct AnyListener(flume::Receiver<Box<dyn Stream>>);
 
-impl tokio::io::AsyncWrite for Either {
-    fn poll_write(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-        data: &[u8],
-    ) -> std::task::Poll<io::Result<usize>> {
-        match self.get_mut() {
-            Either::Bad(s) => std::pin::Pin::new(s).poll_write(cx, data),
-            Either::Good(s) => std::pin::Pin::new(s).poll_write(cx, data),
-        }
-    }
-    fn poll_flush(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        match self.get_mut() {
-            Either::Bad(s) => std::pin::Pin::new(s).poll_flush(cx),
-            Either::Good(s) => std::pin::Pin::new(s).poll_flush(cx),
-        }
-    }
-    fn poll_shutdown(
-        self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<io::Result<()>> {
-        match self.get_mut() {
-            Either::Bad(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-            Either::Good(s) => std::pin::Pin::new(s).poll_shutdown(cx),
-        }
-    }
-}
+impl Listener for AnyListener {
+    type Conn = Box<dyn Stream>;
 
-struct EitherListener(flume::Receiver<Either>);
-
-impl Listener for EitherListener {
-    type Conn = Either;
-
-    async fn accept(&mut self) -> io::Result<Option<Accepted<Either>>> {
+    async fn accept(&mut self) -> io::Result<Option<Accepted<Box<dyn Stream>>>> {
         Ok(self.0.recv_async().await.ok().map(|conn| Accepted {
             conn,
             peer: PeerAddr::Unknown,
@@ -196,7 +151,7 @@ impl Listener for EitherListener {
 
 #[tokio::test]
 async fn a_stream_that_swaps_the_read_buffer_loses_its_connection_not_memory_safety() {
-    let (connect, incoming) = flume::unbounded::<Either>();
+    let (connect, incoming) = flume::unbounded::<Box<dyn Stream>>();
     let config = Config {
         shards: 1,
         pin: false,
@@ -204,14 +159,14 @@ async fn a_stream_that_swaps_the_read_buffer_loses_its_connection_not_memory_saf
     };
     let server = Server::spawn_with_listener(
         config,
-        move |_shard| Ok(EitherListener(incoming.clone())),
+        move |_shard| Ok(AnyListener(incoming.clone())),
         |_shard| TechEmpower,
     )
     .unwrap();
-    connect.send(Either::Bad(SwappingStream)).unwrap();
+    connect.send(Box::new(SwappingStream)).unwrap();
     // The shard drops the misbehaving connection and keeps serving.
     let (mut client, server_end) = tokio::io::duplex(64 * 1024);
-    connect.send(Either::Good(server_end)).unwrap();
+    connect.send(Box::new(server_end)).unwrap();
     client
         .write_all(b"GET /plaintext HTTP/1.1\r\nHost: memory\r\nConnection: close\r\n\r\n")
         .await
