@@ -140,17 +140,14 @@ impl Server {
         let app = Arc::new(app);
         let main: ShardMain =
             Arc::new(move |spec: ShardSpec| run_shard(spec, |ctx| listener(ctx), |ctx| app(ctx)));
-        let supervisor = Supervisor::start(
-            cores(&config),
-            &stats.shards,
-            config.shard_settings(),
-            None,
-            main,
-        )?;
+        let cores = cores(&config);
+        let summary = summary(&config, &cores, None, "custom");
+        let supervisor =
+            Supervisor::start(cores, &stats.shards, config.shard_settings(), None, main)?;
         let running = Running {
             supervisor,
             acceptor: None,
-            summary: summary(&config, None, "custom"),
+            summary,
             drain_timeout: config.drain_timeout(),
         };
         Ok(ServerHandle::run_in_background(
@@ -171,6 +168,11 @@ impl Server {
         let config = self.config;
         let settings = config.shard_settings();
         let cores = cores(&config);
+        let mode = match self.source {
+            Source::Handoff(_) => "handoff",
+            Source::ReusePort { .. } => "reuseport",
+        };
+        let summary = summary(&config, &cores, Some(self.local_addr), mode);
         match self.source {
             Source::Handoff(listener) => {
                 let room = shutdown.room();
@@ -211,7 +213,7 @@ impl Server {
                 Ok(Running {
                     supervisor,
                     acceptor: Some(acceptor),
-                    summary: summary(&config, Some(self.local_addr), "handoff"),
+                    summary,
                     drain_timeout: config.drain_timeout(),
                 })
             }
@@ -235,7 +237,7 @@ impl Server {
                 Ok(Running {
                     supervisor,
                     acceptor: None,
-                    summary: summary(&config, Some(self.local_addr), "reuseport"),
+                    summary,
                     drain_timeout: config.drain_timeout(),
                 })
             }
@@ -372,8 +374,13 @@ fn cores(config: &Config) -> Vec<Option<CoreId>> {
 }
 
 /// The start-up log line: shards, cores, listener mode, address.
-fn summary(config: &Config, addr: Option<SocketAddr>, mode: &str) -> String {
-    let cores: Vec<String> = cores(config)
+fn summary(
+    config: &Config,
+    cores: &[Option<CoreId>],
+    addr: Option<SocketAddr>,
+    mode: &str,
+) -> String {
+    let cores: Vec<String> = cores
         .iter()
         .map(|c| c.map_or("-".into(), |c| c.id.to_string()))
         .collect();
