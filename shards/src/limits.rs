@@ -19,7 +19,8 @@ pub struct Limits {
     /// Unsent response bytes per connection before the shard stops reading
     /// more pipelined requests from it (a client that does not read).
     pub max_output_bytes: usize,
-    /// Time from the first byte of a request (or from accept) to a complete head; then 408.
+    /// Time from the first byte of a request (or from accept) to a complete head;
+    /// then 408 if part of a request came, a silent close if nothing did.
     pub header_timeout: Duration,
     /// Time a keep-alive connection may sit idle between requests; then it is closed.
     pub idle_timeout: Duration,
