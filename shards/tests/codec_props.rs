@@ -7,7 +7,8 @@
 
 use proptest::prelude::*;
 use shardd_shards::http::{
-    decode_chunked, decode_head, slice, ChunkedStatus, Framing, HeaderSpan, HttpError, Version,
+    decode_chunked, decode_head, slice, ChunkedDecoder, ChunkedStatus, Framing, HeaderSpan,
+    HttpError, Version,
 };
 use shardd_shards::Limits;
 
@@ -486,4 +487,66 @@ fn long_chunk_line_is_judged_the_same_whole_or_split() {
         decode_chunked(&raw, 1 << 20, 16 * 1024, &mut out),
         decode_chunked(&raw[..1030], 1 << 20, 16 * 1024, &mut out)
     );
+}
+
+/// A chunked body encoded with the given chunk sizes, extensions and a trailer.
+fn chunked_encoding(body: &[u8], sizes: &[usize]) -> Vec<u8> {
+    let mut raw = Vec::new();
+    let mut at = 0;
+    for (i, &size) in sizes.iter().enumerate() {
+        raw.extend_from_slice(format!("{size:x}").as_bytes());
+        if i % 2 == 1 {
+            raw.extend_from_slice(b";ext=v");
+        }
+        raw.extend_from_slice(b"\r\n");
+        raw.extend_from_slice(&body[at..at + size]);
+        raw.extend_from_slice(b"\r\n");
+        at += size;
+    }
+    raw.extend_from_slice(b"0\r\nX-Trailer: 1\r\n\r\n");
+    raw
+}
+
+proptest! {
+    #![proptest_config(cases(128))]
+
+    /// The connection loop decodes chunked bodies incrementally and drops the
+    /// framing it has consumed after every read. Whatever the read split,
+    /// that must give the same body and end at the same byte as decoding the
+    /// whole encoding at once.
+    #[test]
+    fn incremental_chunked_decode_matches_whole_decode(
+        body in proptest::collection::vec(any::<u8>(), 0..600),
+        cuts in proptest::collection::vec(0usize..700, 0..12),
+        reads in proptest::collection::vec(1usize..64, 1..40),
+    ) {
+        let sizes = chunk_sizes(body.len(), cuts);
+        let mut raw = chunked_encoding(&body, &sizes);
+        raw.extend_from_slice(b"GET /next");
+        let mut whole = Vec::new();
+        let expected = decode_chunked(&raw, 1 << 20, 1 << 14, &mut whole).unwrap();
+
+        let mut decoder = ChunkedDecoder::default();
+        let mut decoded = Vec::new();
+        let mut window: Vec<u8> = Vec::new();
+        let (mut fed, mut dropped, mut read) = (0, 0, 0);
+        let end = loop {
+            let step = reads[read % reads.len()].min(raw.len() - fed);
+            read += 1;
+            window.extend_from_slice(&raw[fed..fed + step]);
+            fed += step;
+            match decoder.decode(&window, 1 << 20, 1 << 14, &mut decoded).unwrap() {
+                ChunkedStatus::Complete { consumed } => break dropped + consumed,
+                ChunkedStatus::Partial => {
+                    prop_assert!(fed < raw.len(), "partial with everything fed");
+                    let done = decoder.take_consumed();
+                    window.drain(..done);
+                    dropped += done;
+                }
+            }
+        };
+        prop_assert_eq!(&decoded, &body);
+        prop_assert_eq!(&whole, &body);
+        prop_assert_eq!(ChunkedStatus::Complete { consumed: end }, expected);
+    }
 }
