@@ -8,12 +8,15 @@ use shardd::{Accepted, Config, Listener, PeerAddr, Server, TechEmpower};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 /// Hands the shard whatever pipes arrive on a channel.
-struct MemoryListener(flume::Receiver<DuplexStream>);
+struct MemoryListener<C = DuplexStream>(flume::Receiver<C>);
 
-impl Listener for MemoryListener {
-    type Conn = DuplexStream;
+impl<C> Listener for MemoryListener<C>
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+{
+    type Conn = C;
 
-    async fn accept(&mut self) -> io::Result<Option<Accepted<DuplexStream>>> {
+    async fn accept(&mut self) -> io::Result<Option<Accepted<C>>> {
         // A closed channel means no more connections: the shard stops.
         Ok(self.0.recv_async().await.ok().map(|conn| Accepted {
             conn,
@@ -136,19 +139,6 @@ impl tokio::io::AsyncWrite for SwappingStream {
 trait Stream: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send {}
 impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for T {}
 
-struct AnyListener(flume::Receiver<Box<dyn Stream>>);
-
-impl Listener for AnyListener {
-    type Conn = Box<dyn Stream>;
-
-    async fn accept(&mut self) -> io::Result<Option<Accepted<Box<dyn Stream>>>> {
-        Ok(self.0.recv_async().await.ok().map(|conn| Accepted {
-            conn,
-            peer: PeerAddr::Unknown,
-        }))
-    }
-}
-
 #[tokio::test]
 async fn a_stream_that_swaps_the_read_buffer_loses_its_connection_not_memory_safety() {
     let (connect, incoming) = flume::unbounded::<Box<dyn Stream>>();
@@ -159,7 +149,7 @@ async fn a_stream_that_swaps_the_read_buffer_loses_its_connection_not_memory_saf
     };
     let server = Server::spawn_with_listener(
         config,
-        move |_shard| Ok(AnyListener(incoming.clone())),
+        move |_shard| Ok(MemoryListener(incoming.clone())),
         |_shard| TechEmpower,
     )
     .unwrap();

@@ -52,11 +52,7 @@ fn content_length_and_transfer_encoding_together_is_400() {
             ),
         ],
     );
-    assert!(
-        server.controls.seen().iter().all(|p| p == "/"),
-        "{:?}",
-        server.controls.seen()
-    );
+    assert_only_root_reached_the_app(&server);
 }
 
 #[test]
@@ -194,11 +190,7 @@ fn bad_chunked_framing_is_400() {
         .map(|(name, raw)| (*name, raw.as_slice(), 400))
         .collect();
     check_all(&server, &table);
-    assert!(
-        server.controls.seen().iter().all(|p| p == "/"),
-        "{:?}",
-        server.controls.seen()
-    );
+    assert_only_root_reached_the_app(&server);
 }
 
 #[test]
@@ -306,11 +298,7 @@ fn malformed_heads_are_400() {
             ),
         ],
     );
-    assert!(
-        server.controls.seen().iter().all(|p| p == "/"),
-        "{:?}",
-        server.controls.seen()
-    );
+    assert_only_root_reached_the_app(&server);
 }
 
 #[test]
@@ -437,4 +425,10 @@ fn binary_garbage_is_refused_not_hung() {
     let mut client = Client::connect(server.addr);
     client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     assert_eq!(client.response().unwrap().status, 200);
+}
+
+/// Nothing but the valid `GET /` probes reached the app.
+fn assert_only_root_reached_the_app(server: &TestServer) {
+    let seen = server.controls.seen();
+    assert!(seen.iter().all(|p| p == "/"), "{seen:?}");
 }

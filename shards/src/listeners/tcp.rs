@@ -114,10 +114,7 @@ impl AsyncRead for TcpConn {
                 // and we mark exactly the `n` bytes it reports as initialised and filled.
                 let unfilled = unsafe { buf.unfilled_mut() };
                 let want = unfilled.len();
-                let fd = match this.fd() {
-                    Ok(fd) => fd,
-                    Err(error) => return Poll::Ready(Err(error)),
-                };
+                let fd = this.fd()?;
                 let n = unsafe { libc::read(fd, unfilled.as_mut_ptr().cast(), want) };
                 if n >= 0 {
                     let n = n as usize;
@@ -150,10 +147,7 @@ impl AsyncWrite for TcpConn {
     ) -> Poll<io::Result<usize>> {
         let this = self.get_mut();
         loop {
-            let fd = match this.fd() {
-                Ok(fd) => fd,
-                Err(error) => return Poll::Ready(Err(error)),
-            };
+            let fd = this.fd()?;
             // MSG_NOSIGNAL: a peer that has gone must give EPIPE, not kill the process.
             // SAFETY: send(2) reads `data.len()` bytes from a valid slice.
             let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
@@ -177,10 +171,7 @@ impl AsyncWrite for TcpConn {
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
-        let fd = match self.fd() {
-            Ok(fd) => fd,
-            Err(error) => return Poll::Ready(Err(error)),
-        };
+        let fd = self.fd()?;
         // SAFETY: shutdown(2) on our own open descriptor.
         if unsafe { libc::shutdown(fd, libc::SHUT_WR) } < 0 {
             let error = io::Error::last_os_error();
