@@ -1,12 +1,12 @@
 //! Admission control over real sockets: per-shard limits, the pending queue,
 //! `reject` (503 from the main thread) versus `backlog`, least-connections.
 
-mod robust_common;
+mod support;
 
 use std::time::Duration;
 
-use robust_common::{test_config, Client, End, TestServer};
 use shardd::{DispatchPolicy, OverloadPolicy, StatsSnapshot};
+use support::{bounded_config, shard_of, Client, Closed, TestServer};
 
 const GET_HOLD: &[u8] = b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n";
 const GET_SHARD: &[u8] = b"GET /shard HTTP/1.1\r\nHost: t\r\n\r\n";
@@ -44,7 +44,7 @@ fn assert_counters_add_up(stats: &StatsSnapshot) {
 }
 
 fn reject_config() -> shardd::Config {
-    let mut config = test_config(2);
+    let mut config = bounded_config(2);
     config.admission.max_connections_per_shard = 3;
     config.admission.max_pending = 2;
     config.admission.overload = OverloadPolicy::Reject;
@@ -95,9 +95,11 @@ fn over_capacity_gets_a_readable_503_and_pending_is_served_oldest_first() {
     assert_eq!(response.header("retry-after"), Some("7"), "{response:?}");
     assert!(response.closes(), "{response:?}");
     assert!(!response.body.is_empty());
-    let (end, rest) = rejected.expect_closed(Duration::from_secs(4));
-    assert_eq!(end, End::Eof, "a graceful close, not a reset");
-    assert!(rest.is_empty());
+    assert_eq!(
+        rejected.expect_nothing_more_then_close(Duration::from_secs(4)),
+        Closed::Eof,
+        "a graceful close, not a reset"
+    );
 
     let stats = server.stats();
     assert_eq!(stats.acceptor.rejected, 1, "{stats:#?}");
@@ -106,15 +108,15 @@ fn over_capacity_gets_a_readable_503_and_pending_is_served_oldest_first() {
     assert_counters_add_up(&stats);
 
     // Pending connections are not answered while every shard is full.
-    pending[0].assert_silent_for(Duration::from_millis(200));
-    pending[1].assert_silent_for(Duration::from_millis(50));
+    pending[0].expect_silent_and_open(Duration::from_millis(200));
+    pending[1].expect_silent_and_open(Duration::from_millis(50));
 
     // Close one idle shard connection: the oldest pending one is served, the other still waits.
     assert!(!served[1].1);
     drop(served.remove(1));
     let first = pending[0].response().expect("oldest pending is served");
     assert_eq!(first.status, 200, "{first:?}");
-    pending[1].assert_silent_for(Duration::from_millis(300));
+    pending[1].expect_silent_and_open(Duration::from_millis(300));
     let stats = server.stats();
     assert_eq!(stats.acceptor.pending, 1, "{stats:#?}");
 
@@ -142,7 +144,7 @@ fn over_capacity_gets_a_readable_503_and_pending_is_served_oldest_first() {
 
 #[test]
 fn backlog_policy_waits_instead_of_rejecting() {
-    let mut config = test_config(1);
+    let mut config = bounded_config(1);
     config.admission.max_connections_per_shard = 1;
     config.admission.max_pending = 1;
     config.admission.overload = OverloadPolicy::Backlog;
@@ -156,8 +158,8 @@ fn backlog_policy_waits_instead_of_rejecting() {
     // The third is not accepted at all: it waits in the kernel's backlog.
     let mut third = server.connect();
     third.send(GET_SHARD);
-    third.assert_silent_for(Duration::from_millis(300));
-    second.assert_silent_for(Duration::from_millis(10));
+    third.expect_silent_and_open(Duration::from_millis(300));
+    second.expect_silent_and_open(Duration::from_millis(10));
     let stats = server.stats();
     assert_eq!(stats.acceptor.accepted, 2, "{stats:#?}");
     assert_eq!(stats.acceptor.rejected, 0, "{stats:#?}");
@@ -166,7 +168,7 @@ fn backlog_policy_waits_instead_of_rejecting() {
     drop(first);
     let response = second.response().expect("pending connection is served");
     assert_eq!(response.status, 200);
-    third.assert_silent_for(Duration::from_millis(200));
+    third.expect_silent_and_open(Duration::from_millis(200));
 
     drop(second);
     let response = third.response().expect("backlogged connection is served");
@@ -179,16 +181,9 @@ fn backlog_policy_waits_instead_of_rejecting() {
     assert_counters_add_up(&stats);
 }
 
-/// Which shard answers `GET /shard` on `client`.
-fn shard_of(client: &mut Client) -> usize {
-    client.send(GET_SHARD);
-    let response = client.response().expect("shard answers");
-    String::from_utf8(response.body).unwrap().parse().unwrap()
-}
-
 #[test]
 fn least_connections_sends_new_connections_to_the_emptier_shard() {
-    let mut config = test_config(2);
+    let mut config = bounded_config(2);
     config.admission.dispatch = DispatchPolicy::LeastConnections;
     let server = TestServer::start(config);
 
@@ -226,7 +221,7 @@ fn least_connections_sends_new_connections_to_the_emptier_shard() {
 
 #[test]
 fn round_robin_counters_add_up_under_churn() {
-    let mut config = test_config(2);
+    let mut config = bounded_config(2);
     config.admission.max_connections_per_shard = 2;
     config.admission.max_pending = 1;
     let server = TestServer::start(config);

@@ -1,7 +1,7 @@
 //! The `shardd` binary: start-up, serving, graceful SIGTERM, and errors for
 //! bad flags and config files.
 
-mod common;
+mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
@@ -10,7 +10,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use common::Client;
+use support::Client;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shardd");
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(3_000);
@@ -225,22 +225,22 @@ fn sigterm_finishes_in_flight_request_closes_idle_and_exits_zero() {
         "POST /plaintext HTTP/1.1\r\nHost: test\r\nContent-Length: 10\r\n\
          Expect: 100-continue\r\n\r\n01234",
     );
-    assert_eq!(busy.read_response().status, 100);
+    assert_eq!(busy.response().unwrap().status, 100);
 
     let signalled = Instant::now();
     shardd.signal(libc::SIGTERM);
 
     // The drain closes the idle connection...
-    idle.expect_closed();
+    idle.expect_nothing_more_then_close(Duration::from_secs(3));
     // ...but lets the in-flight request finish, and then closes it too.
     busy.send("56789");
-    let response = busy.read_response();
+    let response = busy.response().unwrap();
     assert_eq!(
         response.status, 405,
         "POST /plaintext is answered (Method Not Allowed)"
     );
     assert!(response.closes(), "headers: {:?}", response.headers);
-    busy.expect_closed();
+    busy.expect_nothing_more_then_close(Duration::from_secs(3));
 
     let status = shardd
         .wait(DRAIN_TIMEOUT + Duration::from_secs(2))

@@ -1,23 +1,16 @@
 //! Faults and shutdown: handler panics, a shard thread dying and being
 //! restarted, and graceful shutdown draining what is in flight or queued.
 
-mod robust_common;
+mod support;
 
 use std::time::{Duration, Instant};
 
-use robust_common::{test_config, Client, End, TestServer};
 use shardd::OverloadPolicy;
-
-fn shard_of(client: &mut Client) -> usize {
-    client.send(b"GET /shard HTTP/1.1\r\nHost: t\r\n\r\n");
-    let response = client.response().expect("shard answers");
-    assert_eq!(response.status, 200);
-    String::from_utf8(response.body).unwrap().parse().unwrap()
-}
+use support::{bounded_config, poll_until, shard_of, wait_until, Client, Closed, TestServer};
 
 #[test]
 fn handler_panic_is_500_and_close_while_the_shard_keeps_serving() {
-    let server = TestServer::start(test_config(1));
+    let server = TestServer::start(bounded_config(1));
     for boom in ["/boom", "/boom-later"] {
         // A slow request in flight on the same (only) shard.
         let mut slow = server.connect();
@@ -35,8 +28,7 @@ fn handler_panic_is_500_and_close_while_the_shard_keeps_serving() {
         let response = client.response().expect("a 500");
         assert_eq!(response.status, 500, "{boom}: {response:?}");
         assert!(response.closes(), "{boom}: {response:?}");
-        let (_, rest) = client.expect_closed(Duration::from_secs(4));
-        assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+        client.expect_nothing_more_then_close(Duration::from_secs(4));
 
         let response = slow.response().expect("the concurrent request completes");
         assert_eq!(response.status, 200);
@@ -51,7 +43,7 @@ fn handler_panic_is_500_and_close_while_the_shard_keeps_serving() {
 
 #[test]
 fn killed_shard_is_restarted_and_serves_again() {
-    let server = TestServer::start(test_config(2));
+    let server = TestServer::start(bounded_config(2));
     server.wait_stats("shards up", Duration::from_secs(5), |s| {
         s.shards.iter().all(|s| s.alive)
     });
@@ -85,7 +77,7 @@ fn killed_shard_is_restarted_and_serves_again() {
 
 #[test]
 fn killed_shard_does_not_strand_its_connections_or_capacity() {
-    let mut config = test_config(1);
+    let mut config = bounded_config(1);
     config.admission.max_connections_per_shard = 2;
     config.admission.max_pending = 0;
     let server = TestServer::start(config);
@@ -98,7 +90,7 @@ fn killed_shard_does_not_strand_its_connections_or_capacity() {
     server.handle.kill_shard(0).unwrap();
     // Their connections end (closed or reset), they do not hang.
     for victim in &mut victims {
-        victim.expect_closed(Duration::from_secs(4));
+        victim.read_until_closed(Duration::from_secs(4));
     }
     server.wait_stats("shard 0 restarted", Duration::from_secs(5), |s| {
         s.shards[0].alive && s.shards[0].restarts == 1
@@ -118,7 +110,7 @@ fn killed_shard_does_not_strand_its_connections_or_capacity() {
 
 #[test]
 fn shutdown_lets_an_in_flight_request_finish_and_closes_idle_ones() {
-    let mut config = test_config(1);
+    let mut config = bounded_config(1);
     config.drain_timeout_ms = 2_000;
     let TestServer {
         handle,
@@ -131,22 +123,23 @@ fn shutdown_lets_an_in_flight_request_finish_and_closes_idle_ones() {
 
     let mut busy = Client::connect(addr);
     busy.send(b"GET /sleep?ms=400 HTTP/1.1\r\nHost: t\r\n\r\n");
-    robust_common::wait_until("the slow request to start", Duration::from_secs(5), || {
+    wait_until("the slow request to start", Duration::from_secs(5), || {
         controls.seen().iter().any(|p| p.starts_with("/sleep"))
     });
 
     let started = Instant::now();
     let stopper = std::thread::spawn(move || handle.stop());
     // The idle keep-alive connection is closed at once.
-    let (end, bytes) = idle.expect_closed(Duration::from_secs(2));
-    assert_eq!(end, End::Eof);
-    assert!(bytes.is_empty(), "{:?}", String::from_utf8_lossy(&bytes));
+    assert_eq!(
+        idle.expect_nothing_more_then_close(Duration::from_secs(2)),
+        Closed::Eof
+    );
     assert!(started.elapsed() < Duration::from_millis(300));
     // The in-flight request is answered, then the connection closes.
     let response = busy.response().expect("in-flight request finishes");
     assert_eq!(response.status, 200, "{response:?}");
     assert_eq!(response.body, b"slept");
-    busy.expect_closed(Duration::from_secs(2));
+    busy.expect_nothing_more_then_close(Duration::from_secs(2));
     stopper.join().unwrap();
     assert!(
         started.elapsed() < Duration::from_millis(2_000),
@@ -163,10 +156,10 @@ fn response_in_flight_at_shutdown_says_connection_close() {
         handle,
         addr,
         controls,
-    } = TestServer::start(test_config(1));
+    } = TestServer::start(bounded_config(1));
     let mut busy = Client::connect(addr);
     busy.send(b"GET /sleep?ms=400 HTTP/1.1\r\nHost: t\r\n\r\n");
-    robust_common::wait_until("the slow request to start", Duration::from_secs(5), || {
+    wait_until("the slow request to start", Duration::from_secs(5), || {
         !controls.seen().is_empty()
     });
     let stopper = std::thread::spawn(move || handle.stop());
@@ -180,7 +173,7 @@ fn response_in_flight_at_shutdown_says_connection_close() {
 
 #[test]
 fn shutdown_answers_every_pending_connection() {
-    let mut config = test_config(1);
+    let mut config = bounded_config(1);
     config.drain_timeout_ms = 1_000;
     config.admission.max_connections_per_shard = 1;
     config.admission.max_pending = 3;
@@ -193,18 +186,19 @@ fn shutdown_answers_every_pending_connection() {
     controls.hold();
     let mut busy = Client::connect(addr);
     busy.send(b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n");
-    robust_common::wait_until("the held request", Duration::from_secs(5), || {
+    wait_until("the held request", Duration::from_secs(5), || {
         controls.seen() == ["/hold"]
     });
     let mut pending: Vec<Client> = (0..3).map(|_| Client::connect(addr)).collect();
     for client in &mut pending {
         client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
     }
-    let until = Instant::now() + Duration::from_secs(5);
-    while handle.stats().acceptor.pending < 3 {
-        assert!(Instant::now() < until, "{:#?}", handle.stats());
-        std::thread::sleep(Duration::from_millis(2));
-    }
+    poll_until(
+        "three pending connections",
+        Duration::from_secs(5),
+        || handle.stats(),
+        |s| s.acceptor.pending >= 3,
+    );
 
     let started = Instant::now();
     let stopper = std::thread::spawn(move || {
@@ -242,7 +236,7 @@ fn shutdown_answers_every_pending_connection() {
 
 #[test]
 fn shutdown_cuts_requests_that_outlive_the_drain_deadline() {
-    let mut config = test_config(1);
+    let mut config = bounded_config(1);
     config.drain_timeout_ms = 400;
     let TestServer {
         handle,
@@ -251,7 +245,7 @@ fn shutdown_cuts_requests_that_outlive_the_drain_deadline() {
     } = TestServer::start(config);
     let mut stuck = Client::connect(addr);
     stuck.send(b"GET /sleep?ms=8000 HTTP/1.1\r\nHost: t\r\n\r\n");
-    robust_common::wait_until("the long request", Duration::from_secs(5), || {
+    wait_until("the long request", Duration::from_secs(5), || {
         !controls.seen().is_empty()
     });
     let started = Instant::now();
@@ -262,12 +256,12 @@ fn shutdown_cuts_requests_that_outlive_the_drain_deadline() {
         "stop took {took:?} with a 400 ms drain deadline"
     );
     // The cut connection ends, it does not hang.
-    stuck.expect_closed(Duration::from_secs(2));
+    stuck.read_until_closed(Duration::from_secs(2));
 }
 
 #[test]
 fn shutdown_is_not_held_up_by_a_rejected_client_that_stays_open() {
-    let mut config = test_config(1);
+    let mut config = bounded_config(1);
     config.drain_timeout_ms = 300;
     config.admission.max_connections_per_shard = 1;
     config.admission.max_pending = 0;
@@ -292,28 +286,24 @@ fn shutdown_is_not_held_up_by_a_rejected_client_that_stays_open() {
 
 #[test]
 fn connections_still_queued_for_a_busy_shard_at_shutdown_are_served() {
-    let mut config = test_config(1);
+    let mut config = bounded_config(1);
     config.drain_timeout_ms = 3_000;
     // A handler that blocks its shard's thread, so the next connection
     // waits in the shard's channel when the drain begins.
-    let handle = shardd::Server::bind(config)
-        .unwrap()
-        .spawn(|_| {
-            shardd::app_fn(|request| {
-                if request.path() == "/block" {
-                    std::thread::sleep(Duration::from_millis(400));
-                }
-                shardd::Response::text("ok")
-            })
+    let TestServer { handle, addr, .. } = TestServer::start_with(config, |_| {
+        shardd::app_fn(|request| {
+            if request.path() == "/block" {
+                std::thread::sleep(Duration::from_millis(400));
+            }
+            shardd::Response::text("ok")
         })
-        .unwrap();
-    let addr = handle.local_addr().unwrap();
+    });
     let mut blocker = Client::connect(addr);
     blocker.send(b"GET /block HTTP/1.1\r\nHost: t\r\n\r\n");
     std::thread::sleep(Duration::from_millis(100));
     let mut queued = Client::connect(addr);
     queued.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
-    robust_common::wait_until(
+    wait_until(
         "the second connection to be handed off",
         Duration::from_secs(2),
         || handle.stats().acceptor.handed_off == 2,
@@ -333,12 +323,12 @@ fn connections_still_queued_for_a_busy_shard_at_shutdown_are_served() {
 
 #[test]
 fn shutdown_closes_a_connection_that_never_sent_anything_at_once() {
-    let mut config = test_config(1);
+    let mut config = bounded_config(1);
     config.drain_timeout_ms = 5_000;
     config.limits.header_timeout_ms = 10_000;
     let TestServer { handle, addr, .. } = TestServer::start(config);
     let mut silent = Client::connect(addr);
-    robust_common::wait_until(
+    wait_until(
         "the connection to reach its shard",
         Duration::from_secs(2),
         || handle.stats().open_connections() == 1,
@@ -350,17 +340,13 @@ fn shutdown_closes_a_connection_that_never_sent_anything_at_once() {
         "stop waited {:?} for a connection that sent nothing",
         started.elapsed()
     );
-    let (_, bytes) = silent.expect_closed(Duration::from_secs(1));
-    assert!(
-        bytes.is_empty(),
-        "no unsolicited response: {:?}",
-        String::from_utf8_lossy(&bytes)
-    );
+    // No unsolicited response.
+    silent.expect_nothing_more_then_close(Duration::from_secs(1));
 }
 
 #[test]
 fn reuseport_shard_stops_taking_connections_when_the_drain_starts() {
-    let mut config = test_config(1);
+    let mut config = bounded_config(1);
     config.listener = shardd::ListenerMode::Reuseport;
     config.drain_timeout_ms = 3_000;
     let TestServer {
@@ -370,7 +356,7 @@ fn reuseport_shard_stops_taking_connections_when_the_drain_starts() {
     } = TestServer::start(config);
     let mut busy = Client::connect(addr);
     busy.send(b"GET /sleep?ms=600 HTTP/1.1\r\nHost: t\r\n\r\n");
-    robust_common::wait_until("the slow request to start", Duration::from_secs(2), || {
+    wait_until("the slow request to start", Duration::from_secs(2), || {
         controls.seen().iter().any(|p| p.starts_with("/sleep"))
     });
     let stopper = std::thread::spawn(move || handle.stop());

@@ -1,39 +1,35 @@
 //! Connections are spread round-robin over the shards; the ReusePort
 //! listener serves too.
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{config, start, wait_until, Client};
-use shardd::ListenerMode;
+use shardd::{ListenerMode, TechEmpower};
+use support::{config, TestServer};
 
 /// Open `shards * per_shard` connections, keep them all open, and check every
 /// shard serves exactly `per_shard` of them.
 fn round_robin_spreads_connections_evenly(shards: usize, per_shard: usize) {
-    let server = start(config(shards));
-    let addr = server.local_addr().unwrap();
+    let server = TestServer::start_with(config(shards), |_| TechEmpower);
     let mut clients = Vec::new();
     for _ in 0..shards * per_shard {
-        let mut client = Client::connect(addr);
+        let mut client = server.connect();
         // Answered: the connection has reached a shard and is being served.
         assert_eq!(client.get("/plaintext").body, b"Hello, World!");
         clients.push(client);
     }
-    let settled = wait_until(Duration::from_secs(2), || {
-        server
-            .stats()
-            .shards
-            .iter()
-            .all(|s| s.open == per_shard && s.accepted == per_shard as u64)
-    });
-    let stats = server.stats();
-    let open: Vec<usize> = stats.shards.iter().map(|s| s.open).collect();
-    let accepted: Vec<u64> = stats.shards.iter().map(|s| s.accepted).collect();
-    assert!(
-        settled,
-        "{} connections over {shards} shards: open per shard {open:?}, accepted per shard {accepted:?}",
-        shards * per_shard
+    let stats = server.wait_stats(
+        &format!(
+            "{} connections over {shards} shards: {per_shard} open and accepted per shard",
+            shards * per_shard
+        ),
+        Duration::from_secs(2),
+        |s| {
+            s.shards
+                .iter()
+                .all(|s| s.open == per_shard && s.accepted == per_shard as u64)
+        },
     );
     assert_eq!(stats.shards.len(), shards);
     assert_eq!(stats.open_connections(), shards * per_shard);
@@ -42,16 +38,10 @@ fn round_robin_spreads_connections_evenly(shards: usize, per_shard: usize) {
 
     // Closing the clients brings every shard's open count back to zero.
     drop(clients);
-    assert!(
-        wait_until(Duration::from_secs(2), || server.stats().open_connections()
-            == 0),
-        "open per shard after the clients left: {:?}",
-        server
-            .stats()
-            .shards
-            .iter()
-            .map(|s| s.open)
-            .collect::<Vec<_>>()
+    server.wait_stats(
+        "no connection open after the clients left",
+        Duration::from_secs(2),
+        |s| s.open_connections() == 0,
     );
 }
 
@@ -69,11 +59,10 @@ fn three_shards_each_serve_exactly_k_connections() {
 fn reuseport_listener_serves_plaintext() {
     let mut config = config(2);
     config.listener = ListenerMode::Reuseport;
-    let server = start(config);
-    let addr = server.local_addr().unwrap();
-    assert_ne!(addr.port(), 0, "an ephemeral port was picked");
+    let server = TestServer::start_with(config, |_| TechEmpower);
+    assert_ne!(server.addr.port(), 0, "an ephemeral port was picked");
     for _ in 0..4 {
-        let mut client = Client::connect(addr);
+        let mut client = server.connect();
         let response = client.get("/plaintext");
         assert_eq!(response.status, 200);
         assert_eq!(response.body, b"Hello, World!");

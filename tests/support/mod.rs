@@ -1,0 +1,19 @@
+//! What the integration tests share: a test server on an ephemeral port
+//! ([`server`]), a raw HTTP/1.1 client over TCP ([`client`]), the one
+//! response parser ([`response`]), and polling with a deadline ([`wait`]).
+//!
+//! Every client read and write has a timeout and every wait has a deadline,
+//! so a misbehaving server makes a test fail instead of hang.
+
+// Each test file compiles its own copy and uses a different subset.
+#![allow(dead_code, unused_imports)]
+
+mod client;
+mod response;
+mod server;
+mod wait;
+
+pub use client::{Client, Closed};
+pub use response::{assert_valid_date, parse_response, HttpResponse};
+pub use server::{bounded_config, config, echo_app, refused_and_closed, shard_of, TestServer};
+pub use wait::{poll_until, wait_until};
