@@ -1,10 +1,13 @@
 //! A custom `Listener`: the unchanged shard server loop serving connections
 //! that are in-memory pipes, with no socket anywhere.
 
+mod support;
+
 use std::io;
 use std::time::Duration;
 
-use shardd::{Accepted, Config, Listener, PeerAddr, Server, TechEmpower};
+use shardd::{Accepted, Config, Listener, PeerAddr, Server, ServerHandle, TechEmpower};
+use support::{parse_response, HttpResponse};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 /// Hands the shard whatever pipes arrive on a channel.
@@ -25,46 +28,66 @@ where
     }
 }
 
-#[tokio::test]
-async fn server_loop_serves_plaintext_over_an_in_memory_listener() {
-    let (connect, incoming) = flume::unbounded::<DuplexStream>();
-    let config = Config {
-        shards: 2,
-        pin: false,
-        ..Config::default()
-    };
+/// Starts `config` serving TechEmpower on connections of type `C` handed to
+/// the returned sender; returns the sender and the server.
+fn serve_pipes<C>(config: Config) -> (flume::Sender<C>, ServerHandle)
+where
+    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (connect, incoming) = flume::unbounded::<C>();
     let server = Server::spawn_with_listener(
         config,
         move |_shard| Ok(MemoryListener(incoming.clone())),
         |_shard| TechEmpower,
     )
     .unwrap();
+    (connect, server)
+}
+
+/// Returns the one response to `GET /plaintext` with `Connection: close`
+/// sent on `client`; panics unless it is complete, alone, and within 3 s.
+async fn get_plaintext_and_close(client: &mut DuplexStream) -> HttpResponse {
+    client
+        .write_all(b"GET /plaintext HTTP/1.1\r\nHost: memory\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut bytes = Vec::new();
+    tokio::time::timeout(Duration::from_secs(3), client.read_to_end(&mut bytes))
+        .await
+        .expect("response within 3 s")
+        .unwrap();
+    let (response, used) = parse_response(&bytes, "GET", true)
+        .unwrap()
+        .expect("a complete response before the close");
+    assert_eq!(
+        used,
+        bytes.len(),
+        "nothing after the response: {:?}",
+        String::from_utf8_lossy(&bytes)
+    );
+    response
+}
+
+#[tokio::test]
+async fn server_loop_serves_plaintext_over_an_in_memory_listener() {
+    let (connect, server) = serve_pipes::<DuplexStream>(Config {
+        shards: 2,
+        pin: false,
+        ..Config::default()
+    });
     assert_eq!(server.local_addr(), None, "no socket was bound");
 
     // "Connect": hand the server one end of a pipe, talk HTTP on the other.
     let (mut client, server_end) = tokio::io::duplex(64 * 1024);
     connect.send(server_end).unwrap();
-    client
-        .write_all(b"GET /plaintext HTTP/1.1\r\nHost: memory\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(3), client.read_to_end(&mut response))
-        .await
-        .expect("response within 3 s")
-        .unwrap();
-    let response = String::from_utf8(response).unwrap();
+    let response = get_plaintext_and_close(&mut client).await;
 
-    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
-    assert!(
-        response.contains("\r\nContent-Type: text/plain\r\n"),
-        "{response}"
-    );
-    assert!(
-        response.contains("\r\nContent-Length: 13\r\n"),
-        "{response}"
-    );
-    assert!(response.ends_with("\r\n\r\nHello, World!"), "{response}");
+    assert_eq!(response.version, "HTTP/1.1", "{response:?}");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.reason, "OK", "{response:?}");
+    assert_eq!(response.header("Content-Type"), Some("text/plain"));
+    assert_eq!(response.header("Content-Length"), Some("13"));
+    assert_eq!(response.body, b"Hello, World!");
     assert_eq!(server.stats().requests(), 1);
 
     drop(connect);
@@ -73,19 +96,12 @@ async fn server_loop_serves_plaintext_over_an_in_memory_listener() {
 
 #[test]
 fn stop_does_not_wait_for_a_listener_that_never_ends() {
-    let (connect, incoming) = flume::unbounded::<DuplexStream>();
-    let config = Config {
+    let (connect, server) = serve_pipes::<DuplexStream>(Config {
         shards: 1,
         pin: false,
         drain_timeout_ms: 5_000,
         ..Config::default()
-    };
-    let server = Server::spawn_with_listener(
-        config,
-        move |_shard| Ok(MemoryListener(incoming.clone())),
-        |_shard| TechEmpower,
-    )
-    .unwrap();
+    });
     // The sender stays alive: the listener would wait forever for a next pipe.
     let started = std::time::Instant::now();
     server.stop();
@@ -141,36 +157,17 @@ impl<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send> Stream for 
 
 #[tokio::test]
 async fn a_stream_that_swaps_the_read_buffer_loses_its_connection_not_memory_safety() {
-    let (connect, incoming) = flume::unbounded::<Box<dyn Stream>>();
-    let config = Config {
+    let (connect, server) = serve_pipes::<Box<dyn Stream>>(Config {
         shards: 1,
         pin: false,
         ..Config::default()
-    };
-    let server = Server::spawn_with_listener(
-        config,
-        move |_shard| Ok(MemoryListener(incoming.clone())),
-        |_shard| TechEmpower,
-    )
-    .unwrap();
+    });
     connect.send(Box::new(SwappingStream)).unwrap();
     // The shard drops the misbehaving connection and keeps serving.
     let (mut client, server_end) = tokio::io::duplex(64 * 1024);
     connect.send(Box::new(server_end)).unwrap();
-    client
-        .write_all(b"GET /plaintext HTTP/1.1\r\nHost: memory\r\nConnection: close\r\n\r\n")
-        .await
-        .unwrap();
-    let mut response = Vec::new();
-    tokio::time::timeout(Duration::from_secs(3), client.read_to_end(&mut response))
-        .await
-        .expect("response within 3 s")
-        .unwrap();
-    assert!(
-        response.ends_with(b"Hello, World!"),
-        "{}",
-        String::from_utf8_lossy(&response)
-    );
+    let response = get_plaintext_and_close(&mut client).await;
+    assert_eq!(response.body, b"Hello, World!", "{response:?}");
     assert_eq!(server.stats().shards[0].restarts, 0);
     drop(connect);
     server.stop();
