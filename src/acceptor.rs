@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use shardd_shards::listeners::{accept_nonblocking, HandoffConn};
-use shardd_shards::RoomSignal;
+use shardd_shards::runtime::AcceptorWaker;
 
 use crate::config::OverloadPolicy;
 use crate::dispatch::Dispatcher;
@@ -31,7 +31,7 @@ pub struct Acceptor {
     pub dispatcher: Dispatcher,
     pub max_pending: usize,
     pub overload: OverloadPolicy,
-    pub room: Arc<RoomSignal>,
+    pub room: Arc<AcceptorWaker>,
     pub shutdown: Arc<Shutdown>,
     pub rejecter: Rejecter,
     pub counters: Arc<AcceptorStats>,
@@ -126,7 +126,7 @@ fn place_pending(
 /// Block until a shard signals room, or `listen_fd` (if given) is readable.
 /// Returns true when the listening socket is readable.
 fn wait_for_room_or_client(
-    room: &RoomSignal,
+    room: &AcceptorWaker,
     dispatcher: &Dispatcher,
     pending: &VecDeque<HandoffConn>,
     listen_fd: Option<i32>,

@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use serde::Deserialize;
-use shardd_shards::limits::MAX_HEADERS_CAP;
-use shardd_shards::shard::ShardSettings;
+use shardd_shards::runtime::ShardConfig;
 use shardd_shards::Limits;
+use shardd_shards::MAX_HEADERS_CAP;
 
 /// Where shards get their connections from.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -240,11 +240,11 @@ impl Config {
         }
     }
 
-    pub(crate) fn shard_settings(&self) -> ShardSettings {
-        ShardSettings {
+    pub(crate) fn shard_settings(&self) -> ShardConfig {
+        ShardConfig {
             limits: self.limits(),
             drain_timeout: self.drain_timeout(),
-            ..ShardSettings::default()
+            ..ShardConfig::default()
         }
     }
 }

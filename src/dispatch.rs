@@ -9,7 +9,7 @@ use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 
 use shardd_shards::listeners::HandoffConn;
-use shardd_shards::ShardStats;
+use shardd_shards::runtime::ShardStats;
 
 use crate::config::DispatchPolicy;
 use crate::stats::AcceptorStats;

@@ -40,7 +40,7 @@ pub use shardd_shards::apps::techempower::TechEmpower;
 pub use shardd_shards::http::Version;
 pub use shardd_shards::listeners::{Handoff, HandoffConn, ReusePort, TcpConn};
 pub use shardd_shards::{
-    app_fn, Accepted, App, Body, Limits, Listener, PeerAddr, Request, Response, ShardContext,
+    app_fn, Accepted, App, Body, Limits, Listener, PeerAddr, Request, Response, ShardInfo,
     ShardStatsSnapshot,
 };
 pub use shutdown::Shutdown;

@@ -20,8 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, Context, Result};
 use core_affinity::CoreId;
 use shardd_shards::listeners::{reuseport_socket, Handoff, HandoffConn, ReusePort};
-use shardd_shards::shard::{run_shard, ShardCommand, ShardSpec};
-use shardd_shards::{App, Listener, ShardContext};
+use shardd_shards::runtime::{run_shard, ShardCommand, ShardSetup};
+use shardd_shards::{App, Listener, ShardInfo};
 
 use crate::acceptor::Acceptor;
 use crate::config::{Config, ListenerMode};
@@ -97,7 +97,7 @@ impl Server {
     /// `shutdown` is triggered, then drain and return.
     pub fn run<F, A>(self, app: F, shutdown: Arc<Shutdown>) -> Result<()>
     where
-        F: Fn(&ShardContext) -> A + Send + Sync + 'static,
+        F: Fn(&ShardInfo) -> A + Send + Sync + 'static,
         A: App,
     {
         let stats = Arc::new(ServerStats::new(self.config.shard_count()));
@@ -109,7 +109,7 @@ impl Server {
     /// Serve on background threads; the handle gives stats, shutdown and fault injection.
     pub fn spawn<F, A>(self, app: F) -> Result<ServerHandle>
     where
-        F: Fn(&ShardContext) -> A + Send + Sync + 'static,
+        F: Fn(&ShardInfo) -> A + Send + Sync + 'static,
         A: App,
     {
         let local_addr = Some(self.local_addr);
@@ -129,9 +129,9 @@ impl Server {
         app: F,
     ) -> Result<ServerHandle>
     where
-        LF: Fn(&ShardContext) -> std::io::Result<L> + Send + Sync + 'static,
+        LF: Fn(&ShardInfo) -> std::io::Result<L> + Send + Sync + 'static,
         L: Listener,
-        F: Fn(&ShardContext) -> A + Send + Sync + 'static,
+        F: Fn(&ShardInfo) -> A + Send + Sync + 'static,
         A: App,
     {
         config.validate()?;
@@ -139,7 +139,7 @@ impl Server {
         let shutdown = Arc::new(Shutdown::new()?);
         let app = Arc::new(app);
         let main: ShardMain =
-            Arc::new(move |spec: ShardSpec| run_shard(spec, |ctx| listener(ctx), |ctx| app(ctx)));
+            Arc::new(move |spec: ShardSetup| run_shard(spec, |ctx| listener(ctx), |ctx| app(ctx)));
         let cores = cores(&config);
         let summary = summary(&config, &cores, None, "custom");
         let supervisor =
@@ -162,7 +162,7 @@ impl Server {
         shutdown: &Arc<Shutdown>,
     ) -> Result<Running>
     where
-        F: Fn(&ShardContext) -> A + Send + Sync + 'static,
+        F: Fn(&ShardInfo) -> A + Send + Sync + 'static,
         A: App,
     {
         let config = self.config;
@@ -179,8 +179,8 @@ impl Server {
                 let (senders, receivers): (Vec<_>, Vec<_>) = (0..cores.len())
                     .map(|_| flume::bounded::<HandoffConn>(config.channel_capacity))
                     .unzip();
-                let main: ShardMain = Arc::new(move |spec: ShardSpec| {
-                    let channel = receivers[spec.ctx.shard_id].clone();
+                let main: ShardMain = Arc::new(move |spec: ShardSetup| {
+                    let channel = receivers[spec.info.shard_id].clone();
                     run_shard(spec, move |_| Ok(Handoff::new(channel)), |ctx| app(ctx))
                 });
                 let supervisor =
@@ -219,7 +219,7 @@ impl Server {
             }
             Source::ReusePort { sockets, addr } => {
                 let backlog = config.backlog.min(i32::MAX as u32) as i32;
-                let main: ShardMain = Arc::new(move |spec: ShardSpec| {
+                let main: ShardMain = Arc::new(move |spec: ShardSetup| {
                     let sockets = sockets.clone();
                     run_shard(
                         spec,
@@ -319,6 +319,7 @@ impl ServerHandle {
     }
 
     /// Panic shard `index`'s thread, to exercise the supervisor (fault injection).
+    #[cfg(feature = "fault-injection")]
     pub fn kill_shard(&self, index: usize) -> Result<()> {
         self.controls
             .get(index)

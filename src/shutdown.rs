@@ -5,7 +5,7 @@ use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 
-use shardd_shards::RoomSignal;
+use shardd_shards::runtime::AcceptorWaker;
 
 /// Set once to stop the server.
 #[derive(Debug)]
@@ -14,7 +14,7 @@ pub struct Shutdown {
     /// The listening socket the acceptor blocks on; `shutdown(2)` on it wakes `accept`.
     listen_fd: Mutex<Option<RawFd>>,
     /// Wakes the acceptor when it waits in `poll` for room.
-    room: Arc<RoomSignal>,
+    room: Arc<AcceptorWaker>,
     waiters: (Mutex<bool>, Condvar),
 }
 
@@ -23,13 +23,13 @@ impl Shutdown {
         Ok(Shutdown {
             triggered: AtomicBool::new(false),
             listen_fd: Mutex::new(None),
-            room: Arc::new(RoomSignal::new()?),
+            room: Arc::new(AcceptorWaker::new()?),
             waiters: (Mutex::new(false), Condvar::new()),
         })
     }
 
     /// The signal the acceptor sleeps on while it waits for room; triggering wakes it too.
-    pub(crate) fn room(&self) -> Arc<RoomSignal> {
+    pub(crate) fn room(&self) -> Arc<AcceptorWaker> {
         self.room.clone()
     }
 

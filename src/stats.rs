@@ -3,7 +3,8 @@
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::Arc;
 
-use shardd_shards::{ShardStats, ShardStatsSnapshot};
+use shardd_shards::runtime::ShardStats;
+use shardd_shards::ShardStatsSnapshot;
 
 /// Counters kept by the main thread's acceptor.
 #[derive(Debug, Default)]

@@ -13,12 +13,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use core_affinity::CoreId;
-use shardd_shards::shard::{ShardCommand, ShardSettings, ShardSpec};
-use shardd_shards::{RoomSignal, ShardContext, ShardStats};
+use shardd_shards::runtime::{AcceptorWaker, ShardCommand, ShardConfig, ShardSetup, ShardStats};
+use shardd_shards::ShardInfo;
 
 /// Runs one shard to completion on the calling thread (type-erased so the
 /// supervisor can restart it without knowing the listener or app types).
-pub type ShardMain = Arc<dyn Fn(ShardSpec) -> io::Result<()> + Send + Sync>;
+pub type ShardMain = Arc<dyn Fn(ShardSetup) -> io::Result<()> + Send + Sync>;
 
 /// A shard that dies sooner than this after starting is restarted after a pause.
 const QUICK_DEATH: Duration = Duration::from_secs(1);
@@ -38,8 +38,8 @@ struct ShardSeat {
 
 struct Shared {
     seats: Vec<ShardSeat>,
-    settings: ShardSettings,
-    room: Option<Arc<RoomSignal>>,
+    config: ShardConfig,
+    acceptor_waker: Option<Arc<AcceptorWaker>>,
     main: ShardMain,
     events: flume::Sender<Event>,
     threads: Mutex<Vec<Option<JoinHandle<()>>>>,
@@ -56,8 +56,8 @@ impl Supervisor {
     pub fn start(
         cores: Vec<Option<CoreId>>,
         stats: &[Arc<ShardStats>],
-        settings: ShardSettings,
-        room: Option<Arc<RoomSignal>>,
+        config: ShardConfig,
+        acceptor_waker: Option<Arc<AcceptorWaker>>,
         main: ShardMain,
     ) -> io::Result<Supervisor> {
         let (events, incoming) = flume::unbounded();
@@ -78,8 +78,8 @@ impl Supervisor {
         let count = seats.len();
         let shared = Arc::new(Shared {
             seats,
-            settings,
-            room,
+            config,
+            acceptor_waker,
             main,
             events,
             threads: Mutex::new((0..count).map(|_| None).collect()),
@@ -166,19 +166,19 @@ fn spawn_shard(shared: &Arc<Shared>, index: usize, generation: u32) -> io::Resul
                 started: Instant::now(),
                 clean: false,
             };
-            let spec = ShardSpec {
-                ctx: ShardContext {
+            let setup = ShardSetup {
+                info: ShardInfo {
                     shard_id: index,
                     shard_count: shared.seats.len(),
                     core: pinned.map(|core| core.id),
                     generation,
                 },
-                settings: shared.settings.clone(),
+                config: shared.config.clone(),
                 stats: seat.stats.clone(),
-                room: shared.room.clone(),
+                acceptor_waker: shared.acceptor_waker.clone(),
                 commands: seat.commands.clone(),
             };
-            match (shared.main)(spec) {
+            match (shared.main)(setup) {
                 Ok(()) => watch.finish(),
                 Err(error) => log::error!("shard {index} failed: {error}"),
             }

@@ -7,24 +7,25 @@
 
 use std::cell::RefCell;
 
-use crate::http::HeaderSpan;
+use crate::http::ReadBuffers;
 
 /// Initial read buffer: 16 TechEmpower pipelined requests (≈2.7 KiB) fit twice.
 pub const READ_CAPACITY: usize = 8 * 1024;
 /// Initial output buffer: 16 plaintext responses (≈2.2 KiB) fit with room to spare.
 pub const WRITE_CAPACITY: usize = 8 * 1024;
 
+/// Buffer sets a shard keeps for reuse by default. 256 sets of about 16 KiB
+/// are 4 MiB per shard: enough for every busy connection of a loaded shard
+/// to find one, small enough that memory follows load back down.
+pub const DEFAULT_POOLED: usize = 256;
+
 /// The buffers one connection needs while it is working.
 #[derive(Debug, Default)]
 pub struct ConnBuffers {
-    /// Bytes read and not yet consumed.
-    pub read: Vec<u8>,
+    /// What the request reader decodes from.
+    pub input: ReadBuffers,
     /// Encoded responses not yet written.
-    pub write: Vec<u8>,
-    /// Header positions of the request being handled.
-    pub spans: Vec<HeaderSpan>,
-    /// De-chunked body of the request being handled.
-    pub body: Vec<u8>,
+    pub output: Vec<u8>,
 }
 
 /// A shard-local free list of [`ConnBuffers`].
@@ -45,10 +46,12 @@ impl BufferPool {
 
     pub fn take(&self) -> ConnBuffers {
         self.free.borrow_mut().pop().unwrap_or_else(|| ConnBuffers {
-            read: Vec::with_capacity(READ_CAPACITY),
-            write: Vec::with_capacity(WRITE_CAPACITY),
-            spans: Vec::with_capacity(16),
-            body: Vec::new(),
+            input: ReadBuffers {
+                bytes: Vec::with_capacity(READ_CAPACITY),
+                spans: Vec::with_capacity(16),
+                body: Vec::new(),
+            },
+            output: Vec::with_capacity(WRITE_CAPACITY),
         })
     }
 
@@ -58,23 +61,60 @@ impl BufferPool {
         if free.len() >= self.max_pooled {
             return;
         }
-        buffers.read.clear();
-        buffers.write.clear();
-        buffers.body.clear();
-        if buffers.read.capacity() > 4 * READ_CAPACITY {
-            buffers.read = Vec::with_capacity(READ_CAPACITY);
+        let input = &mut buffers.input;
+        input.bytes.clear();
+        input.body.clear();
+        buffers.output.clear();
+        if input.bytes.capacity() > 4 * READ_CAPACITY {
+            input.bytes = Vec::with_capacity(READ_CAPACITY);
         }
-        if buffers.write.capacity() > 4 * WRITE_CAPACITY {
-            buffers.write = Vec::with_capacity(WRITE_CAPACITY);
+        if input.body.capacity() > 4 * READ_CAPACITY {
+            input.body = Vec::new();
         }
-        if buffers.body.capacity() > 4 * READ_CAPACITY {
-            buffers.body = Vec::new();
+        if buffers.output.capacity() > 4 * WRITE_CAPACITY {
+            buffers.output = Vec::with_capacity(WRITE_CAPACITY);
         }
         free.push(buffers);
     }
+}
 
-    /// Sets currently pooled (for tests and stats).
-    pub fn pooled(&self) -> usize {
-        self.free.borrow().len()
+/// A connection's hold on a buffer set: taken from the pool when the
+/// connection has work, given back while it idles, and always given back
+/// when the connection ends, however it ends.
+pub struct BufferLease<'p> {
+    pool: &'p BufferPool,
+    buffers: Option<ConnBuffers>,
+}
+
+impl<'p> BufferLease<'p> {
+    /// A lease holding nothing yet: a new connection takes buffers on its first read.
+    pub fn new(pool: &'p BufferPool) -> Self {
+        BufferLease {
+            pool,
+            buffers: None,
+        }
+    }
+
+    /// The buffers, taken from the pool if the lease holds none.
+    pub fn get(&mut self) -> &mut ConnBuffers {
+        self.buffers.get_or_insert_with(|| self.pool.take())
+    }
+
+    /// The buffers if the lease holds them (it does not while idle).
+    pub fn held(&mut self) -> Option<&mut ConnBuffers> {
+        self.buffers.as_mut()
+    }
+
+    /// Return the buffers to the pool until the connection has work again.
+    pub fn give_back(&mut self) {
+        if let Some(buffers) = self.buffers.take() {
+            self.pool.give(buffers);
+        }
+    }
+}
+
+impl Drop for BufferLease<'_> {
+    fn drop(&mut self) {
+        self.give_back();
     }
 }

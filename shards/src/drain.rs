@@ -10,6 +10,10 @@ use std::cell::{Cell, RefCell};
 use std::future::poll_fn;
 use std::task::{Poll, Waker};
 
+/// A connection's entry in its shard's [`Drain`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct DrainKey(usize);
+
 /// Registry of a shard's live connection tasks.
 #[derive(Debug, Default)]
 pub struct Drain {
@@ -39,24 +43,30 @@ impl Drain {
     /// Register a connection that is about to be spawned; the key must be
     /// passed to [`Drain::unregister`]. Counted as live from now on, so a
     /// drain waits for it even before its task first runs.
-    pub fn register(&self) -> usize {
+    pub fn register(&self) -> DrainKey {
         let mut tasks = self.tasks.borrow_mut();
         tasks.live += 1;
-        match tasks.free.pop() {
+        DrainKey(match tasks.free.pop() {
             Some(key) => key,
             None => {
                 tasks.slots.push(None);
                 tasks.slots.len() - 1
             }
-        }
+        })
     }
 
-    /// Record the task to wake when the drain starts (called on its first poll).
-    pub fn set_waker(&self, key: usize, waker: &Waker) {
-        self.tasks.borrow_mut().slots[key] = Some(waker.clone());
+    /// Leave the calling task's waker, to be woken when the drain starts
+    /// (a connection task does this first thing).
+    pub async fn watch(&self, key: DrainKey) {
+        poll_fn(|cx| {
+            self.tasks.borrow_mut().slots[key.0] = Some(cx.waker().clone());
+            Poll::Ready(())
+        })
+        .await
     }
 
-    pub fn unregister(&self, key: usize) {
+    pub fn unregister(&self, key: DrainKey) {
+        let key = key.0;
         let mut tasks = self.tasks.borrow_mut();
         tasks.slots[key] = None;
         tasks.free.push(key);

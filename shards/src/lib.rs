@@ -2,31 +2,71 @@
 //!
 //! A shard is an OS thread pinned to one core that runs a single-threaded
 //! async runtime and one task per connection. It takes its connections
-//! through a [`Listener`] — the Rust counterpart of Racket's `tcp^`
-//! signature — so the server loop in [`shard`] never knows whether they came
-//! from the main thread's acceptor ([`listeners::Handoff`]), from a socket of
-//! its own ([`listeners::ReusePort`]) or from an in-memory pipe in a test.
+//! through a [`Listener`] — the Rust counterpart of the `tcp^` signature of
+//! the Racket web server shardd's design comes from — so the shard's server
+//! loop never knows whether they came from the main thread's acceptor
+//! ([`listeners::Handoff`]), from a socket of its own
+//! ([`listeners::ReusePort`]) or from an in-memory pipe in a test.
 //!
 //! The HTTP/1.1 codec in [`http`] is sans-IO: bytes in, requests out;
 //! responses in, bytes out.
+//!
+//! # Glossary
+//!
+//! One word per concept, here and in the `shardd` crate:
+//!
+//! | word | meaning |
+//! | --- | --- |
+//! | **shard** | a thread pinned to a core, running its own server loop over its own connections |
+//! | **listener** | where a shard's connections come from ([`Listener`]) |
+//! | **acceptor** | the main thread's accept loop (handoff mode) |
+//! | **handoff** | passing an accepted connection to a shard over its channel |
+//! | **dispatch** | choosing which shard gets a connection |
+//! | **admission** | limiting connections per shard; a 503 when every shard is full |
+//! | **connection** | one client's byte stream and the task serving it |
+//! | **turn** | one pass of a connection's loop: answer what is buffered, write, read more |
+//! | **budget** | turns a connection may take in a row before it yields to the others on its shard |
+//! | **reader** | the sans-IO [`http::RequestReader`]: bytes in, requests out |
+//! | **drain** | the graceful stop: take no new connections, finish requests in flight, close idle connections |
+//! | **linger** | after a refusal, read and discard what the client still sends before closing, so it reads the response |
+//! | **stats** | counters a shard shares with the main thread (never "counters" or "metrics") |
+//! | **env** | what the connections of one shard share: limits, date, buffer pool, drain, stats |
+//! | **slot** | a connection's place in its shard's bookkeeping, held from spawn to end |
 
-pub mod app;
+// MISSING_DOCS_TODO
+
+mod acceptor_waker;
+mod app;
 pub mod apps;
-pub mod buffers;
-pub mod connection;
-pub mod context;
-pub mod drain;
+mod buffers;
+mod connection;
+mod drain;
+mod env;
 pub mod http;
-pub mod limits;
-pub mod listener;
+mod info;
+mod limits;
+mod listener;
 pub mod listeners;
-pub mod room;
-pub mod shard;
-pub mod stats;
+mod request;
+mod response;
+mod shard;
+mod slot;
+mod stats;
 
-pub use app::{app_fn, App, Body, Request, Response};
-pub use context::ShardContext;
-pub use limits::Limits;
+pub use app::{app_fn, App, FnApp};
+pub use info::ShardInfo;
+pub use limits::{Limits, MAX_HEADERS_CAP};
 pub use listener::{Accepted, Listener, PeerAddr};
-pub use room::RoomSignal;
-pub use stats::{ShardStats, ShardStatsSnapshot};
+pub use request::Request;
+pub use response::{Body, HeaderText, Response};
+pub use stats::ShardStatsSnapshot;
+
+/// How the `shardd` crate starts and supervises shards.
+///
+/// Not for apps or listener authors, and not a stable API: these are the
+/// seams between the main thread (in `shardd`) and a shard (here).
+pub mod runtime {
+    pub use crate::acceptor_waker::AcceptorWaker;
+    pub use crate::shard::{run_shard, ShardCommand, ShardConfig, ShardSetup};
+    pub use crate::stats::ShardStats;
+}

@@ -14,15 +14,17 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::task::LocalSet;
 use tokio::time::sleep;
 
+use crate::acceptor_waker::AcceptorWaker;
 use crate::app::App;
-use crate::buffers::BufferPool;
-use crate::connection::{serve_connection, Registration};
-use crate::context::ShardContext;
+use crate::buffers::{BufferPool, DEFAULT_POOLED};
+use crate::connection::serve_connection;
 use crate::drain::Drain;
+use crate::env::ShardEnv;
 use crate::http::DateCache;
+use crate::info::ShardInfo;
 use crate::limits::Limits;
 use crate::listener::{Accepted, Listener};
-use crate::room::RoomSignal;
+use crate::slot::ConnectionSlot;
 use crate::stats::ShardStats;
 
 /// Pause after a failed accept (EMFILE and friends) before trying again.
@@ -33,13 +35,14 @@ const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 pub enum ShardCommand {
     /// Stop taking connections, finish the open ones, return.
     Drain,
-    /// Panic the shard's thread (fault-injection hook for tests of the supervisor).
+    /// Panic the shard's thread, to exercise the supervisor (fault injection).
+    #[cfg(feature = "fault-injection")]
     Kill,
 }
 
-/// Settings a shard takes from the server configuration.
+/// What a shard takes from the server configuration.
 #[derive(Clone, Debug)]
-pub struct ShardSettings {
+pub struct ShardConfig {
     pub limits: Limits,
     /// How long a drain may take before open connections are cut.
     pub drain_timeout: Duration,
@@ -47,34 +50,24 @@ pub struct ShardSettings {
     pub pooled_buffers: usize,
 }
 
-impl Default for ShardSettings {
+impl Default for ShardConfig {
     fn default() -> Self {
-        ShardSettings {
+        ShardConfig {
             limits: Limits::default(),
             drain_timeout: Duration::from_secs(10),
-            pooled_buffers: 256,
+            pooled_buffers: DEFAULT_POOLED,
         }
     }
 }
 
-/// State shared by every connection task on one shard (single-threaded: `Rc`, `Cell`).
-pub struct ShardLocal {
-    pub ctx: ShardContext,
-    pub limits: Limits,
-    pub date: DateCache,
-    pub pool: BufferPool,
-    pub drain: Drain,
+/// Everything a shard thread is started with.
+pub struct ShardSetup {
+    pub info: ShardInfo,
+    pub config: ShardConfig,
+    /// Shared with the main thread.
     pub stats: Arc<ShardStats>,
-    /// Tells the acceptor when this shard gets room (admission control).
-    pub room: Option<Arc<RoomSignal>>,
-}
-
-/// Everything a shard thread needs to start.
-pub struct ShardSpec {
-    pub ctx: ShardContext,
-    pub settings: ShardSettings,
-    pub stats: Arc<ShardStats>,
-    pub room: Option<Arc<RoomSignal>>,
+    /// Rung when a connection ends (admission control); `None` without an acceptor.
+    pub acceptor_waker: Option<Arc<AcceptorWaker>>,
     pub commands: flume::Receiver<ShardCommand>,
 }
 
@@ -84,9 +77,9 @@ pub struct ShardSpec {
 /// listener may register sockets with the shard's reactor and the app may
 /// hold `!Send` state.
 pub fn run_shard<L, A>(
-    spec: ShardSpec,
-    make_listener: impl FnOnce(&ShardContext) -> io::Result<L>,
-    make_app: impl FnOnce(&ShardContext) -> A,
+    setup: ShardSetup,
+    make_listener: impl FnOnce(&ShardInfo) -> io::Result<L>,
+    make_app: impl FnOnce(&ShardInfo) -> A,
 ) -> io::Result<()>
 where
     L: Listener,
@@ -98,72 +91,96 @@ where
         .build()?;
     let tasks = LocalSet::new();
     tasks.block_on(&runtime, async move {
-        let listener = make_listener(&spec.ctx)?;
-        let app = make_app(&spec.ctx);
-        let shard = Rc::new(ShardLocal {
-            limits: spec.settings.limits.clone(),
+        let listener = make_listener(&setup.info)?;
+        let app = make_app(&setup.info);
+        let env = Rc::new(ShardEnv {
+            limits: setup.config.limits.clone(),
             date: DateCache::new(),
-            pool: BufferPool::new(spec.settings.pooled_buffers),
+            pool: BufferPool::new(setup.config.pooled_buffers),
             drain: Drain::default(),
-            stats: spec.stats,
-            room: spec.room,
-            ctx: spec.ctx,
+            stats: setup.stats,
+            acceptor_waker: setup.acceptor_waker,
         });
-        serve(
-            listener,
-            Rc::new(app),
-            shard,
-            spec.commands,
-            spec.settings.drain_timeout,
-        )
-        .await;
+        let shard = Shard {
+            id: setup.info.shard_id,
+            env,
+            app: Rc::new(app),
+        };
+        shard
+            .serve(listener, setup.commands, setup.config.drain_timeout)
+            .await;
         Ok(())
     })
 }
 
-/// The shard's server loop: accept, spawn a task per connection, drain.
-async fn serve<L: Listener, A: App>(
-    mut listener: L,
+/// One running shard: its id, the state its connections share, its app.
+struct Shard<A> {
+    id: usize,
+    env: Rc<ShardEnv>,
     app: Rc<A>,
-    shard: Rc<ShardLocal>,
-    commands: flume::Receiver<ShardCommand>,
-    drain_timeout: Duration,
-) {
-    let date_task = tokio::task::spawn_local(refresh_date(shard.clone()));
-    // Lives across loop turns so a new accept does not re-register it.
-    let mut command = pin!(commands.recv_async());
-    loop {
-        tokio::select! {
-            biased;
-            received = &mut command => match received {
-                Ok(ShardCommand::Kill) => panic!("shard {} killed on request", shard.ctx.shard_id),
-                Ok(ShardCommand::Drain) | Err(_) => {
-                    listener.stop_accepting();
-                    // Serve what the listener already holds (a handoff queue, a
-                    // kernel accept queue), but wait for nothing new.
-                    while let Some(Ok(Some(accepted))) = now_or_never(listener.accept()).await {
-                        spawn_connection(accepted, &shard, &app);
+}
+
+impl<A: App> Shard<A> {
+    /// The shard's server loop: accept, spawn a task per connection, drain.
+    async fn serve<L: Listener>(
+        &self,
+        mut listener: L,
+        commands: flume::Receiver<ShardCommand>,
+        drain_timeout: Duration,
+    ) {
+        let date_task = tokio::task::spawn_local(refresh_date(self.env.clone()));
+        // Lives across loop turns so a new accept does not re-register it.
+        let mut command = pin!(commands.recv_async());
+        loop {
+            tokio::select! {
+                biased;
+                received = &mut command => match received {
+                    #[cfg(feature = "fault-injection")]
+                    Ok(ShardCommand::Kill) => panic!("shard {} killed on request", self.id),
+                    Ok(ShardCommand::Drain) | Err(_) => {
+                        listener.stop_accepting();
+                        // Serve what the listener already holds (a handoff queue, a
+                        // kernel accept queue), but wait for nothing new.
+                        while let Some(Ok(Some(accepted))) = now_or_never(listener.accept()).await {
+                            self.spawn_connection(accepted);
+                        }
+                        break;
                     }
-                    break;
-                }
-            },
-            accepted = listener.accept() => match accepted {
-                Ok(Some(accepted)) => spawn_connection(accepted, &shard, &app),
-                Ok(None) => break,
-                Err(error) => {
-                    log::warn!("shard {}: accept failed: {error}", shard.ctx.shard_id);
-                    sleep(ACCEPT_BACKOFF).await;
-                }
-            },
+                },
+                accepted = listener.accept() => match accepted {
+                    Ok(Some(accepted)) => self.spawn_connection(accepted),
+                    Ok(None) => break,
+                    Err(error) => {
+                        log::warn!("shard {}: accept failed: {error}", self.id);
+                        sleep(ACCEPT_BACKOFF).await;
+                    }
+                },
+            }
         }
+        // No more connections will come. Close the listener now (a listening
+        // socket would keep completing handshakes nobody will serve), close idle
+        // connections, let in-flight requests finish, but not past the deadline.
+        drop(listener);
+        self.env.drain.start();
+        let _ = tokio::time::timeout(drain_timeout, self.env.drain.all_closed()).await;
+        date_task.abort();
     }
-    // No more connections will come. Close the listener now (a listening
-    // socket would keep completing handshakes nobody will serve), close idle
-    // connections, let in-flight requests finish, but not past the deadline.
-    drop(listener);
-    shard.drain.start();
-    let _ = tokio::time::timeout(drain_timeout, shard.drain.all_closed()).await;
-    date_task.abort();
+
+    fn spawn_connection<C>(&self, accepted: Accepted<C>)
+    where
+        C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
+    {
+        self.env.stats.accepted.fetch_add(1, Relaxed);
+        // Taken now, not when the task first runs: a drain that starts in
+        // between still waits for this connection.
+        let slot = ConnectionSlot::take(self.env.clone());
+        let (env, app) = (self.env.clone(), self.app.clone());
+        tokio::task::spawn_local(async move {
+            let key = slot.drain_key();
+            serve_connection(accepted.conn, accepted.peer, &env, &*app, key).await;
+            drop(slot);
+        });
+    }
 }
 
 /// Poll a future once: its output if it is ready now, `None` if it would wait.
@@ -178,27 +195,14 @@ async fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
     .await
 }
 
-fn spawn_connection<C, A>(accepted: Accepted<C>, shard: &Rc<ShardLocal>, app: &Rc<A>)
-where
-    C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
-    A: App,
-{
-    shard.stats.accepted.fetch_add(1, Relaxed);
-    let registration = Registration::new(shard.clone());
-    let (shard, app) = (shard.clone(), app.clone());
-    tokio::task::spawn_local(async move {
-        serve_connection(accepted.conn, accepted.peer, &shard, &*app, registration).await;
-    });
-}
-
 /// Refresh the shard's `Date` cache just after each second boundary.
-async fn refresh_date(shard: Rc<ShardLocal>) {
+async fn refresh_date(env: Rc<ShardEnv>) {
     loop {
         let now = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .unwrap_or_default();
         let to_next_second = Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos()));
         sleep(to_next_second + Duration::from_millis(1)).await;
-        shard.date.refresh();
+        env.date.refresh();
     }
 }

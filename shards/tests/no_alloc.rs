@@ -22,10 +22,8 @@ use std::thread;
 use std::time::Duration;
 
 use shardd_shards::apps::techempower::TechEmpower;
-use shardd_shards::shard::{run_shard, ShardCommand, ShardSettings, ShardSpec};
-use shardd_shards::{
-    app_fn, Accepted, App, Listener, PeerAddr, Response, ShardContext, ShardStats,
-};
+use shardd_shards::runtime::{run_shard, ShardCommand, ShardConfig, ShardSetup, ShardStats};
+use shardd_shards::{app_fn, Accepted, App, Listener, PeerAddr, Response, ShardInfo};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 // ---------------------------------------------------------------------------
@@ -207,16 +205,16 @@ where
     let (client_end, server_end) = tokio::io::duplex(64 * 1024);
     let (commands_tx, commands) = flume::unbounded();
     let stats = Arc::new(ShardStats::default());
-    let spec = ShardSpec {
-        ctx: ShardContext {
+    let spec = ShardSetup {
+        info: ShardInfo {
             shard_id: 0,
             shard_count: 1,
             core: None,
             generation: 0,
         },
-        settings: ShardSettings::default(),
+        config: ShardConfig::default(),
         stats: stats.clone(),
-        room: None,
+        acceptor_waker: None,
         commands,
     };
     let shard = thread::Builder::new()

@@ -6,7 +6,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use shardd::{
-    app_fn, App, Config, Request, Response, Server, ServerHandle, ShardContext, StatsSnapshot,
+    app_fn, App, Config, Request, Response, Server, ServerHandle, ShardInfo, StatsSnapshot,
 };
 
 use super::client::Client;
@@ -164,7 +164,7 @@ impl TestServer {
     /// Starts `config` serving the app `app` builds on each shard; panics if it cannot.
     pub fn start_with<F, A>(config: Config, app: F) -> TestServer
     where
-        F: Fn(&ShardContext) -> A + Send + Sync + 'static,
+        F: Fn(&ShardInfo) -> A + Send + Sync + 'static,
         A: App,
     {
         let handle = Server::bind(config)

@@ -6,7 +6,7 @@
 
 use serde::Serialize;
 
-use crate::app::{App, Request, Response};
+use crate::{App, Request, Response};
 
 /// `GET /plaintext` → `Hello, World!`; `GET /json` → `{"message":"Hello, World!"}`.
 #[derive(Clone, Copy, Debug, Default)]

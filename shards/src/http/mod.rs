@@ -1,7 +1,9 @@
 //! The sans-IO HTTP/1.1 codec: bytes in → requests, responses → bytes out.
 //!
 //! Nothing here touches a socket, so every rule is tested (and fuzzed) on
-//! byte slices. The connection loop in [`crate::connection`] drives it.
+//! byte slices. The connection loop in [`crate::connection`] drives it through
+//! [`RequestReader`], and so do the property tests, the fuzz target and the
+//! codec bench.
 //!
 //! Line endings: shardd requires CRLF. A bare LF anywhere in a request head
 //! or in chunked framing is a 400, consistently, because a server that
@@ -10,12 +12,14 @@
 
 mod chunked;
 mod date;
+mod encode;
 mod error;
-mod request;
-mod response;
+mod head;
+mod reader;
 
 pub use chunked::{decode_chunked, ChunkedDecoder, ChunkedStatus};
-pub use date::DateCache;
+pub use date::{DateCache, DATE_LEN};
+pub use encode::{encode_error, encode_response, reason_phrase, EncodeOptions};
 pub use error::HttpError;
-pub use request::{decode_head, slice, Framing, Head, HeaderSpan, Version};
-pub use response::{encode_error, encode_response, reason_phrase, EncodeOptions};
+pub use head::{decode_head, slice, Framing, Head, HeaderSpan, Version};
+pub use reader::{Awaiting, Decoded, ReadBuffers, RequestParts, RequestReader};

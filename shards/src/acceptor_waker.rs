@@ -1,7 +1,8 @@
-//! `RoomSignal`: an eventfd that wakes the acceptor from `poll`.
+//! `AcceptorWaker`: an eventfd that wakes the acceptor from `poll`.
 //!
-//! Shards ring it when a connection ends and the acceptor is waiting for
-//! room (admission control); `Shutdown` rings it to stop the acceptor.
+//! Shards ring it when a connection ends while the acceptor waits for a
+//! shard with room for another (admission control); the drain rings it to
+//! stop the acceptor.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -13,19 +14,19 @@ use std::sync::atomic::{fence, AtomicBool, Ordering::Relaxed, Ordering::SeqCst};
 /// place (or has stopped accepting), so shards check `waiting` with one
 /// relaxed load and write the eventfd only when someone listens.
 #[derive(Debug)]
-pub struct RoomSignal {
+pub struct AcceptorWaker {
     waiting: AtomicBool,
     eventfd: OwnedFd,
 }
 
-impl RoomSignal {
+impl AcceptorWaker {
     pub fn new() -> io::Result<Self> {
         // SAFETY: eventfd has no memory-safety preconditions; we check the result.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
         if fd < 0 {
             return Err(io::Error::last_os_error());
         }
-        Ok(RoomSignal {
+        Ok(AcceptorWaker {
             waiting: AtomicBool::new(false),
             // SAFETY: fd is a fresh descriptor we own.
             eventfd: unsafe { OwnedFd::from_raw_fd(fd) },

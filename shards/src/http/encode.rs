@@ -1,11 +1,11 @@
 //! Encoding a response into the connection's output buffer.
 
 use super::date::DATE_LEN;
-use super::request::eq_lowercase;
+use super::head::eq_lowercase;
 use super::HttpError;
 use std::borrow::Cow;
 
-use crate::app::{HeaderText, Response};
+use crate::response::{HeaderText, Response};
 
 /// What the connection decided about this response beyond the app's say.
 #[derive(Clone, Copy, Debug)]

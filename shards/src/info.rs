@@ -1,4 +1,4 @@
-//! What a shard knows about itself, handed to app and listener factories.
+//! `ShardInfo`: who a shard is, handed to app and listener factories.
 
 /// Identity of the shard a factory is being called on.
 ///
@@ -6,7 +6,7 @@
 /// connection pools, counters) without locks, the way actix-web's per-worker
 /// factory does.
 #[derive(Clone, Debug)]
-pub struct ShardContext {
+pub struct ShardInfo {
     /// Index of this shard, `0..shard_count`. Stable across restarts.
     pub shard_id: usize,
     /// How many shards the server runs.

@@ -1,0 +1,277 @@
+//! The HTTP/1.1 connection loop: one task per connection, on its shard.
+//!
+//! Each turn answers every complete request already read (in order,
+//! pipelining included), writes all their responses with one write, then
+//! reads again. The shape follows may-minihttp's short fast path; limits,
+//! timeouts, fairness and drain each cost a branch on it, not a system call.
+//!
+//! The parts, one file each: [`RequestReader`](crate::http::RequestReader)
+//! turns bytes into requests; `wait` knows what the connection waits for
+//! and when that runs out; `budget` makes a greedy connection yield;
+//! `handler` runs the app with panics contained; `io` reads, writes and
+//! lingers.
+
+mod budget;
+mod handler;
+mod io;
+#[cfg(test)]
+mod tests;
+mod wait;
+
+use std::sync::atomic::Ordering::Relaxed;
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use self::budget::Budget;
+use self::handler::{call_app, internal_error};
+use self::io::{linger_close, read_more, write_all, ReadInto, ReadOutcome, WriteFailed};
+use self::wait::{Wait, Waiting};
+use crate::app::App;
+use crate::buffers::{BufferLease, ConnBuffers};
+use crate::drain::DrainKey;
+use crate::env::ShardEnv;
+use crate::http::{
+    encode_error, encode_response, Awaiting, Decoded, EncodeOptions, HttpError, RequestReader,
+    Version, DATE_LEN,
+};
+use crate::listener::PeerAddr;
+use crate::request::Request;
+
+/// What the connection does once this turn's output is written.
+#[derive(Debug, PartialEq, Eq)]
+enum AfterWrite {
+    /// Everything buffered was answered: read more.
+    ReadMore,
+    /// The output reached `max_output_bytes` with requests still buffered:
+    /// write, then answer those before reading more.
+    AnswerMore,
+    /// Close now.
+    Close,
+    /// Close, but first read and discard what the client still sends, so
+    /// it reads our last response instead of a reset.
+    Linger,
+}
+
+/// Serve one connection until it closes. `drain_key` is the connection's
+/// entry in its shard's drain, taken when the task was spawned.
+pub async fn serve_connection<C, A>(
+    mut io: C,
+    peer: PeerAddr,
+    env: &ShardEnv,
+    app: &A,
+    drain_key: DrainKey,
+) where
+    C: AsyncRead + AsyncWrite + Unpin,
+    A: App,
+{
+    env.drain.watch(drain_key).await;
+    let mut conn = Connection {
+        env,
+        lease: BufferLease::new(&env.pool),
+        reader: RequestReader::default(),
+        wait: Wait::new(),
+        budget: Budget::new(),
+    };
+    loop {
+        let after = conn.answer_buffered(app, &peer).await;
+        if conn.write_output(&mut io).await.is_err() {
+            return;
+        }
+        match after {
+            AfterWrite::ReadMore => {}
+            AfterWrite::AnswerMore => {
+                conn.budget.spend_turn().await;
+                continue;
+            }
+            AfterWrite::Close => return,
+            AfterWrite::Linger => return linger_close(&mut io).await,
+        }
+        conn.budget.spend_turn().await;
+        match conn.read_more(&mut io).await {
+            ReadOutcome::Data => {}
+            ReadOutcome::Eof => return conn.end_of_stream(&mut io).await,
+            ReadOutcome::TimedOut => return conn.timed_out(&mut io).await,
+            ReadOutcome::Drained | ReadOutcome::Failed => return,
+        }
+    }
+}
+
+/// One connection's state between turns.
+struct Connection<'e> {
+    env: &'e ShardEnv,
+    lease: BufferLease<'e>,
+    reader: RequestReader,
+    wait: Wait,
+    budget: Budget,
+}
+
+impl Connection<'_> {
+    /// Answer every complete request buffered, encoding the responses into
+    /// the output buffer.
+    async fn answer_buffered<A: App>(&mut self, app: &A, peer: &PeerAddr) -> AfterWrite {
+        let Connection {
+            env,
+            lease,
+            reader,
+            wait,
+            ..
+        } = self;
+        let Some(ConnBuffers { input, output }) = lease.held() else {
+            return AfterWrite::ReadMore;
+        };
+        let date = env.date.get();
+        let mut answered = 0;
+        let after = loop {
+            let parts = match reader.decode(input, &env.limits) {
+                Decoded::Request(parts) => parts,
+                Decoded::Incomplete(awaiting) => {
+                    wait_for(awaiting, wait, output);
+                    break AfterWrite::ReadMore;
+                }
+                Decoded::Refused(error) => {
+                    refuse(env, error, &date, output);
+                    break AfterWrite::Linger;
+                }
+            };
+            let request = Request::from_parts(&parts, peer);
+            let head_only = request.method() == "HEAD";
+            let response = call_app(app, &request).await;
+            let panicked = response.is_none();
+            if panicked {
+                env.stats.handler_panics.fetch_add(1, Relaxed);
+            }
+            // Decided after the handler: a drain may have begun while it ran.
+            let close = !parts.head.keep_alive || panicked || env.drain.is_draining();
+            let options = EncodeOptions {
+                date: &date,
+                head_only,
+                close,
+                keep_alive_1_0: parts.head.version == Version::Http10 && !close,
+            };
+            encode_response(&response.unwrap_or_else(internal_error), &options, output);
+            answered += 1;
+            wait.answered();
+            if close {
+                break after_closing_response(reader.has_buffered(input));
+            }
+            if output.len() >= env.limits.max_output_bytes {
+                break AfterWrite::AnswerMore;
+            }
+        };
+        if answered > 0 {
+            env.stats.requests.fetch_add(answered, Relaxed);
+        }
+        after
+    }
+
+    /// Write everything this turn produced, in one write when the socket takes it.
+    async fn write_output<C: AsyncWrite + Unpin>(&mut self, io: &mut C) -> Result<(), WriteFailed> {
+        let Some(buffers) = self.lease.held() else {
+            return Ok(());
+        };
+        if buffers.output.is_empty() {
+            return Ok(());
+        }
+        let send_timeout = self.env.limits.send_timeout;
+        let written = write_all(
+            io,
+            &buffers.output,
+            &mut self.wait,
+            &mut self.budget,
+            send_timeout,
+        )
+        .await;
+        buffers.output.clear();
+        if written == Err(WriteFailed::TimedOut) {
+            self.env.stats.timeouts.fetch_add(1, Relaxed);
+        }
+        written
+    }
+
+    async fn read_more<C: AsyncRead + Unpin>(&mut self, io: &mut C) -> ReadOutcome {
+        let outcome = read_more(
+            io,
+            ReadInto {
+                env: self.env,
+                lease: &mut self.lease,
+                reader: &mut self.reader,
+                wait: &mut self.wait,
+                budget: &mut self.budget,
+            },
+        )
+        .await;
+        if matches!(outcome, ReadOutcome::Data) && self.wait.waiting() == Waiting::Body {
+            // body_timeout counts from the last bytes of the body.
+            self.wait.restart();
+        }
+        outcome
+    }
+
+    /// The client closed its side. Mid-request, say why nothing more will come.
+    async fn end_of_stream<C: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut C) {
+        let partial = match self.lease.held() {
+            Some(buffers) => self.reader.has_buffered(&buffers.input),
+            None => false,
+        };
+        if partial {
+            self.answer_and_close(io, HttpError::BadRequest("incomplete request"))
+                .await;
+        }
+    }
+
+    /// A wait ran out: a partial request gets a 408, an idle connection just closes.
+    async fn timed_out<C: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut C) {
+        self.env.stats.timeouts.fetch_add(1, Relaxed);
+        if matches!(self.wait.waiting(), Waiting::Head | Waiting::Body) {
+            self.answer_and_close(io, HttpError::RequestTimeout).await;
+        }
+    }
+
+    /// Send an error response on a connection that is being given up, then close it gracefully.
+    async fn answer_and_close<C: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut C,
+        error: HttpError,
+    ) {
+        let output = &mut self.lease.get().output;
+        output.clear();
+        refuse(self.env, error, &self.env.date.get(), output);
+        if self.write_output(io).await.is_ok() {
+            linger_close(io).await;
+        }
+    }
+}
+
+/// Update the wait for what the reader needs next; owe `100 Continue` if asked.
+fn wait_for(awaiting: Awaiting, wait: &mut Wait, output: &mut Vec<u8>) {
+    match awaiting {
+        // Still Initial or Idle, as before.
+        Awaiting::Request => {}
+        Awaiting::Head => wait.switch(Waiting::Head),
+        Awaiting::Body { send_continue } => {
+            wait.switch(Waiting::Body);
+            if send_continue {
+                output.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            }
+        }
+    }
+}
+
+/// After a response that closes the connection: bytes the client already
+/// sent behind it would turn our close into a reset, so linger over them.
+fn after_closing_response(more_buffered: bool) -> AfterWrite {
+    if more_buffered {
+        AfterWrite::Linger
+    } else {
+        AfterWrite::Close
+    }
+}
+
+/// Encode the answer to a refused request, and count it.
+fn refuse(env: &ShardEnv, error: HttpError, date: &[u8; DATE_LEN], output: &mut Vec<u8>) {
+    if error != HttpError::RequestTimeout {
+        env.stats.bad_requests.fetch_add(1, Relaxed);
+    }
+    env.stats.requests.fetch_add(1, Relaxed);
+    encode_error(error, date, output);
+}

@@ -1,0 +1,138 @@
+//! What a connection is waiting for, and when that wait runs out.
+//!
+//! One lazily created timer per connection serves every wait (head, body,
+//! idle, send). A deadline is fixed at the first pending poll of a wait and
+//! the timer is re-armed only when it fires before a deadline that has
+//! since moved later, so keep-alive traffic does not touch the timer wheel.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use tokio::time::{Instant, Sleep};
+
+use crate::limits::Limits;
+
+/// What the connection is reading for; each has its own timeout.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Waiting {
+    /// A new connection that has sent nothing yet: `header_timeout` from
+    /// accept, then a silent close; a drain closes it once nothing is readable.
+    Initial,
+    /// Between requests (keep-alive): `idle_timeout`, and a drain closes it.
+    Idle,
+    /// The rest of a request head: `header_timeout` from its first byte, then 408.
+    Head,
+    /// The rest of a body: `body_timeout` since the last bytes arrived, then 408.
+    Body,
+}
+
+impl Waiting {
+    /// Nothing of a request is buffered: the connection may give its buffers back.
+    pub(crate) fn is_idle(self) -> bool {
+        matches!(self, Waiting::Initial | Waiting::Idle)
+    }
+
+    /// The timeout of a read in this state.
+    pub(crate) fn read_timeout(self, limits: &Limits) -> Duration {
+        match self {
+            Waiting::Idle => limits.idle_timeout,
+            Waiting::Initial | Waiting::Head => limits.header_timeout,
+            Waiting::Body => limits.body_timeout,
+        }
+    }
+}
+
+/// The connection's current wait and its deadline.
+pub(crate) struct Wait {
+    waiting: Waiting,
+    /// `None`: the deadline starts at the next pending poll.
+    due: Option<Instant>,
+    timer: Option<Pin<Box<Sleep>>>,
+}
+
+impl Wait {
+    pub(crate) fn new() -> Self {
+        Wait {
+            waiting: Waiting::Initial,
+            due: None,
+            timer: None,
+        }
+    }
+
+    pub(crate) fn waiting(&self) -> Waiting {
+        self.waiting
+    }
+
+    /// Wait for something else from now on, with a fresh deadline — except
+    /// that a head arriving on a new connection keeps the deadline it has
+    /// had since accept (`header_timeout` covers accept to complete head).
+    pub(crate) fn switch(&mut self, to: Waiting) {
+        if self.waiting == to {
+            return;
+        }
+        if !(self.waiting == Waiting::Initial && to == Waiting::Head) {
+            self.due = None;
+        }
+        self.waiting = to;
+    }
+
+    /// A request was answered: wait for the next, with a fresh idle deadline.
+    pub(crate) fn answered(&mut self) {
+        self.waiting = Waiting::Idle;
+        self.due = None;
+    }
+
+    /// Bytes moved (body arrived, output written): the deadline starts over.
+    pub(crate) fn restart(&mut self) {
+        self.due = None;
+    }
+
+    /// Ready once `timeout` has passed since this wait began.
+    pub(crate) fn poll_expired(&mut self, timeout: Duration, cx: &mut Context<'_>) -> Poll<()> {
+        let due = *self.due.get_or_insert_with(|| Instant::now() + timeout);
+        let timer = self
+            .timer
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        if timer.deadline() > due {
+            timer.as_mut().reset(due);
+        }
+        loop {
+            match timer.as_mut().poll(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(()) if Instant::now() >= due => return Poll::Ready(()),
+                Poll::Ready(()) => timer.as_mut().reset(due),
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_head_on_a_new_connection_keeps_the_deadline_from_accept() {
+        let mut wait = Wait::new();
+        wait.due = Some(Instant::now());
+        wait.switch(Waiting::Head);
+        assert!(wait.due.is_some(), "header_timeout runs from accept");
+        wait.answered();
+        assert_eq!((wait.waiting(), wait.due), (Waiting::Idle, None));
+        wait.due = Some(Instant::now());
+        wait.switch(Waiting::Head);
+        assert!(
+            wait.due.is_none(),
+            "a new request's head times from its first byte"
+        );
+        wait.due = Some(Instant::now());
+        wait.switch(Waiting::Head);
+        assert!(
+            wait.due.is_some(),
+            "more of the same head keeps the deadline"
+        );
+        wait.switch(Waiting::Body);
+        assert!(wait.due.is_none());
+    }
+}

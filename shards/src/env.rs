@@ -1,0 +1,26 @@
+//! `ShardEnv`: what every connection on one shard shares.
+//!
+//! The connection loop sees its shard only through this: the limits it
+//! enforces, the cached `Date`, the buffer pool, the drain and the stats.
+//! Single-threaded (`Cell`, `RefCell` inside), built once per shard.
+
+use std::sync::Arc;
+
+use crate::acceptor_waker::AcceptorWaker;
+use crate::buffers::BufferPool;
+use crate::drain::Drain;
+use crate::http::DateCache;
+use crate::limits::Limits;
+use crate::stats::ShardStats;
+
+/// The shard-wide state a connection uses.
+pub struct ShardEnv {
+    pub limits: Limits,
+    pub date: DateCache,
+    pub pool: BufferPool,
+    pub drain: Drain,
+    /// Shared with the main thread (dispatch, admission, the stats API).
+    pub stats: Arc<ShardStats>,
+    /// Rung when a connection ends, so an acceptor waiting for room sees it.
+    pub acceptor_waker: Option<Arc<AcceptorWaker>>,
+}
