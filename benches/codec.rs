@@ -14,8 +14,9 @@
 //! `cargo bench --bench codec` (criterion options after `--`, e.g.
 //! `-- turn` to filter). A summary table of the medians is printed at the end.
 
+mod support;
+
 use std::hint::black_box;
-use std::path::PathBuf;
 use std::time::{Duration, SystemTime};
 
 use criterion::{Criterion, Throughput};
@@ -158,14 +159,6 @@ fn codec(c: &mut Criterion) {
     group.finish();
 }
 
-/// `target/`, found from this executable (`target/<profile>/deps/codec-…`).
-fn target_dir() -> PathBuf {
-    std::env::current_exe()
-        .ok()
-        .and_then(|exe| Some(exe.parent()?.parent()?.parent()?.to_path_buf()))
-        .unwrap_or_else(|| PathBuf::from("target"))
-}
-
 /// The `point_estimate` of `key` ("mean", "median", …) in criterion's estimates.json.
 fn estimate(json: &str, key: &str) -> Option<f64> {
     let at = json.find(&format!("\"{key}\":"))?;
@@ -224,7 +217,7 @@ fn summary(dir: &std::path::Path, since: SystemTime) {
 }
 
 fn main() {
-    let dir = target_dir().join("criterion");
+    let dir = support::target_dir().join("criterion");
     let mut criterion = Criterion::default()
         .warm_up_time(Duration::from_secs(1))
         .measurement_time(Duration::from_secs(3))

@@ -8,8 +8,10 @@
 //! cargo bench --bench idle -- [--connections 10000] [--shards 2]
 //! ```
 
+mod support;
+
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -32,8 +34,9 @@ fn main() {
             }
         }
     }
-    raise_open_file_limit();
-    let addr = free_port();
+    support::raise_open_file_limit();
+    let port = support::free_port().expect("a free port");
+    let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, port));
     let mut server = start_server(addr, shards);
     let pid = server.id();
 
@@ -102,13 +105,6 @@ fn rss_kib(pid: u32) -> u64 {
         .expect("VmRSS in /proc status")
 }
 
-fn free_port() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-}
-
 fn start_server(addr: SocketAddr, shards: usize) -> Child {
     let child = Command::new(env!("CARGO_BIN_EXE_shardd"))
         .args(["--bind", &addr.to_string(), "--shards", &shards.to_string()])
@@ -128,17 +124,4 @@ fn stop(server: &mut Child) {
     // SAFETY: signalling the child we started.
     unsafe { libc::kill(server.id() as i32, libc::SIGTERM) };
     let _ = server.wait();
-}
-
-fn raise_open_file_limit() {
-    let mut limit = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit on a struct we own.
-    unsafe {
-        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit);
-        limit.rlim_cur = limit.rlim_max;
-        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
-    }
 }
