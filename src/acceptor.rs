@@ -19,8 +19,8 @@ use shardd_shards::runtime::AcceptorWaker;
 
 use crate::config::OverloadPolicy;
 use crate::dispatch::Dispatcher;
+use crate::drain_signal::DrainSignal;
 use crate::rejecter::Rejecter;
-use crate::shutdown::Shutdown;
 use crate::stats::AcceptorStats;
 
 /// Pause after accept fails for lack of descriptors, so the loop does not spin.
@@ -31,14 +31,14 @@ pub struct Acceptor {
     pub dispatcher: Dispatcher,
     pub max_pending: usize,
     pub overload: OverloadPolicy,
-    pub room: Arc<AcceptorWaker>,
-    pub shutdown: Arc<Shutdown>,
+    pub waker: Arc<AcceptorWaker>,
+    pub drain: Arc<DrainSignal>,
     pub rejecter: Rejecter,
-    pub counters: Arc<AcceptorStats>,
+    pub stats: Arc<AcceptorStats>,
 }
 
 impl Acceptor {
-    /// Run until shutdown; then place or answer every connection still held.
+    /// Run until the drain starts; then place or answer every connection still held.
     /// Returns the rejecter, still lingering on rejected connections.
     pub fn run(self) -> Rejecter {
         let Acceptor {
@@ -46,15 +46,15 @@ impl Acceptor {
             mut dispatcher,
             max_pending,
             overload,
-            room,
-            shutdown,
+            waker,
+            drain,
             rejecter,
-            counters,
+            stats,
         } = self;
         let listen_fd = listener.as_raw_fd();
         let mut pending: VecDeque<HandoffConn> = VecDeque::new();
-        while !shutdown.is_triggered() {
-            place_pending(&mut pending, &mut dispatcher, &counters);
+        while !drain.is_triggered() {
+            place_pending(&mut pending, &mut dispatcher, &stats);
             let may_accept = overload == OverloadPolicy::Reject
                 || pending.len() < max_pending
                 || dispatcher.has_room();
@@ -62,47 +62,47 @@ impl Acceptor {
                 // Something waits for room: sleep until a shard frees some,
                 // or (if we may) a new connection arrives.
                 if !wait_for_room_or_client(
-                    &room,
+                    &waker,
                     &dispatcher,
                     &pending,
                     may_accept.then_some(listen_fd),
                 ) {
                     continue;
                 }
-                if shutdown.is_triggered() {
+                if drain.is_triggered() {
                     break;
                 }
             }
             let conn = match accept_nonblocking(listen_fd) {
                 Ok((stream, peer)) => HandoffConn { stream, peer },
                 Err(error) => {
-                    if !shutdown.is_triggered() {
-                        handle_accept_error(error, &counters);
+                    if !drain.is_triggered() {
+                        handle_accept_error(error, &stats);
                     }
                     continue;
                 }
             };
-            counters.accepted.fetch_add(1, Relaxed);
+            stats.accepted.fetch_add(1, Relaxed);
             if let Err(conn) = dispatcher.dispatch(conn) {
                 if pending.len() < max_pending || overload == OverloadPolicy::Backlog {
                     pending.push_back(conn);
-                    counters.queued.fetch_add(1, Relaxed);
-                    counters.pending.store(pending.len(), Relaxed);
+                    stats.queued.fetch_add(1, Relaxed);
+                    stats.pending.store(pending.len(), Relaxed);
                 } else {
-                    counters.rejected.fetch_add(1, Relaxed);
+                    stats.rejected.fetch_add(1, Relaxed);
                     rejecter.reject(conn.stream);
                 }
             }
         }
         // Draining: what the shards can still take they get; the rest hear 503.
-        place_pending(&mut pending, &mut dispatcher, &counters);
+        place_pending(&mut pending, &mut dispatcher, &stats);
         for conn in pending.drain(..) {
-            counters.rejected.fetch_add(1, Relaxed);
+            stats.rejected.fetch_add(1, Relaxed);
             rejecter.reject(conn.stream);
         }
-        counters.pending.store(0, Relaxed);
+        stats.pending.store(0, Relaxed);
         drop(dispatcher); // closes the channels: shards serve what is queued, then stop
-        shutdown.unwatch_listener();
+        drain.unwatch_listener();
         drop(listener);
         rejecter
     }
@@ -112,7 +112,7 @@ impl Acceptor {
 fn place_pending(
     pending: &mut VecDeque<HandoffConn>,
     dispatcher: &mut Dispatcher,
-    counters: &AcceptorStats,
+    stats: &AcceptorStats,
 ) {
     while let Some(conn) = pending.pop_front() {
         if let Err(conn) = dispatcher.dispatch(conn) {
@@ -120,26 +120,26 @@ fn place_pending(
             break;
         }
     }
-    counters.pending.store(pending.len(), Relaxed);
+    stats.pending.store(pending.len(), Relaxed);
 }
 
 /// Block until a shard signals room, or `listen_fd` (if given) is readable.
 /// Returns true when the listening socket is readable.
 fn wait_for_room_or_client(
-    room: &AcceptorWaker,
+    waker: &AcceptorWaker,
     dispatcher: &Dispatcher,
     pending: &VecDeque<HandoffConn>,
     listen_fd: Option<i32>,
 ) -> bool {
-    room.set_waiting(true);
+    waker.set_waiting(true);
     // Re-check after announcing: a shard that freed room just before would not have signalled.
     if !pending.is_empty() && dispatcher.has_room() {
-        room.set_waiting(false);
+        waker.set_waiting(false);
         return false;
     }
     let mut fds = [
         libc::pollfd {
-            fd: room.fd(),
+            fd: waker.fd(),
             events: libc::POLLIN,
             revents: 0,
         },
@@ -152,18 +152,18 @@ fn wait_for_room_or_client(
     // A timeout bounds the cost of any missed wakeup.
     // SAFETY: poll(2) on two pollfd structs we own.
     unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
-    room.set_waiting(false);
-    room.consume();
+    waker.set_waiting(false);
+    waker.consume();
     listen_fd.is_some() && fds[1].revents & libc::POLLIN != 0
 }
 
-fn handle_accept_error(error: io::Error, counters: &AcceptorStats) {
+fn handle_accept_error(error: io::Error, stats: &AcceptorStats) {
     match error.kind() {
         io::ErrorKind::Interrupted
         | io::ErrorKind::WouldBlock
         | io::ErrorKind::ConnectionAborted => {}
         _ => {
-            counters.accept_errors.fetch_add(1, Relaxed);
+            stats.accept_errors.fetch_add(1, Relaxed);
             log::warn!("accept failed: {error}");
             std::thread::sleep(ACCEPT_BACKOFF);
         }

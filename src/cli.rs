@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Parser;
 
-use crate::config::{Config, DispatchPolicy, ListenerMode, OverloadPolicy};
+use shardd::{Config, DispatchPolicy, ListenerMode, OverloadPolicy};
 
 /// shardd: a sharded thread-per-core HTTP/1.1 server with connection handoff.
 ///
@@ -15,7 +15,7 @@ use crate::config::{Config, DispatchPolicy, ListenerMode, OverloadPolicy};
 /// one of N shard threads, each pinned to its own core.
 ///
 /// Settings come from defaults, then --config FILE, then these flags.
-/// SIGINT/SIGTERM drain gracefully; a second signal exits at once.
+/// SIGINT/SIGTERM start a drain; a second signal exits at once.
 /// Log verbosity: RUST_LOG=warn|info|debug (default info).
 #[derive(Debug, Parser)]
 #[command(name = "shardd", version)]
@@ -56,7 +56,7 @@ pub struct Cli {
     #[arg(long, value_enum)]
     pub dispatch: Option<DispatchPolicy>,
 
-    /// Longest a graceful shutdown may take, in milliseconds [default: 10000].
+    /// Longest a drain may take, in milliseconds [default: 10000].
     #[arg(long, value_name = "MS")]
     pub drain_timeout_ms: Option<u64>,
 }

@@ -8,11 +8,11 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
 
-use anyhow::{bail, Context, Result};
 use serde::Deserialize;
 use shardd_shards::runtime::ShardConfig;
-use shardd_shards::Limits;
-use shardd_shards::MAX_HEADERS_CAP;
+use shardd_shards::{Limits, MAX_HEADERS_CAP};
+
+use crate::error::Error;
 
 /// Where shards get their connections from.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
@@ -55,6 +55,7 @@ pub struct Config {
     pub bind: SocketAddr,
     /// Number of shards; 0 means one per core.
     pub shards: usize,
+    /// Where shards get their connections from.
     pub listener: ListenerMode,
     /// Pin each shard to its own core.
     pub pin: bool,
@@ -62,10 +63,12 @@ pub struct Config {
     pub backlog: u32,
     /// Capacity of each shard's handoff channel.
     pub channel_capacity: usize,
-    /// Longest a graceful shutdown may take, in milliseconds.
+    /// Longest a drain may take, in milliseconds.
     pub drain_timeout_ms: u64,
+    /// Admission control.
     pub admission: Admission,
-    pub limits: LimitsConfig,
+    /// Per-connection limits and timeouts (the `[limits]` table).
+    pub limits: Limits,
 }
 
 /// Admission control (seed 004's taskmaster, per shard).
@@ -76,25 +79,12 @@ pub struct Admission {
     pub max_connections_per_shard: usize,
     /// Accepted connections the main thread holds while every shard is full.
     pub max_pending: usize,
+    /// What happens when every shard is full.
     pub overload: OverloadPolicy,
+    /// How the acceptor picks a shard.
     pub dispatch: DispatchPolicy,
     /// Seconds sent in `Retry-After` with a 503.
     pub retry_after_secs: u32,
-}
-
-/// Per-connection limits and timeouts (see `shardd_shards::Limits`).
-#[derive(Clone, Debug, Deserialize, PartialEq)]
-#[serde(default, deny_unknown_fields)]
-pub struct LimitsConfig {
-    pub max_request_line: usize,
-    pub max_head_bytes: usize,
-    pub max_headers: usize,
-    pub max_body_bytes: usize,
-    pub max_output_bytes: usize,
-    pub header_timeout_ms: u64,
-    pub idle_timeout_ms: u64,
-    pub body_timeout_ms: u64,
-    pub send_timeout_ms: u64,
 }
 
 impl Default for Config {
@@ -108,7 +98,7 @@ impl Default for Config {
             channel_capacity: 4096,
             drain_timeout_ms: 10_000,
             admission: Admission::default(),
-            limits: LimitsConfig::default(),
+            limits: Limits::default(),
         }
     }
 }
@@ -125,40 +115,32 @@ impl Default for Admission {
     }
 }
 
-impl Default for LimitsConfig {
-    fn default() -> Self {
-        let limits = Limits::default();
-        let ms = |d: Duration| d.as_millis() as u64;
-        LimitsConfig {
-            max_request_line: limits.max_request_line,
-            max_head_bytes: limits.max_head_bytes,
-            max_headers: limits.max_headers,
-            max_body_bytes: limits.max_body_bytes,
-            max_output_bytes: limits.max_output_bytes,
-            header_timeout_ms: ms(limits.header_timeout),
-            idle_timeout_ms: ms(limits.idle_timeout),
-            body_timeout_ms: ms(limits.body_timeout),
-            send_timeout_ms: ms(limits.send_timeout),
-        }
-    }
-}
-
 impl Config {
     /// Read a TOML file; settings it leaves out keep their defaults.
-    pub fn from_file(path: &Path) -> Result<Config> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read config file {}", path.display()))?;
-        Self::from_toml(&text).with_context(|| format!("in config file {}", path.display()))
+    pub fn from_file(path: &Path) -> Result<Config, Error> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigFile {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text).map_err(|error| match error {
+            Error::ConfigSyntax { message, .. } => Error::ConfigSyntax {
+                path: Some(path.to_owned()),
+                message,
+            },
+            other => other,
+        })
     }
 
-    pub fn from_toml(text: &str) -> Result<Config> {
-        let config: Config =
-            toml::from_str(text).map_err(|e| anyhow::anyhow!("{}", e.to_string().trim_end()))?;
-        Ok(config)
+    /// Parse TOML text; settings it leaves out keep their defaults.
+    pub fn from_toml(text: &str) -> Result<Config, Error> {
+        toml::from_str(text).map_err(|error| Error::ConfigSyntax {
+            path: None,
+            message: error.to_string().trim_end().to_owned(),
+        })
     }
 
     /// Check values that parse but make no sense; the message names the setting.
-    pub fn validate(&self) -> Result<()> {
+    pub fn validate(&self) -> Result<(), Error> {
         let l = &self.limits;
         let checks: [(bool, &str); 12] = [
             (self.shards <= 1024, "shards must be at most 1024"),
@@ -188,15 +170,15 @@ impl Config {
                 "limits.max_output_bytes must be at least 1",
             ),
             (
-                l.header_timeout_ms >= 1,
+                !l.header_timeout.is_zero(),
                 "limits.header_timeout_ms must be at least 1",
             ),
             (
-                l.idle_timeout_ms >= 1,
+                !l.idle_timeout.is_zero(),
                 "limits.idle_timeout_ms must be at least 1",
             ),
             (
-                l.body_timeout_ms >= 1 && l.send_timeout_ms >= 1,
+                !l.body_timeout.is_zero() && !l.send_timeout.is_zero(),
                 "limits.body_timeout_ms and limits.send_timeout_ms must be at least 1",
             ),
             (
@@ -204,10 +186,8 @@ impl Config {
                 "admission.retry_after_secs must be at most 86400",
             ),
         ];
-        for (ok, message) in checks {
-            if !ok {
-                bail!("invalid setting: {message}");
-            }
+        if let Some((_, message)) = checks.into_iter().find(|(ok, _)| !ok) {
+            return Err(Error::InvalidSetting(message));
         }
         Ok(())
     }
@@ -220,29 +200,14 @@ impl Config {
         std::thread::available_parallelism().map_or(1, |n| n.get())
     }
 
+    /// The drain timeout as a duration.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
     }
 
-    /// The per-connection limits in the form the shards use.
-    pub fn limits(&self) -> Limits {
-        let l = &self.limits;
-        Limits {
-            max_request_line: l.max_request_line,
-            max_head_bytes: l.max_head_bytes,
-            max_headers: l.max_headers,
-            max_body_bytes: l.max_body_bytes,
-            max_output_bytes: l.max_output_bytes,
-            header_timeout: Duration::from_millis(l.header_timeout_ms),
-            idle_timeout: Duration::from_millis(l.idle_timeout_ms),
-            body_timeout: Duration::from_millis(l.body_timeout_ms),
-            send_timeout: Duration::from_millis(l.send_timeout_ms),
-        }
-    }
-
-    pub(crate) fn shard_settings(&self) -> ShardConfig {
+    pub(crate) fn shard_config(&self) -> ShardConfig {
         ShardConfig {
-            limits: self.limits(),
+            limits: self.limits.clone(),
             drain_timeout: self.drain_timeout(),
             ..ShardConfig::default()
         }

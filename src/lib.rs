@@ -7,44 +7,60 @@
 //!
 //! This crate (`src/`) is the main thread's side: configuration, binding,
 //! the acceptor and dispatcher, the supervisor that starts and restarts
-//! shards, signals and shutdown. What runs inside a shard lives in the
-//! `shardd-shards` crate (`shards/`) and is re-exported here.
+//! shards, and the drain. What runs inside a shard lives in the
+//! `shardd-shards` crate (`shards/`); what a user needs of it is
+//! re-exported here. The words (shard, listener, handoff, drain, ...) are
+//! defined in that crate's glossary.
+//!
+//! One way to start a server, whatever it serves:
 //!
 //! ```no_run
-//! use shardd::{Config, Server, Response, app_fn};
+//! use shardd::{app_fn, Config, Response, Server};
 //!
-//! let server = Server::bind(Config::default())?;
-//! let handle = server.spawn(|_shard| app_fn(|req| match req.path() {
-//!     "/" => Response::text("hello\n"),
-//!     _ => Response::not_found(),
-//! }))?;
+//! let handle = Server::bind(Config::default())?.serve(|_shard| {
+//!     app_fn(|req| match req.path() {
+//!         "/" => Response::text("hello\n"),
+//!         _ => Response::not_found(),
+//!     })
+//! })?;
 //! println!("serving on {:?}", handle.local_addr());
-//! # Ok::<(), anyhow::Error>(())
+//! handle.stop(); // drain: requests in flight finish
+//! # Ok::<(), shardd::Error>(())
 //! ```
+//!
+//! With a custom [`Listener`] (an in-memory pipe, a Unix socket, TLS),
+//! `Server::with_listener(config, |shard| make_listener(shard))?.serve(app)`.
+
+#![warn(missing_docs)]
 
 mod acceptor;
-pub mod cli;
-pub mod config;
+mod config;
 mod dispatch;
+mod drain_signal;
+mod error;
 mod rejecter;
 mod server;
-pub mod shutdown;
-pub mod signals;
-pub mod socket;
-pub mod stats;
+mod socket;
+mod stats;
 mod supervisor;
 
-pub use config::{Config, DispatchPolicy, ListenerMode, OverloadPolicy};
-pub use server::{Server, ServerHandle};
+pub use config::{Admission, Config, DispatchPolicy, ListenerMode, OverloadPolicy};
+pub use error::Error;
+pub use server::{
+    BoundSocket, ConnectionSource, CustomListener, DrainTrigger, Server, ServerHandle,
+};
 pub use shardd_shards::apps::techempower::TechEmpower;
 pub use shardd_shards::http::Version;
-pub use shardd_shards::listeners::{Handoff, HandoffConn, ReusePort, TcpConn};
 pub use shardd_shards::{
-    app_fn, Accepted, App, Body, Limits, Listener, PeerAddr, Request, Response, ShardInfo,
-    ShardStatsSnapshot,
+    app_fn, Accepted, App, Body, FnApp, HeaderText, Limits, Listener, PeerAddr, Request, Response,
+    ShardInfo, ShardStatsSnapshot,
 };
-pub use shutdown::Shutdown;
 pub use stats::{AcceptorSnapshot, StatsSnapshot};
 
-/// The `shardd-shards` crate, for what is not re-exported above.
-pub use shardd_shards as shards;
+/// Building blocks for [`Listener`] authors: the listeners shardd ships and
+/// the TCP stream they hand out.
+pub mod listeners {
+    pub use shardd_shards::listeners::{
+        accept_nonblocking, Handoff, HandoffConn, ReusePort, TcpConn,
+    };
+}

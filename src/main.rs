@@ -1,14 +1,18 @@
 //! The `shardd` binary: the TechEmpower plaintext/json app on every core.
 
+mod cli;
+mod open_files;
+mod signals;
+
 use std::process::ExitCode;
-use std::sync::Arc;
 
 use anyhow::Result;
 use clap::Parser;
-use shardd::cli::Cli;
-use shardd::signals::stop_on_signals;
-use shardd::socket::raise_open_file_limit;
-use shardd::{Server, Shutdown, TechEmpower};
+use shardd::{Server, TechEmpower};
+
+use crate::cli::Cli;
+use crate::open_files::raise_open_file_limit;
+use crate::signals::drain_on_signals;
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -29,8 +33,8 @@ fn run(cli: &Cli) -> Result<()> {
         Ok((_, limit)) => log::info!("open-file limit is {limit}"),
         Err(error) => log::warn!("cannot raise the open-file limit: {error}"),
     }
-    let server = Server::bind(config)?;
-    let shutdown = Arc::new(Shutdown::new()?);
-    stop_on_signals(shutdown.clone())?;
-    server.run(|_shard| TechEmpower, shutdown)
+    let server = Server::bind(config)?.serve(|_shard| TechEmpower)?;
+    drain_on_signals(server.drain_trigger())?;
+    server.wait();
+    Ok(())
 }

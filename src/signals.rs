@@ -1,15 +1,12 @@
-//! SIGINT/SIGTERM → graceful shutdown; a second signal exits at once.
-
-use std::sync::Arc;
+//! SIGINT/SIGTERM start a drain; a second signal exits at once.
 
 use anyhow::{Context, Result};
+use shardd::DrainTrigger;
 use signal_hook::consts::{SIGINT, SIGTERM};
 use signal_hook::iterator::Signals;
 
-use crate::shutdown::Shutdown;
-
 /// Watch for SIGINT and SIGTERM on a thread of their own.
-pub fn stop_on_signals(shutdown: Arc<Shutdown>) -> Result<()> {
+pub fn drain_on_signals(trigger: DrainTrigger) -> Result<()> {
     let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
     std::thread::Builder::new()
         .name("signals".into())
@@ -19,7 +16,7 @@ pub fn stop_on_signals(shutdown: Arc<Shutdown>) -> Result<()> {
                 received += 1;
                 if received == 1 {
                     log::info!("signal {signal}: draining (send it again to exit at once)");
-                    shutdown.trigger();
+                    trigger.drain();
                 } else {
                     log::warn!("signal {signal} again: exiting without waiting for the drain");
                     std::process::exit(1);

@@ -27,16 +27,24 @@ pub struct AcceptorStats {
     pub accept_errors: AtomicU64,
 }
 
-/// A copy of [`AcceptorStats`].
+/// What the acceptor has done, at one moment.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct AcceptorSnapshot {
+    /// Connections accepted from the listening socket.
     pub accepted: u64,
+    /// Connections put into a shard's channel (straight away or from pending).
     pub handed_off: u64,
+    /// Connections that had to wait in the pending queue (total).
     pub queued: u64,
+    /// Connections in the pending queue right now.
     pub pending: usize,
+    /// Connections answered 503 by the main thread.
     pub rejected: u64,
+    /// Times a shard was passed over because it was full (limit or channel).
     pub skipped_full: u64,
+    /// Times a shard was passed over because its thread had died.
     pub skipped_dead: u64,
+    /// accept(2) failures (EMFILE and friends).
     pub accept_errors: u64,
 }
 
@@ -83,6 +91,7 @@ impl ServerStats {
 /// A point-in-time copy of all counters.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct StatsSnapshot {
+    /// The acceptor's stats (zero without an acceptor).
     pub acceptor: AcceptorSnapshot,
     /// One entry per shard, by shard index.
     pub shards: Vec<ShardStatsSnapshot>,

@@ -18,7 +18,7 @@ use shardd_shards::ShardInfo;
 
 /// Runs one shard to completion on the calling thread (type-erased so the
 /// supervisor can restart it without knowing the listener or app types).
-pub type ShardMain = Arc<dyn Fn(ShardSetup) -> io::Result<()> + Send + Sync>;
+pub(crate) type ShardRunner = Arc<dyn Fn(ShardSetup) -> io::Result<()> + Send + Sync>;
 
 /// A shard that dies sooner than this after starting is restarted after a pause.
 const QUICK_DEATH: Duration = Duration::from_secs(1);
@@ -40,7 +40,7 @@ struct Shared {
     seats: Vec<ShardSeat>,
     config: ShardConfig,
     acceptor_waker: Option<Arc<AcceptorWaker>>,
-    main: ShardMain,
+    main: ShardRunner,
     events: flume::Sender<Event>,
     threads: Mutex<Vec<Option<JoinHandle<()>>>>,
 }
@@ -58,7 +58,7 @@ impl Supervisor {
         stats: &[Arc<ShardStats>],
         config: ShardConfig,
         acceptor_waker: Option<Arc<AcceptorWaker>>,
-        main: ShardMain,
+        main: ShardRunner,
     ) -> io::Result<Supervisor> {
         let (events, incoming) = flume::unbounded();
         let mut controls = Vec::new();

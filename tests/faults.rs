@@ -325,7 +325,7 @@ fn connections_still_queued_for_a_busy_shard_at_shutdown_are_served() {
 fn shutdown_closes_a_connection_that_never_sent_anything_at_once() {
     let mut config = bounded_config(1);
     config.drain_timeout_ms = 5_000;
-    config.limits.header_timeout_ms = 10_000;
+    config.limits.header_timeout = std::time::Duration::from_millis(10_000);
     let TestServer { handle, addr, .. } = TestServer::start(config);
     let mut silent = Client::connect(addr);
     wait_until(

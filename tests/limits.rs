@@ -14,10 +14,10 @@ fn small_limits() -> shardd::Config {
     config.limits.max_head_bytes = 256;
     config.limits.max_headers = 8;
     config.limits.max_body_bytes = 100;
-    config.limits.header_timeout_ms = 300;
-    config.limits.idle_timeout_ms = 300;
-    config.limits.body_timeout_ms = 300;
-    config.limits.send_timeout_ms = 300;
+    config.limits.header_timeout = std::time::Duration::from_millis(300);
+    config.limits.idle_timeout = std::time::Duration::from_millis(300);
+    config.limits.body_timeout = std::time::Duration::from_millis(300);
+    config.limits.send_timeout = std::time::Duration::from_millis(300);
     config
 }
 
@@ -179,8 +179,8 @@ fn connection_that_sends_nothing_is_closed_after_header_timeout() {
 #[test]
 fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
     let mut config = small_limits();
-    config.limits.idle_timeout_ms = 400;
-    config.limits.header_timeout_ms = 5_000;
+    config.limits.idle_timeout = std::time::Duration::from_millis(400);
+    config.limits.header_timeout = std::time::Duration::from_millis(5_000);
     let server = TestServer::start(config);
     let mut client = server.connect();
     client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
@@ -200,7 +200,7 @@ fn idle_keep_alive_connection_is_closed_after_idle_timeout() {
 #[test]
 fn keep_alive_requests_within_idle_timeout_keep_the_connection() {
     let mut config = small_limits();
-    config.limits.idle_timeout_ms = 400;
+    config.limits.idle_timeout = std::time::Duration::from_millis(400);
     let server = TestServer::start(config);
     let mut client = server.connect();
     // Five requests 150 ms apart: 750 ms in total, each gap under the idle timeout.
@@ -258,9 +258,9 @@ fn slow_but_steady_body_is_not_cut() {
 fn client_that_never_reads_is_bounded_and_cut_after_send_timeout() {
     let mut config = small_limits();
     config.limits.max_output_bytes = 16 * 1024;
-    config.limits.send_timeout_ms = 700;
-    config.limits.idle_timeout_ms = 5_000;
-    config.limits.header_timeout_ms = 5_000;
+    config.limits.send_timeout = std::time::Duration::from_millis(700);
+    config.limits.idle_timeout = std::time::Duration::from_millis(5_000);
+    config.limits.header_timeout = std::time::Duration::from_millis(5_000);
     let server = TestServer::start(config);
 
     // A small receive buffer on the client so the stall comes quickly.

@@ -35,12 +35,10 @@ where
     C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
     let (connect, incoming) = flume::unbounded::<C>();
-    let server = Server::spawn_with_listener(
-        config,
-        move |_shard| Ok(MemoryListener(incoming.clone())),
-        |_shard| TechEmpower,
-    )
-    .unwrap();
+    let server = Server::with_listener(config, move |_shard| Ok(MemoryListener(incoming.clone())))
+        .unwrap()
+        .serve(|_shard| TechEmpower)
+        .unwrap();
     (connect, server)
 }
 

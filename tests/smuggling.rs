@@ -10,8 +10,8 @@ use support::{bounded_config, refused_and_closed, Client, TestServer};
 
 fn server() -> TestServer {
     let mut config = bounded_config(1);
-    config.limits.header_timeout_ms = 2_000;
-    config.limits.body_timeout_ms = 2_000;
+    config.limits.header_timeout = std::time::Duration::from_millis(2_000);
+    config.limits.body_timeout = std::time::Duration::from_millis(2_000);
     TestServer::start(config)
 }
 

@@ -20,6 +20,7 @@ pub struct AcceptorWaker {
 }
 
 impl AcceptorWaker {
+    /// A new eventfd, nobody waiting.
     pub fn new() -> io::Result<Self> {
         // SAFETY: eventfd has no memory-safety preconditions; we check the result.
         let fd = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };

@@ -33,7 +33,7 @@
 //! | **env** | what the connections of one shard share: limits, date, buffer pool, drain, stats |
 //! | **slot** | a connection's place in its shard's bookkeeping, held from spawn to end |
 
-// MISSING_DOCS_TODO
+#![warn(missing_docs)]
 
 mod acceptor_waker;
 mod app;

@@ -2,11 +2,15 @@
 
 use std::time::Duration;
 
+use serde::{Deserialize, Deserializer};
+
 /// Bounds on what one connection may make its shard hold or wait for.
 ///
-/// Every field has a default suited to serving behind a load balancer; the
-/// binary fills these from `config/shardd.toml` and flags.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Every field has a default suited to serving behind a load balancer. The
+/// same type is the `[limits]` table of `config/shardd.toml`, where the
+/// durations are whole milliseconds (`header_timeout_ms`, ...).
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct Limits {
     /// Longest request line (method, target, version) in bytes; longer → 414.
     pub max_request_line: usize,
@@ -21,12 +25,16 @@ pub struct Limits {
     pub max_output_bytes: usize,
     /// Time from the first byte of a request (or from accept) to a complete head;
     /// then 408 if part of a request came, a silent close if nothing did.
+    #[serde(rename = "header_timeout_ms", deserialize_with = "millis")]
     pub header_timeout: Duration,
     /// Time a keep-alive connection may sit idle between requests; then it is closed.
+    #[serde(rename = "idle_timeout_ms", deserialize_with = "millis")]
     pub idle_timeout: Duration,
     /// Longest pause while receiving a request body; then 408.
+    #[serde(rename = "body_timeout_ms", deserialize_with = "millis")]
     pub body_timeout: Duration,
     /// Longest a response write may wait for the client to read; then the connection is closed.
+    #[serde(rename = "send_timeout_ms", deserialize_with = "millis")]
     pub send_timeout: Duration,
 }
 
@@ -47,4 +55,9 @@ impl Default for Limits {
             send_timeout: Duration::from_secs(30),
         }
     }
+}
+
+/// A duration given in the config file as whole milliseconds.
+fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    u64::deserialize(deserializer).map(Duration::from_millis)
 }

@@ -16,6 +16,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum PeerAddr {
+    /// A TCP peer.
     Tcp(SocketAddr),
     /// The listener cannot say (in-memory pipes, unnamed Unix sockets).
     Unknown,
@@ -24,7 +25,9 @@ pub enum PeerAddr {
 /// A connection handed to the server loop.
 #[derive(Debug)]
 pub struct Accepted<C> {
+    /// The connection's byte stream.
     pub conn: C,
+    /// Who is on the other end.
     pub peer: PeerAddr,
 }
 

@@ -49,6 +49,7 @@ impl<'a> Request<'a> {
         }
     }
 
+    /// The method (`GET`, `POST`, ...), as sent.
     pub fn method(&self) -> &'a str {
         self.method
     }
@@ -83,6 +84,7 @@ impl<'a> Request<'a> {
         self.target.bytes().position(|b| b == b'?')
     }
 
+    /// The HTTP version.
     pub fn version(&self) -> Version {
         self.version
     }

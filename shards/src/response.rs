@@ -9,12 +9,16 @@ use smallvec::SmallVec;
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum Body {
     #[default]
+    /// No body.
     Empty,
+    /// Bytes that live as long as the program.
     Static(&'static [u8]),
+    /// Bytes the response owns.
     Owned(Vec<u8>),
 }
 
 impl Body {
+    /// The body's bytes.
     pub fn as_bytes(&self) -> &[u8] {
         match self {
             Body::Empty => &[],
@@ -61,6 +65,7 @@ pub struct Response {
 }
 
 impl Response {
+    /// A response with this status, no header fields and no body.
     pub fn new(status: u16) -> Self {
         Response {
             status,
@@ -90,6 +95,7 @@ impl Response {
             .with_body("not found\n")
     }
 
+    /// Add a header field (`&'static str` text costs no allocation; owned text is checked before it is sent).
     pub fn with_header(
         mut self,
         name: impl Into<HeaderText>,
@@ -99,15 +105,18 @@ impl Response {
         self
     }
 
+    /// Set the body.
     pub fn with_body(mut self, body: impl Into<Body>) -> Self {
         self.body = body.into();
         self
     }
 
+    /// The status code.
     pub fn status(&self) -> u16 {
         self.status
     }
 
+    /// Header fields in the order added.
     pub fn headers(&self) -> impl Iterator<Item = (&str, &str)> {
         self.headers
             .iter()
@@ -119,12 +128,14 @@ impl Response {
         self.headers.iter().map(|(name, value)| (name, value))
     }
 
+    /// The first header with this name (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers()
             .find(|(field, _)| field.eq_ignore_ascii_case(name))
             .map(|(_, value)| value)
     }
 
+    /// The body.
     pub fn body(&self) -> &Body {
         &self.body
     }

@@ -43,10 +43,11 @@ pub enum ShardCommand {
 /// What a shard takes from the server configuration.
 #[derive(Clone, Debug)]
 pub struct ShardConfig {
+    /// The limits every connection of the shard enforces.
     pub limits: Limits,
     /// How long a drain may take before open connections are cut.
     pub drain_timeout: Duration,
-    /// Buffer sets kept for reuse (see [`BufferPool`]).
+    /// Buffer sets the shard keeps for reuse by its connections.
     pub pooled_buffers: usize,
 }
 
@@ -62,12 +63,15 @@ impl Default for ShardConfig {
 
 /// Everything a shard thread is started with.
 pub struct ShardSetup {
+    /// Who the shard is.
     pub info: ShardInfo,
+    /// What it takes from the server configuration.
     pub config: ShardConfig,
     /// Shared with the main thread.
     pub stats: Arc<ShardStats>,
     /// Rung when a connection ends (admission control); `None` without an acceptor.
     pub acceptor_waker: Option<Arc<AcceptorWaker>>,
+    /// Commands from the main thread (drain).
     pub commands: flume::Receiver<ShardCommand>,
 }
 

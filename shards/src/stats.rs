@@ -57,14 +57,24 @@ impl ShardStats {
 /// Plain copy of [`ShardStats`].
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct ShardStatsSnapshot {
+    /// Connections the acceptor put in this shard's channel (total).
     pub handed_off: u64,
+    /// Connections handed to this shard and not yet open on it (in its channel).
     pub queued: usize,
+    /// Connections this shard is serving right now.
     pub open: usize,
+    /// Connections this shard has started serving (total).
     pub accepted: u64,
+    /// Requests answered (total), including error responses.
     pub requests: u64,
+    /// Handler panics turned into 500 responses.
     pub handler_panics: u64,
+    /// Connections closed by a timeout (header, body, idle or send).
     pub timeouts: u64,
+    /// Requests rejected by the codec (4xx/5xx before reaching the app).
     pub bad_requests: u64,
+    /// Times the shard's thread died and was replaced.
     pub restarts: u32,
+    /// False from the moment the shard's thread dies until its replacement runs.
     pub alive: bool,
 }

@@ -31,10 +31,10 @@ pub fn bounded_config(shards: usize) -> Config {
     config.limits.max_head_bytes = 1024;
     config.limits.max_headers = 16;
     config.limits.max_body_bytes = 1024;
-    config.limits.header_timeout_ms = 5_000;
-    config.limits.idle_timeout_ms = 5_000;
-    config.limits.body_timeout_ms = 5_000;
-    config.limits.send_timeout_ms = 5_000;
+    config.limits.header_timeout = std::time::Duration::from_millis(5_000);
+    config.limits.idle_timeout = std::time::Duration::from_millis(5_000);
+    config.limits.body_timeout = std::time::Duration::from_millis(5_000);
+    config.limits.send_timeout = std::time::Duration::from_millis(5_000);
     config
 }
 
@@ -169,7 +169,7 @@ impl TestServer {
     {
         let handle = Server::bind(config)
             .expect("bind 127.0.0.1:0")
-            .spawn(app)
+            .serve(app)
             .expect("spawn server");
         let addr = handle.local_addr().expect("bound address");
         TestServer {

@@ -12,7 +12,10 @@ const MAX_SIZE_LINE: usize = 1024;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ChunkedStatus {
     /// The whole body, trailers and final CRLF took `consumed` bytes.
-    Complete { consumed: usize },
+    Complete {
+        /// Bytes the body took, framing and trailers included.
+        consumed: usize,
+    },
     /// More bytes are needed.
     Partial,
 }

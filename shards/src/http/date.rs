@@ -16,6 +16,7 @@ pub struct DateCache {
 }
 
 impl DateCache {
+    /// A cache holding the current time.
     pub fn new() -> Self {
         let cache = DateCache {
             value: Cell::new([b' '; DATE_LEN]),
@@ -32,6 +33,7 @@ impl DateCache {
         self.value.set(bytes);
     }
 
+    /// The current `Date` value.
     pub fn get(&self) -> [u8; DATE_LEN] {
         self.value.get()
     }

@@ -21,6 +21,7 @@ pub enum HttpError {
 }
 
 impl HttpError {
+    /// The status code of the response that says so.
     pub fn status(&self) -> u16 {
         match self {
             HttpError::BadRequest(_) => 400,

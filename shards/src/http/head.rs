@@ -12,7 +12,9 @@ use crate::limits::{Limits, MAX_HEADERS_CAP};
 /// HTTP version of a request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Version {
+    /// HTTP/1.0.
     Http10,
+    /// HTTP/1.1.
     Http11,
 }
 
@@ -33,7 +35,9 @@ pub enum Framing {
 /// buffer across requests without tying it to one read buffer's lifetime.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct HeaderSpan {
+    /// Offset and length of the field name.
     pub name: (u32, u32),
+    /// Offset and length of the field value (trimmed).
     pub value: (u32, u32),
 }
 
@@ -42,10 +46,13 @@ pub struct HeaderSpan {
 pub struct Head {
     /// Bytes the head took, including the empty line that ends it.
     pub len: usize,
+    /// Offset and length of the method.
     pub method: (u32, u32),
     /// The request target as sent (path and query).
     pub target: (u32, u32),
+    /// The protocol version.
     pub version: Version,
+    /// How the body is delimited.
     pub framing: Framing,
     /// Whether the connection may carry another request after this one.
     pub keep_alive: bool,

@@ -1,7 +1,7 @@
 //! The sans-IO HTTP/1.1 codec: bytes in → requests, responses → bytes out.
 //!
 //! Nothing here touches a socket, so every rule is tested (and fuzzed) on
-//! byte slices. The connection loop in [`crate::connection`] drives it through
+//! byte slices. The connection loop drives it through
 //! [`RequestReader`], and so do the property tests, the fuzz target and the
 //! codec bench.
 //!

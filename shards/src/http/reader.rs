@@ -47,9 +47,11 @@ pub enum Decoded<'b> {
 /// One complete request, borrowed from the [`ReadBuffers`].
 #[derive(Debug)]
 pub struct RequestParts<'b> {
+    /// The decoded head.
     pub head: Head,
     /// The bytes the head's offsets (and `spans`) point into.
     pub head_bytes: &'b [u8],
+    /// Where each header field lies in `head_bytes`.
     pub spans: &'b [HeaderSpan],
     /// The body, de-chunked if it was sent chunked.
     pub body: &'b [u8],
@@ -65,7 +67,10 @@ pub enum Awaiting {
     /// The head has arrived and the body is coming. `send_continue`: the
     /// client asked for `100 Continue` and has not had it yet; send it now
     /// (the reader assumes it is sent and says so once).
-    Body { send_continue: bool },
+    Body {
+        /// Whether to send `100 Continue` now.
+        send_continue: bool,
+    },
 }
 
 /// Where the request at the front stands.

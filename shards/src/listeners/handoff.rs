@@ -24,6 +24,7 @@ pub struct Handoff {
 }
 
 impl Handoff {
+    /// A listener over this shard's end of the acceptor's channel.
     pub fn new(channel: flume::Receiver<HandoffConn>) -> Self {
         Handoff { channel }
     }

@@ -54,6 +54,7 @@ impl TcpConn {
         })
     }
 
+    /// The stream, unless the connection was lost.
     pub fn get_ref(&self) -> Option<&TcpStream> {
         match &self.socket {
             Socket::Unregistered(stream) => Some(stream),

@@ -1,4 +1,4 @@
-//! The server-wide stop signal: set once, seen by the acceptor, the
+//! The server-wide drain signal: set once, seen by the acceptor, the
 //! supervisor and whoever waits in `ServerHandle::wait`.
 
 use std::os::fd::RawFd;
@@ -9,28 +9,28 @@ use shardd_shards::runtime::AcceptorWaker;
 
 /// Set once to stop the server.
 #[derive(Debug)]
-pub struct Shutdown {
+pub struct DrainSignal {
     triggered: AtomicBool,
     /// The listening socket the acceptor blocks on; `shutdown(2)` on it wakes `accept`.
     listen_fd: Mutex<Option<RawFd>>,
     /// Wakes the acceptor when it waits in `poll` for room.
-    room: Arc<AcceptorWaker>,
+    acceptor_waker: Arc<AcceptorWaker>,
     waiters: (Mutex<bool>, Condvar),
 }
 
-impl Shutdown {
+impl DrainSignal {
     pub fn new() -> std::io::Result<Self> {
-        Ok(Shutdown {
+        Ok(DrainSignal {
             triggered: AtomicBool::new(false),
             listen_fd: Mutex::new(None),
-            room: Arc::new(AcceptorWaker::new()?),
+            acceptor_waker: Arc::new(AcceptorWaker::new()?),
             waiters: (Mutex::new(false), Condvar::new()),
         })
     }
 
     /// The signal the acceptor sleeps on while it waits for room; triggering wakes it too.
-    pub(crate) fn room(&self) -> Arc<AcceptorWaker> {
-        self.room.clone()
+    pub(crate) fn acceptor_waker(&self) -> Arc<AcceptorWaker> {
+        self.acceptor_waker.clone()
     }
 
     /// The acceptor blocks in `accept` on `fd`: `trigger` will wake it.
@@ -57,7 +57,7 @@ impl Shutdown {
             unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
         }
         drop(watched);
-        self.room.wake();
+        self.acceptor_waker.wake();
         let (lock, cvar) = &self.waiters;
         *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;
         cvar.notify_all();
@@ -67,7 +67,7 @@ impl Shutdown {
         self.triggered.load(SeqCst)
     }
 
-    /// Block until [`Shutdown::trigger`] is called.
+    /// Block until [`DrainSignal::trigger`] is called.
     pub fn wait(&self) {
         let (lock, cvar) = &self.waiters;
         let mut done = lock.lock().unwrap_or_else(|e| e.into_inner());
