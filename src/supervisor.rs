@@ -29,15 +29,15 @@ enum Event {
     Stop,
 }
 
-/// Everything needed to (re)start shard `index`.
-struct ShardSeat {
+/// Everything needed to start shard `index` (again, after its thread died).
+struct ShardRecipe {
     core: Option<CoreId>,
     stats: Arc<ShardStats>,
     commands: flume::Receiver<ShardCommand>,
 }
 
 struct Shared {
-    seats: Vec<ShardSeat>,
+    recipes: Vec<ShardRecipe>,
     config: ShardConfig,
     acceptor_waker: Option<Arc<AcceptorWaker>>,
     main: ShardRunner,
@@ -62,22 +62,22 @@ impl Supervisor {
     ) -> io::Result<Supervisor> {
         let (events, incoming) = flume::unbounded();
         let mut controls = Vec::new();
-        let mut seats = Vec::new();
+        let mut recipes = Vec::new();
         for (core, stats) in cores.into_iter().zip(stats) {
             let (control, commands) = flume::unbounded();
             controls.push(control);
             // Alive from the start, so the acceptor routes to a shard whose
             // thread is still starting (its channel holds the connections).
             stats.alive.store(true, Relaxed);
-            seats.push(ShardSeat {
+            recipes.push(ShardRecipe {
                 core,
                 stats: stats.clone(),
                 commands,
             });
         }
-        let count = seats.len();
+        let count = recipes.len();
         let shared = Arc::new(Shared {
-            seats,
+            recipes,
             config,
             acceptor_waker,
             main,
@@ -125,14 +125,14 @@ impl Supervisor {
 }
 
 fn supervise(shared: Arc<Shared>, incoming: flume::Receiver<Event>) {
-    let mut generations = vec![0u32; shared.seats.len()];
+    let mut generations = vec![0u32; shared.recipes.len()];
     while let Ok(Event::Died { index, lived }) = incoming.recv() {
-        let seat = &shared.seats[index];
+        let recipe = &shared.recipes[index];
         if lived < QUICK_DEATH {
             std::thread::sleep(RESTART_PAUSE);
         }
         generations[index] += 1;
-        seat.stats.restarts.fetch_add(1, Relaxed);
+        recipe.stats.restarts.fetch_add(1, Relaxed);
         log::warn!(
             "shard {index} died; starting generation {}",
             generations[index]
@@ -155,11 +155,11 @@ fn spawn_shard(shared: &Arc<Shared>, index: usize, generation: u32) -> io::Resul
     std::thread::Builder::new()
         .name(format!("shard-{index}"))
         .spawn(move || {
-            let seat = &shared.seats[index];
-            let pinned = seat
+            let recipe = &shared.recipes[index];
+            let pinned = recipe
                 .core
                 .filter(|core| core_affinity::set_for_current(*core));
-            seat.stats.alive.store(true, Relaxed);
+            recipe.stats.alive.store(true, Relaxed);
             let watch = DeathWatch {
                 shared: &shared,
                 index,
@@ -169,14 +169,14 @@ fn spawn_shard(shared: &Arc<Shared>, index: usize, generation: u32) -> io::Resul
             let setup = ShardSetup {
                 info: ShardInfo {
                     shard_id: index,
-                    shard_count: shared.seats.len(),
+                    shard_count: shared.recipes.len(),
                     core: pinned.map(|core| core.id),
                     generation,
                 },
                 config: shared.config.clone(),
-                stats: seat.stats.clone(),
+                stats: recipe.stats.clone(),
                 acceptor_waker: shared.acceptor_waker.clone(),
-                commands: seat.commands.clone(),
+                commands: recipe.commands.clone(),
             };
             match (shared.main)(setup) {
                 Ok(()) => watch.finish(),
@@ -205,7 +205,7 @@ impl Drop for DeathWatch<'_> {
         if self.clean {
             return;
         }
-        self.shared.seats[self.index]
+        self.shared.recipes[self.index]
             .stats
             .alive
             .store(false, Relaxed);
