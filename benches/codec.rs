@@ -74,7 +74,12 @@ impl Turn {
             let target = std::str::from_utf8(slice(avail, head.target)).unwrap_or_default();
             // Request::new is the public constructor; it carries no header spans,
             // which TechEmpower does not read.
-            let request = Request::new(method, target, head.version, &[], &self.peer);
+            let version = match head.version {
+                Version::Http10 => http::Version::HTTP_10,
+                Version::Http11 => http::Version::HTTP_11,
+            };
+            let method_type = http::Method::from_bytes(method.as_bytes()).unwrap_or_default();
+            let request = Request::new(method_type, target, version, &[], &self.peer);
             let response = self.app.respond(&request);
             let options = EncodeOptions {
                 date: &self.date,

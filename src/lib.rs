@@ -46,11 +46,12 @@ mod supervisor;
 
 pub use config::{Admission, Config, DispatchPolicy, ListenerMode, OverloadPolicy};
 pub use error::Error;
+/// The `http` crate, whose `Method`, `StatusCode` and `Version` the API uses.
+pub use http;
 pub use server::{
     BoundSocket, ConnectionSource, CustomListener, DrainTrigger, Server, ServerHandle,
 };
 pub use shardd_shards::apps::techempower::TechEmpower;
-pub use shardd_shards::http::Version;
 pub use shardd_shards::{
     app_fn, Accepted, App, Body, FnApp, HeaderText, Limits, Listener, PeerAddr, Request, Response,
     ShardInfo, ShardStatsSnapshot,

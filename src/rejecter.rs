@@ -73,7 +73,7 @@ impl Rejecter {
 /// The 503 response, encoded by the same code the shards use.
 pub fn service_unavailable(retry_after: &str) -> Vec<u8> {
     let date_bytes = DateCache::new().get();
-    let response = Response::new(503)
+    let response = Response::new(http::StatusCode::SERVICE_UNAVAILABLE)
         .with_header("Retry-After", retry_after.to_owned())
         .with_header("Content-Type", "text/plain")
         .with_body("server at capacity, retry later\n");

@@ -1,6 +1,8 @@
 //! [`Request`]: one request as the app sees it, borrowed from the
 //! connection's read buffer (nothing copied, nothing allocated).
 
+use ::http::Method;
+
 use crate::http::{slice, HeaderSpan, RequestParts, Version};
 use crate::listener::PeerAddr;
 
@@ -8,7 +10,7 @@ use crate::listener::PeerAddr;
 #[derive(Debug)]
 pub struct Request<'a> {
     pub(crate) head: &'a [u8],
-    pub(crate) method: &'a str,
+    pub(crate) method: Method,
     pub(crate) target: &'a str,
     pub(crate) version: Version,
     pub(crate) headers: &'a [HeaderSpan],
@@ -21,7 +23,7 @@ impl<'a> Request<'a> {
     pub(crate) fn from_parts(parts: &RequestParts<'a>, peer: &'a PeerAddr) -> Self {
         Request {
             head: parts.head_bytes,
-            method: validated_str(slice(parts.head_bytes, parts.head.method)),
+            method: method_of(slice(parts.head_bytes, parts.head.method)),
             target: validated_str(slice(parts.head_bytes, parts.head.target)),
             version: parts.head.version,
             headers: parts.spans,
@@ -32,9 +34,9 @@ impl<'a> Request<'a> {
 
     /// Build a request by hand (tests, adapters).
     pub fn new(
-        method: &'a str,
+        method: Method,
         target: &'a str,
-        version: Version,
+        version: ::http::Version,
         body: &'a [u8],
         peer: &'a PeerAddr,
     ) -> Self {
@@ -42,7 +44,11 @@ impl<'a> Request<'a> {
             head: &[],
             method,
             target,
-            version,
+            version: if version == ::http::Version::HTTP_10 {
+                Version::Http10
+            } else {
+                Version::Http11
+            },
             headers: &[],
             body,
             peer,
@@ -50,8 +56,8 @@ impl<'a> Request<'a> {
     }
 
     /// The method (`GET`, `POST`, ...), as sent.
-    pub fn method(&self) -> &'a str {
-        self.method
+    pub fn method(&self) -> &Method {
+        &self.method
     }
 
     /// The request target as sent: path and query.
@@ -85,8 +91,11 @@ impl<'a> Request<'a> {
     }
 
     /// The HTTP version.
-    pub fn version(&self) -> Version {
-        self.version
+    pub fn version(&self) -> ::http::Version {
+        match self.version {
+            Version::Http10 => ::http::Version::HTTP_10,
+            Version::Http11 => ::http::Version::HTTP_11,
+        }
     }
 
     /// Header fields in the order sent.
@@ -116,7 +125,14 @@ impl<'a> Request<'a> {
     }
 }
 
-/// The method and target as text. httparse has already validated exactly
+/// The method as the `http` crate's type: the standard ones are matched
+/// without allocating.
+fn method_of(token: &[u8]) -> Method {
+    // httparse accepted the token, and `http` accepts the same characters.
+    Method::from_bytes(token).unwrap_or_default()
+}
+
+/// The target as text. httparse has already validated exactly
 /// these bytes (it hands them out as `&str`), so checking UTF-8 again on
 /// every request would be wasted work.
 fn validated_str(bytes: &[u8]) -> &str {
@@ -145,12 +161,20 @@ mod tests {
     #[test]
     fn path_and_query_of_every_target_form() {
         let peer = PeerAddr::Unknown;
-        let path = |target| Request::new("GET", target, Version::Http11, b"", &peer).path();
+        let path =
+            |target| Request::new(Method::GET, target, ::http::Version::HTTP_11, b"", &peer).path();
         assert_eq!(path("/a/b?x=1"), "/a/b");
         assert_eq!(path("http://example.com/plaintext?x"), "/plaintext");
         assert_eq!(path("HTTP://example.com:8080"), "/");
         assert_eq!(path("*"), "*");
-        let query = Request::new("GET", "/a?x=1&y", Version::Http11, b"", &peer).query();
+        let query = Request::new(
+            Method::GET,
+            "/a?x=1&y",
+            ::http::Version::HTTP_11,
+            b"",
+            &peer,
+        )
+        .query();
         assert_eq!(query, Some("x=1&y"));
     }
 }

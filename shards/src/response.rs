@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 
+use http::StatusCode;
 use smallvec::SmallVec;
 
 /// A response body.
@@ -59,14 +60,14 @@ pub type HeaderText = Cow<'static, str>;
 /// `Server`, `Content-Length` and, when it closes, `Connection: close`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Response {
-    status: u16,
+    status: StatusCode,
     headers: SmallVec<[(HeaderText, HeaderText); 3]>,
     body: Body,
 }
 
 impl Response {
     /// A response with this status, no header fields and no body.
-    pub fn new(status: u16) -> Self {
+    pub fn new(status: StatusCode) -> Self {
         Response {
             status,
             headers: SmallVec::new(),
@@ -76,21 +77,21 @@ impl Response {
 
     /// `200 OK`, `text/plain`.
     pub fn text(body: impl Into<Body>) -> Self {
-        Response::new(200)
+        Response::new(StatusCode::OK)
             .with_header("Content-Type", "text/plain")
             .with_body(body)
     }
 
     /// `200 OK`, `application/json`, with an already serialized body.
     pub fn json(body: impl Into<Body>) -> Self {
-        Response::new(200)
+        Response::new(StatusCode::OK)
             .with_header("Content-Type", "application/json")
             .with_body(body)
     }
 
     /// `404 Not Found` with a short text body.
     pub fn not_found() -> Self {
-        Response::new(404)
+        Response::new(StatusCode::NOT_FOUND)
             .with_header("Content-Type", "text/plain")
             .with_body("not found\n")
     }
@@ -112,7 +113,7 @@ impl Response {
     }
 
     /// The status code.
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> StatusCode {
         self.status
     }
 

@@ -4,6 +4,7 @@
 //! the headers are encoded for every request and the json body is
 //! serialized for every request; nothing is a pre-rendered byte string.
 
+use http::{Method, StatusCode};
 use serde::Serialize;
 
 use crate::{App, Request, Response};
@@ -20,7 +21,8 @@ struct Message {
 impl TechEmpower {
     /// The synchronous core, shared by the async [`App`] impl and benchmarks.
     pub fn respond(&self, request: &Request<'_>) -> Response {
-        let readable = matches!(request.method(), "GET" | "HEAD");
+        let method = request.method();
+        let readable = method == Method::GET || method == Method::HEAD;
         match request.path() {
             "/plaintext" if readable => Response::text("Hello, World!"),
             "/json" if readable => {
@@ -30,7 +32,7 @@ impl TechEmpower {
                 .unwrap_or_default();
                 Response::json(body)
             }
-            "/plaintext" | "/json" => Response::new(405)
+            "/plaintext" | "/json" => Response::new(StatusCode::METHOD_NOT_ALLOWED)
                 .with_header("Allow", "GET, HEAD")
                 .with_header("Content-Type", "text/plain")
                 .with_body("method not allowed\n"),

@@ -29,7 +29,7 @@ pub(crate) async fn call_app<A: App>(app: &A, request: &Request<'_>) -> Option<R
 
 /// What a client gets when the handler panicked.
 pub(crate) fn internal_error() -> Response {
-    Response::new(500)
+    Response::new(http::StatusCode::INTERNAL_SERVER_ERROR)
         .with_header("Content-Type", "text/plain")
         .with_body("internal server error\n")
 }

@@ -134,7 +134,7 @@ impl Connection<'_> {
                 }
             };
             let request = Request::from_parts(&parts, peer);
-            let head_only = request.method() == "HEAD";
+            let head_only = request.method() == ::http::Method::HEAD;
             let response = call_app(app, &request).await;
             let panicked = response.is_none();
             if panicked {

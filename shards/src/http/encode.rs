@@ -5,6 +5,8 @@ use super::head::eq_lowercase;
 use super::HttpError;
 use std::borrow::Cow;
 
+use http::StatusCode;
+
 use crate::response::{HeaderText, Response};
 
 /// What the connection decided about this response beyond the app's say.
@@ -50,13 +52,13 @@ pub fn encode_response(
     let status = response.status();
     // Interim (1xx) responses are the server's business: an app that
     // returned one would leave the client waiting for a final response.
-    if !(200..=599).contains(&status) {
+    if !(200..=599).contains(&status.as_u16()) {
         encode_response(&invalid_response(), options, out);
         return false;
     }
     let body = response.body().as_bytes();
     out.reserve(160 + body.len());
-    if status == 200 && !own_server {
+    if status == StatusCode::OK && !own_server {
         // The common case in one copy.
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\nServer: shardd\r\n");
     } else {
@@ -83,12 +85,12 @@ pub fn encode_response(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
-    let bodyless = status == 204 || status == 304;
+    let bodyless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     // A HEAD or 304 answer without a body may state the length the body
     // would have (RFC 9110 §8.6); otherwise the length is the body's.
     let stated = own_length.filter(|length| {
         body.is_empty()
-            && (options.head_only || status == 304)
+            && (options.head_only || status == StatusCode::NOT_MODIFIED)
             && !length.is_empty()
             && length.bytes().all(|b| b.is_ascii_digit())
     });
@@ -114,7 +116,7 @@ pub fn encode_response(
 }
 
 fn invalid_response() -> Response {
-    Response::new(500)
+    Response::new(StatusCode::INTERNAL_SERVER_ERROR)
         .with_header("Content-Type", "text/plain")
         .with_body("invalid response from application\n")
 }
@@ -156,57 +158,16 @@ pub fn encode_error(error: HttpError, date: &[u8; DATE_LEN], out: &mut Vec<u8>) 
     encode_response(&response, &options, out);
 }
 
-fn write_status_line(status: u16, out: &mut Vec<u8>) {
-    if status == 200 {
+fn write_status_line(status: StatusCode, out: &mut Vec<u8>) {
+    if status == StatusCode::OK {
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
         return;
     }
     out.extend_from_slice(b"HTTP/1.1 ");
-    out.extend_from_slice(itoa::Buffer::new().format(status).as_bytes());
+    out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
-    out.extend_from_slice(reason_phrase(status).as_bytes());
+    out.extend_from_slice(status.canonical_reason().unwrap_or("").as_bytes());
     out.extend_from_slice(b"\r\n");
-}
-
-/// The reason phrase for a status code ("" for codes without one).
-pub fn reason_phrase(status: u16) -> &'static str {
-    match status {
-        100 => "Continue",
-        101 => "Switching Protocols",
-        200 => "OK",
-        201 => "Created",
-        202 => "Accepted",
-        204 => "No Content",
-        206 => "Partial Content",
-        301 => "Moved Permanently",
-        302 => "Found",
-        303 => "See Other",
-        304 => "Not Modified",
-        307 => "Temporary Redirect",
-        308 => "Permanent Redirect",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        408 => "Request Timeout",
-        409 => "Conflict",
-        411 => "Length Required",
-        413 => "Content Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        417 => "Expectation Failed",
-        422 => "Unprocessable Content",
-        429 => "Too Many Requests",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        501 => "Not Implemented",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        505 => "HTTP Version Not Supported",
-        _ => "",
-    }
 }
 
 #[cfg(test)]
@@ -267,13 +228,13 @@ mod tests {
 
     #[test]
     fn interim_status_from_an_app_becomes_500() {
-        let text = encode(&Response::new(100), false, false);
+        let text = encode(&Response::new(StatusCode::CONTINUE), false, false);
         assert!(text.starts_with("HTTP/1.1 500 "), "{text}");
     }
 
     #[test]
     fn head_may_state_the_length_it_did_not_build() {
-        let head = Response::new(200).with_header("Content-Length", "1234");
+        let head = Response::new(StatusCode::OK).with_header("Content-Length", "1234");
         let text = encode(&head, true, false);
         assert!(text.contains("\r\nContent-Length: 1234\r\n"), "{text}");
         // For GET the body decides, whatever the app claims.
@@ -283,7 +244,7 @@ mod tests {
 
     #[test]
     fn no_content_has_no_length() {
-        let text = encode(&Response::new(204), false, false);
+        let text = encode(&Response::new(StatusCode::NO_CONTENT), false, false);
         assert!(text.starts_with("HTTP/1.1 204 No Content\r\n"));
         assert!(!text.contains("Content-Length"));
     }

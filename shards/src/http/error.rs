@@ -2,6 +2,8 @@
 
 use std::fmt;
 
+use http::StatusCode;
+
 /// A request the codec will not pass to the app. Each maps to one status
 /// code; the connection is closed after the response.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -22,14 +24,14 @@ pub enum HttpError {
 
 impl HttpError {
     /// The status code of the response that says so.
-    pub fn status(&self) -> u16 {
+    pub fn status(&self) -> StatusCode {
         match self {
-            HttpError::BadRequest(_) => 400,
-            HttpError::UriTooLong => 414,
-            HttpError::HeaderFieldsTooLarge => 431,
-            HttpError::PayloadTooLarge => 413,
-            HttpError::NotImplemented(_) => 501,
-            HttpError::RequestTimeout => 408,
+            HttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            HttpError::UriTooLong => StatusCode::URI_TOO_LONG,
+            HttpError::HeaderFieldsTooLarge => StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+            HttpError::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            HttpError::NotImplemented(_) => StatusCode::NOT_IMPLEMENTED,
+            HttpError::RequestTimeout => StatusCode::REQUEST_TIMEOUT,
         }
     }
 
@@ -47,7 +49,7 @@ impl HttpError {
 
 impl fmt::Display for HttpError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {}", self.status(), self.detail())
+        write!(f, "{} {}", self.status().as_u16(), self.detail())
     }
 }
 

@@ -339,7 +339,10 @@ mod tests {
     }
 
     fn bad(raw: &[u8]) -> u16 {
-        decode(raw).expect_err("should be refused").status()
+        decode(raw)
+            .expect_err("should be refused")
+            .status()
+            .as_u16()
     }
 
     #[test]
