@@ -78,8 +78,7 @@ impl Turn {
                 Version::Http10 => http::Version::HTTP_10,
                 Version::Http11 => http::Version::HTTP_11,
             };
-            let method_type = http::Method::from_bytes(method.as_bytes()).unwrap_or_default();
-            let request = Request::new(method_type, target, version, &[], &self.peer);
+            let request = Request::new(method, target, version, &[], &self.peer);
             let response = self.app.respond(&request);
             let options = EncodeOptions {
                 date: &self.date,

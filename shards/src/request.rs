@@ -3,66 +3,66 @@
 
 use ::http::Method;
 
-use crate::http::{slice, HeaderSpan, RequestParts, Version};
+use crate::http::{slice, RequestParts, Version};
 use crate::listener::PeerAddr;
 
 /// One request, borrowed from the connection's buffer.
-#[derive(Debug)]
+#[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {
-    pub(crate) head: &'a [u8],
-    pub(crate) method: Method,
-    pub(crate) target: &'a str,
-    pub(crate) version: Version,
-    pub(crate) headers: &'a [HeaderSpan],
-    pub(crate) body: &'a [u8],
-    pub(crate) peer: &'a PeerAddr,
+    parts: RequestParts<'a>,
+    peer: &'a PeerAddr,
 }
 
 impl<'a> Request<'a> {
     /// The request the reader decoded, as the app sees it.
-    pub(crate) fn from_parts(parts: &RequestParts<'a>, peer: &'a PeerAddr) -> Self {
-        Request {
-            head: parts.head_bytes,
-            method: method_of(slice(parts.head_bytes, parts.head.method)),
-            target: validated_str(slice(parts.head_bytes, parts.head.target)),
-            version: parts.head.version,
-            headers: parts.spans,
-            body: parts.body,
-            peer,
-        }
+    #[inline]
+    pub(crate) fn from_parts(parts: RequestParts<'a>, peer: &'a PeerAddr) -> Self {
+        Request { parts, peer }
     }
 
     /// Build a request by hand (tests, adapters).
     pub fn new(
-        method: Method,
+        method: &'a str,
         target: &'a str,
         version: ::http::Version,
         body: &'a [u8],
         peer: &'a PeerAddr,
     ) -> Self {
+        let keep_alive = version != ::http::Version::HTTP_10;
         Request {
-            head: &[],
-            method,
-            target,
-            version: if version == ::http::Version::HTTP_10 {
-                Version::Http10
-            } else {
-                Version::Http11
+            parts: RequestParts {
+                method,
+                target,
+                version: if keep_alive {
+                    Version::Http11
+                } else {
+                    Version::Http10
+                },
+                keep_alive,
+                head_bytes: &[],
+                spans: &[],
+                body,
             },
-            headers: &[],
-            body,
             peer,
         }
     }
 
     /// The method (`GET`, `POST`, ...), as sent.
-    pub fn method(&self) -> &Method {
-        &self.method
+    /// The method. Standard methods are matched without allocating; an
+    /// extension method longer than 15 bytes allocates.
+    pub fn method(&self) -> Method {
+        // httparse accepted the token, and `http` accepts the same characters.
+        Method::from_bytes(self.parts.method.as_bytes()).unwrap_or_default()
+    }
+
+    /// Whether the method is `HEAD` (answered without a body).
+    pub fn is_head(&self) -> bool {
+        self.parts.method == "HEAD"
     }
 
     /// The request target as sent: path and query.
     pub fn target(&self) -> &'a str {
-        self.target
+        self.parts.target
     }
 
     /// The target up to `?`.
@@ -71,8 +71,8 @@ impl<'a> Request<'a> {
     /// (`GET http://host/path`, which RFC 9112 §3.2.2 says a server must accept).
     pub fn path(&self) -> &'a str {
         let path = match self.query_start() {
-            Some(at) => &self.target[..at],
-            None => self.target,
+            Some(at) => &self.parts.target[..at],
+            None => self.parts.target,
         };
         if path.starts_with('/') {
             return path;
@@ -82,17 +82,17 @@ impl<'a> Request<'a> {
 
     /// The text after `?`, if any.
     pub fn query(&self) -> Option<&'a str> {
-        self.query_start().map(|at| &self.target[at + 1..])
+        self.query_start().map(|at| &self.parts.target[at + 1..])
     }
 
     /// A plain loop: targets are short, and a general substring search costs more to set up.
     fn query_start(&self) -> Option<usize> {
-        self.target.bytes().position(|b| b == b'?')
+        self.parts.target.bytes().position(|b| b == b'?')
     }
 
     /// The HTTP version.
     pub fn version(&self) -> ::http::Version {
-        match self.version {
+        match self.parts.version {
             Version::Http10 => ::http::Version::HTTP_10,
             Version::Http11 => ::http::Version::HTTP_11,
         }
@@ -100,8 +100,8 @@ impl<'a> Request<'a> {
 
     /// Header fields in the order sent.
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
-        let head = self.head;
-        self.headers.iter().map(move |span| {
+        let head = self.parts.head_bytes;
+        self.parts.spans.iter().map(move |span| {
             let name = std::str::from_utf8(slice(head, span.name)).unwrap_or_default();
             (name, slice(head, span.value))
         })
@@ -116,29 +116,13 @@ impl<'a> Request<'a> {
 
     /// The body, de-chunked if it was sent chunked.
     pub fn body(&self) -> &'a [u8] {
-        self.body
+        self.parts.body
     }
 
     /// Who sent it, as the listener reported.
     pub fn peer(&self) -> &'a PeerAddr {
         self.peer
     }
-}
-
-/// The method as the `http` crate's type: the standard ones are matched
-/// without allocating.
-fn method_of(token: &[u8]) -> Method {
-    // httparse accepted the token, and `http` accepts the same characters.
-    Method::from_bytes(token).unwrap_or_default()
-}
-
-/// The target as text. httparse has already validated exactly
-/// these bytes (it hands them out as `&str`), so checking UTF-8 again on
-/// every request would be wasted work.
-fn validated_str(bytes: &[u8]) -> &str {
-    debug_assert!(std::str::from_utf8(bytes).is_ok());
-    // SAFETY: the bytes are the method and target httparse returned as `&str`.
-    unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
 /// `http://host:port/path` → `/path`; `http://host` → `/`; anything else unchanged.
@@ -162,19 +146,12 @@ mod tests {
     fn path_and_query_of_every_target_form() {
         let peer = PeerAddr::Unknown;
         let path =
-            |target| Request::new(Method::GET, target, ::http::Version::HTTP_11, b"", &peer).path();
+            |target| Request::new("GET", target, ::http::Version::HTTP_11, b"", &peer).path();
         assert_eq!(path("/a/b?x=1"), "/a/b");
         assert_eq!(path("http://example.com/plaintext?x"), "/plaintext");
         assert_eq!(path("HTTP://example.com:8080"), "/");
         assert_eq!(path("*"), "*");
-        let query = Request::new(
-            Method::GET,
-            "/a?x=1&y",
-            ::http::Version::HTTP_11,
-            b"",
-            &peer,
-        )
-        .query();
+        let query = Request::new("GET", "/a?x=1&y", ::http::Version::HTTP_11, b"", &peer).query();
         assert_eq!(query, Some("x=1&y"));
     }
 }

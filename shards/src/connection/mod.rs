@@ -133,20 +133,21 @@ impl Connection<'_> {
                     break AfterWrite::Linger;
                 }
             };
-            let request = Request::from_parts(&parts, peer);
-            let head_only = request.method() == ::http::Method::HEAD;
+            let (keep_alive, version) = (parts.keep_alive, parts.version);
+            let request = Request::from_parts(parts, peer);
+            let head_only = request.is_head();
             let response = call_app(app, &request).await;
             let panicked = response.is_none();
             if panicked {
                 env.stats.handler_panics.fetch_add(1, Relaxed);
             }
             // Decided after the handler: a drain may have begun while it ran.
-            let close = !parts.head.keep_alive || panicked || env.drain.is_draining();
+            let close = !keep_alive || panicked || env.drain.is_draining();
             let options = EncodeOptions {
                 date: &date,
                 head_only,
                 close,
-                keep_alive_1_0: parts.head.version == Version::Http10 && !close,
+                keep_alive_1_0: version == Version::Http10 && !close,
             };
             encode_response(&response.unwrap_or_else(internal_error), &options, output);
             answered += 1;

@@ -11,7 +11,7 @@
 use memchr::memchr;
 
 use super::chunked::{ChunkedDecoder, ChunkedStatus};
-use super::head::{decode_head, Framing, Head, HeaderSpan, Version};
+use super::head::{decode_head, slice, Framing, Head, HeaderSpan, Version};
 use super::HttpError;
 use crate::limits::Limits;
 
@@ -44,12 +44,19 @@ pub enum Decoded<'b> {
     Refused(HttpError),
 }
 
-/// One complete request, borrowed from the [`ReadBuffers`].
-#[derive(Debug)]
+/// One complete request, borrowed from the [`ReadBuffers`]: what an app's
+/// `Request` is made of, so handing it over copies a few words, no bytes.
+#[derive(Clone, Copy, Debug)]
 pub struct RequestParts<'b> {
-    /// The decoded head.
-    pub head: Head,
-    /// The bytes the head's offsets (and `spans`) point into.
+    /// The method token, as sent.
+    pub method: &'b str,
+    /// The request target, as sent (path and query).
+    pub target: &'b str,
+    /// The protocol version.
+    pub version: Version,
+    /// Whether the connection may carry another request after this one.
+    pub keep_alive: bool,
+    /// The bytes `spans` point into.
     pub head_bytes: &'b [u8],
     /// Where each header field lies in `head_bytes`.
     pub spans: &'b [HeaderSpan],
@@ -170,9 +177,13 @@ impl RequestReader {
             Some(range) => &bytes[range],
             None => &body[..],
         };
+        let head_bytes = &bytes[at..];
         Decoded::Request(RequestParts {
-            head,
-            head_bytes: &bytes[at..],
+            method: validated_str(slice(head_bytes, head.method)),
+            target: validated_str(slice(head_bytes, head.target)),
+            version: head.version,
+            keep_alive: head.keep_alive,
+            head_bytes,
             spans,
             body,
         })
@@ -225,6 +236,15 @@ impl RequestReader {
     }
 }
 
+/// The method and target as text. httparse has already validated exactly
+/// these bytes (it hands them out as `&str`), so checking UTF-8 again on
+/// every request would be wasted work.
+fn validated_str(bytes: &[u8]) -> &str {
+    debug_assert!(std::str::from_utf8(bytes).is_ok());
+    // SAFETY: the bytes are the method and target httparse returned as `&str`.
+    unsafe { std::str::from_utf8_unchecked(bytes) }
+}
+
 /// Only parse a partial head again when a new line has arrived since the
 /// last attempt (or it grew past the rescan size): a client sending one byte
 /// at a time then costs linear time, not quadratic.
@@ -252,12 +272,7 @@ mod tests {
         let limits = Limits::default();
         for path in [&b"/a"[..], b"/b"] {
             match reader.decode(&mut buffers, &limits) {
-                Decoded::Request(parts) => {
-                    assert_eq!(
-                        super::super::slice(parts.head_bytes, parts.head.target),
-                        path
-                    )
-                }
+                Decoded::Request(parts) => assert_eq!(parts.target.as_bytes(), path),
                 other => panic!("{other:?}"),
             }
         }
