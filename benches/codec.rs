@@ -85,6 +85,7 @@ impl Turn {
                 head_only: method == "HEAD",
                 close: !head.keep_alive,
                 keep_alive_1_0: head.version == Version::Http10 && head.keep_alive,
+                http11: head.version == Version::Http11,
             };
             encode_response(&response, &options, &mut self.out);
             start += head.len;
@@ -116,6 +117,7 @@ fn codec(c: &mut Criterion) {
         head_only: false,
         close: false,
         keep_alive_1_0: false,
+        http11: true,
     };
     let mut out = Vec::with_capacity(8 * 1024);
     group.bench_function("plaintext", |b| {

@@ -82,6 +82,7 @@ pub fn service_unavailable(retry_after: &str) -> Vec<u8> {
         head_only: false,
         close: true,
         keep_alive_1_0: false,
+        http11: true,
     };
     let mut out = Vec::with_capacity(256);
     encode_response(&response, &options, &mut out);

@@ -7,6 +7,7 @@
 
 use std::cell::RefCell;
 
+use crate::connection::Output;
 use crate::http::ReadBuffers;
 
 /// Initial read buffer: 16 TechEmpower pipelined requests (≈2.7 KiB) fit twice.
@@ -25,7 +26,7 @@ pub struct ConnBuffers {
     /// What the request reader decodes from.
     pub input: ReadBuffers,
     /// Encoded responses not yet written.
-    pub output: Vec<u8>,
+    pub(crate) output: Output,
 }
 
 /// A shard-local free list of [`ConnBuffers`].
@@ -51,7 +52,7 @@ impl BufferPool {
                 spans: Vec::with_capacity(16),
                 body: Vec::new(),
             },
-            output: Vec::with_capacity(WRITE_CAPACITY),
+            output: Output::with_capacity(WRITE_CAPACITY),
         })
     }
 
@@ -71,8 +72,8 @@ impl BufferPool {
         if input.body.capacity() > 4 * READ_CAPACITY {
             input.body = Vec::new();
         }
-        if buffers.output.capacity() > 4 * WRITE_CAPACITY {
-            buffers.output = Vec::with_capacity(WRITE_CAPACITY);
+        if buffers.output.bytes.capacity() > 4 * WRITE_CAPACITY {
+            buffers.output = Output::with_capacity(WRITE_CAPACITY);
         }
         free.push(buffers);
     }

@@ -38,6 +38,7 @@
 mod acceptor_waker;
 mod app;
 pub mod apps;
+mod body;
 mod buffers;
 mod connection;
 mod drain;
@@ -52,14 +53,17 @@ mod response;
 mod shard;
 mod slot;
 mod stats;
+mod upgrade;
 
 pub use app::{app_fn, App, FnApp};
+pub use body::{Body, BodyStream, BoxError};
 pub use info::ShardInfo;
 pub use limits::{Limits, MAX_HEADERS_CAP};
 pub use listener::{Accepted, Listener, PeerAddr};
 pub use request::Request;
-pub use response::{Body, HeaderText, Response};
+pub use response::{HeaderText, Response};
 pub use stats::ShardStatsSnapshot;
+pub use upgrade::Upgraded;
 
 /// How the `shardd` crate starts and supervises shards.
 ///

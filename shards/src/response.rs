@@ -2,67 +2,41 @@
 //! header text and body are static.
 
 use std::borrow::Cow;
+use std::fmt;
+use std::future::Future;
 
 use http::StatusCode;
 use smallvec::SmallVec;
 
-/// A response body.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Body {
-    #[default]
-    /// No body.
-    Empty,
-    /// Bytes that live as long as the program.
-    Static(&'static [u8]),
-    /// Bytes the response owns.
-    Owned(Vec<u8>),
-}
-
-impl Body {
-    /// The body's bytes.
-    pub fn as_bytes(&self) -> &[u8] {
-        match self {
-            Body::Empty => &[],
-            Body::Static(bytes) => bytes,
-            Body::Owned(bytes) => bytes,
-        }
-    }
-}
-
-impl From<&'static str> for Body {
-    fn from(text: &'static str) -> Self {
-        Body::Static(text.as_bytes())
-    }
-}
-
-impl From<&'static [u8]> for Body {
-    fn from(bytes: &'static [u8]) -> Self {
-        Body::Static(bytes)
-    }
-}
-
-impl From<String> for Body {
-    fn from(text: String) -> Self {
-        Body::Owned(text.into_bytes())
-    }
-}
-
-impl From<Vec<u8>> for Body {
-    fn from(bytes: Vec<u8>) -> Self {
-        Body::Owned(bytes)
-    }
-}
+use crate::body::Body;
+use crate::upgrade::{OnUpgrade, Upgraded};
 
 /// A header name or value: usually a `&'static str`, so building a response allocates nothing.
 pub type HeaderText = Cow<'static, str>;
 
 /// A response: status, header fields and body. The server adds `Date`,
-/// `Server`, `Content-Length` and, when it closes, `Connection: close`.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// `Server`, `Content-Length` (or chunked coding for a stream) and, when it
+/// closes, `Connection: close`.
 pub struct Response {
     status: StatusCode,
     headers: SmallVec<[(HeaderText, HeaderText); 3]>,
     body: Body,
+    /// Close the connection after this response.
+    close: bool,
+    /// For a `101`: what takes the connection over.
+    on_upgrade: Option<OnUpgrade>,
+}
+
+impl fmt::Debug for Response {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Response")
+            .field("status", &self.status)
+            .field("headers", &self.headers)
+            .field("body", &self.body)
+            .field("close", &self.close)
+            .field("upgrade", &self.on_upgrade.is_some())
+            .finish()
+    }
 }
 
 impl Response {
@@ -72,6 +46,8 @@ impl Response {
             status,
             headers: SmallVec::new(),
             body: Body::Empty,
+            close: false,
+            on_upgrade: None,
         }
     }
 
@@ -139,5 +115,46 @@ impl Response {
     /// The body.
     pub fn body(&self) -> &Body {
         &self.body
+    }
+
+    /// Take the body out, leaving it empty (the connection does this to
+    /// send a large or streamed body without copying it).
+    pub(crate) fn take_body(&mut self) -> Body {
+        std::mem::take(&mut self.body)
+    }
+
+    /// Close the connection once this response is sent (with `Connection: close`).
+    pub fn close_connection(mut self) -> Self {
+        self.close = true;
+        self
+    }
+
+    /// Whether the connection closes after this response.
+    pub fn closes_connection(&self) -> bool {
+        self.close
+    }
+
+    /// Take the connection over once this `101 Switching Protocols` is
+    /// sent: `handler` gets the raw stream (see [`Upgraded`]) and runs as
+    /// the connection's task. The status must be `101` and the request must
+    /// have asked to upgrade, or the client gets a 500 instead. The
+    /// response's `Connection` and `Upgrade` fields are sent as given.
+    pub fn on_upgrade<F, Fut>(mut self, handler: F) -> Self
+    where
+        F: FnOnce(Upgraded) -> Fut + 'static,
+        Fut: Future<Output = ()> + 'static,
+    {
+        self.on_upgrade = Some(Box::new(move |io| Box::pin(handler(io))));
+        self
+    }
+
+    /// Whether this response takes the connection over.
+    pub fn upgrades(&self) -> bool {
+        self.on_upgrade.is_some()
+    }
+
+    /// The upgrade handler, if any.
+    pub(crate) fn take_upgrade(&mut self) -> Option<OnUpgrade> {
+        self.on_upgrade.take()
     }
 }

@@ -47,8 +47,9 @@ impl HttpResponse {
 /// Where the body ends (RFC 9112 §6.3), by the first rule that applies:
 /// 1. a response to `HEAD`, and every 1xx, 204 and 304 response, has no
 ///    body, whatever its headers say;
-/// 2. `Transfer-Encoding` is an error: shardd never sends it, so the parser
-///    does not decode it;
+/// 2. `Transfer-Encoding: chunked` (and no `Content-Length`) is decoded
+///    strictly (hex sizes, CRLF after every line, no trailers); any other
+///    coding, or both fields, is an error;
 /// 3. `Content-Length` (sent once, digits only) is the body's length; a
 ///    repeated or malformed one is an error;
 /// 4. otherwise the body is everything up to the close: the response is
@@ -95,8 +96,21 @@ pub fn parse_response(
     let lengths = header_values(&headers, "Content-Length");
     let body_end = if bodyless {
         body_start
-    } else if !header_values(&headers, "Transfer-Encoding").is_empty() {
-        return Err(bad("Transfer-Encoding in a response"));
+    } else if let Some(&coding) = header_values(&headers, "Transfer-Encoding").first() {
+        if coding != "chunked" || !lengths.is_empty() {
+            return Err(bad("Transfer-Encoding other than chunked alone"));
+        }
+        let Some((body, end)) = dechunk(&buf[body_start..]).map_err(&bad)? else {
+            return Ok(None);
+        };
+        let response = HttpResponse {
+            version,
+            status,
+            reason,
+            headers,
+            body,
+        };
+        return Ok(Some((response, body_start + end)));
     } else if let Some(&length) = lengths.first() {
         if lengths.len() > 1 {
             return Err(bad("Content-Length sent more than once"));
@@ -122,6 +136,33 @@ pub fn parse_response(
         body: buf[body_start..body_end].to_vec(),
     };
     Ok(Some((response, body_end)))
+}
+
+/// Decodes a chunked body at the start of `buf`: the body and the bytes it
+/// took, `None` if it is not complete yet.
+fn dechunk(buf: &[u8]) -> Result<Option<(Vec<u8>, usize)>, &'static str> {
+    let mut body = Vec::new();
+    let mut at = 0;
+    loop {
+        let Some(line_end) = buf[at..].windows(2).position(|w| w == b"\r\n") else {
+            return Ok(None);
+        };
+        let size_text =
+            std::str::from_utf8(&buf[at..at + line_end]).map_err(|_| "bad chunk size")?;
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| "bad chunk size")?;
+        at += line_end + 2;
+        if buf.len() < at + size + 2 {
+            return Ok(None);
+        }
+        if &buf[at + size..at + size + 2] != b"\r\n" {
+            return Err("chunk not followed by CRLF");
+        }
+        body.extend_from_slice(&buf[at..at + size]);
+        at += size + 2;
+        if size == 0 {
+            return Ok(Some((body, at)));
+        }
+    }
 }
 
 /// Returns the values of every `name` field in `headers` (case-insensitive), in order.

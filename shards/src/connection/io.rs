@@ -115,50 +115,6 @@ fn poll_read_more<C: AsyncRead + Unpin>(
     }
 }
 
-/// Why a write gave up.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum WriteFailed {
-    /// The client did not read within `send_timeout`.
-    TimedOut,
-    /// The peer is gone.
-    Closed,
-}
-
-/// Write all of `data`; the send timeout restarts whenever bytes move.
-pub(crate) async fn write_all<C: AsyncWrite + Unpin>(
-    io: &mut C,
-    data: &[u8],
-    wait: &mut Wait,
-    budget: &mut Budget,
-    send_timeout: Duration,
-) -> Result<(), WriteFailed> {
-    let mut written = 0;
-    wait.restart();
-    let result = poll_fn(|cx| {
-        while written < data.len() {
-            match Pin::new(&mut *io).poll_write(cx, &data[written..]) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
-                    return Poll::Ready(Err(WriteFailed::Closed))
-                }
-                Poll::Ready(Ok(n)) => {
-                    written += n;
-                    wait.restart();
-                }
-                Poll::Pending => {
-                    budget.waited();
-                    return wait
-                        .poll_expired(send_timeout, cx)
-                        .map(|()| Err(WriteFailed::TimedOut));
-                }
-            }
-        }
-        Poll::Ready(Ok(()))
-    })
-    .await;
-    wait.restart();
-    result
-}
-
 /// Half-close, then read and discard until the client closes (bounded), so
 /// unread request bytes do not turn our close into a reset that could
 /// destroy the response before the client reads it.

@@ -8,15 +8,20 @@
 //! The parts, one file each: [`RequestReader`](crate::http::RequestReader)
 //! turns bytes into requests; `wait` knows what the connection waits for
 //! and when that runs out; `budget` makes a greedy connection yield;
-//! `handler` runs the app with panics contained; `io` reads, writes and
+//! `handler` runs the app with panics contained; `output` holds and writes
+//! what is to be sent; `stream` sends a streamed body; `io` reads and
 //! lingers.
 
 mod budget;
 mod handler;
 mod io;
+mod output;
+mod stream;
 #[cfg(test)]
 mod tests;
 mod wait;
+
+pub(crate) use self::output::Output;
 
 use std::sync::atomic::Ordering::Relaxed;
 
@@ -24,21 +29,24 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use self::budget::Budget;
 use self::handler::{call_app, internal_error};
-use self::io::{linger_close, read_more, write_all, ReadInto, ReadOutcome, WriteFailed};
+use self::io::{linger_close, read_more, ReadInto, ReadOutcome};
+use self::output::{write_output, WriteFailed};
+use self::stream::send_stream;
 use self::wait::{Wait, Waiting};
 use crate::app::App;
+use crate::body::{Body, BodyStream};
 use crate::buffers::{BufferLease, ConnBuffers};
 use crate::drain::DrainKey;
 use crate::env::ShardEnv;
 use crate::http::{
-    encode_error, encode_response, Awaiting, Decoded, EncodeOptions, HttpError, RequestReader,
-    Version, DATE_LEN,
+    encode_error, encode_response, Awaiting, BodyPlan, Decoded, EncodeOptions, HttpError,
+    RequestReader, Version, DATE_LEN,
 };
 use crate::listener::PeerAddr;
 use crate::request::Request;
+use crate::upgrade::{OnUpgrade, Upgraded};
 
 /// What the connection does once this turn's output is written.
-#[derive(Debug, PartialEq, Eq)]
 enum AfterWrite {
     /// Everything buffered was answered: read more.
     ReadMore,
@@ -50,6 +58,14 @@ enum AfterWrite {
     /// Close, but first read and discard what the client still sends, so
     /// it reads our last response instead of a reset.
     Linger,
+    /// Send this streamed body, then go on answering (or close, if `close`).
+    Stream {
+        body: BodyStream,
+        chunked: bool,
+        close: bool,
+    },
+    /// Hand the connection to this upgrade handler.
+    Upgrade(OnUpgrade),
 }
 
 /// Serve one connection until it closes. `drain_key` is the connection's
@@ -61,7 +77,7 @@ pub async fn serve_connection<C, A>(
     app: &A,
     drain_key: DrainKey,
 ) where
-    C: AsyncRead + AsyncWrite + Unpin,
+    C: AsyncRead + AsyncWrite + Unpin + 'static,
     A: App,
 {
     env.drain.watch(drain_key).await;
@@ -85,6 +101,21 @@ pub async fn serve_connection<C, A>(
             }
             AfterWrite::Close => return,
             AfterWrite::Linger => return linger_close(&mut io).await,
+            AfterWrite::Stream {
+                body,
+                chunked,
+                close,
+            } => {
+                if conn.send_stream(&mut io, body, chunked).await.is_err() || close {
+                    return;
+                }
+                continue;
+            }
+            AfterWrite::Upgrade(on_upgrade) => {
+                let read_ahead = conn.take_unread();
+                drop(conn);
+                return on_upgrade(Upgraded::new(io, read_ahead)).await;
+            }
         }
         conn.budget.spend_turn().await;
         match conn.read_more(&mut io).await {
@@ -129,33 +160,61 @@ impl Connection<'_> {
                     break AfterWrite::ReadMore;
                 }
                 Decoded::Refused(error) => {
-                    refuse(env, error, &date, output);
+                    refuse(env, error, &date, &mut output.bytes);
                     break AfterWrite::Linger;
                 }
             };
             let (keep_alive, version) = (parts.keep_alive, parts.version);
             let request = Request::from_parts(parts, peer);
-            let head_only = request.is_head();
-            let response = call_app(app, &request).await;
-            let panicked = response.is_none();
-            if panicked {
-                env.stats.handler_panics.fetch_add(1, Relaxed);
+            let mut response = match call_app(app, &request).await {
+                Some(response) => response,
+                None => {
+                    env.stats.handler_panics.fetch_add(1, Relaxed);
+                    internal_error().close_connection()
+                }
+            };
+            if response.upgrades() && !may_upgrade(&request) {
+                response = internal_error();
             }
             // Decided after the handler: a drain may have begun while it ran.
-            let close = !keep_alive || panicked || env.drain.is_draining();
+            // HTTP/1.0 has no chunked coding: a stream ends with the connection.
+            let close = !keep_alive
+                || response.closes_connection()
+                || env.drain.is_draining()
+                || (version == Version::Http10 && response.body().is_stream());
             let options = EncodeOptions {
                 date: &date,
-                head_only,
+                head_only: request.is_head(),
                 close,
                 keep_alive_1_0: version == Version::Http10 && !close,
+                http11: version == Version::Http11,
             };
-            encode_response(&response.unwrap_or_else(internal_error), &options, output);
+            let plan = encode_response(&response, &options, &mut output.bytes);
             answered += 1;
             wait.answered();
+            match plan {
+                BodyPlan::Written => {}
+                BodyPlan::Separate => output.push_separate(response.take_body()),
+                BodyPlan::Chunked | BodyPlan::UntilClose => {
+                    let Body::Stream(body) = response.take_body() else {
+                        unreachable!("the plan streams only stream bodies")
+                    };
+                    let chunked = plan == BodyPlan::Chunked;
+                    break AfterWrite::Stream {
+                        body,
+                        chunked,
+                        close,
+                    };
+                }
+                BodyPlan::Upgrade => match response.take_upgrade() {
+                    Some(on_upgrade) => break AfterWrite::Upgrade(on_upgrade),
+                    None => unreachable!("the plan upgrades only with a handler"),
+                },
+            }
             if close {
                 break after_closing_response(reader.has_buffered(input));
             }
-            if output.len() >= env.limits.max_output_bytes {
+            if output.bytes.len() >= env.limits.max_output_bytes {
                 break AfterWrite::AnswerMore;
             }
         };
@@ -174,7 +233,7 @@ impl Connection<'_> {
             return Ok(());
         }
         let send_timeout = self.env.limits.send_timeout;
-        let written = write_all(
+        let written = write_output(
             io,
             &buffers.output,
             &mut self.wait,
@@ -187,6 +246,35 @@ impl Connection<'_> {
             self.env.stats.timeouts.fetch_add(1, Relaxed);
         }
         written
+    }
+
+    /// Send a streamed body; the output holds nothing when this starts.
+    async fn send_stream<C: AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut C,
+        body: BodyStream,
+        chunked: bool,
+    ) -> Result<(), WriteFailed> {
+        self.write_output(io).await?;
+        let output = &mut self.lease.get().output;
+        send_stream(
+            io,
+            body,
+            chunked,
+            output,
+            &mut self.wait,
+            &mut self.budget,
+            &self.env.limits,
+        )
+        .await
+    }
+
+    /// What the client sent after the request being answered.
+    fn take_unread(&mut self) -> Vec<u8> {
+        match self.lease.held() {
+            Some(buffers) => self.reader.unconsumed(&buffers.input).to_vec(),
+            None => Vec::new(),
+        }
     }
 
     async fn read_more<C: AsyncRead + Unpin>(&mut self, io: &mut C) -> ReadOutcome {
@@ -236,7 +324,7 @@ impl Connection<'_> {
     ) {
         let output = &mut self.lease.get().output;
         output.clear();
-        refuse(self.env, error, &self.env.date.get(), output);
+        refuse(self.env, error, &self.env.date.get(), &mut output.bytes);
         if self.write_output(io).await.is_ok() {
             linger_close(io).await;
         }
@@ -244,7 +332,7 @@ impl Connection<'_> {
 }
 
 /// Update the wait for what the reader needs next; owe `100 Continue` if asked.
-fn wait_for(awaiting: Awaiting, wait: &mut Wait, output: &mut Vec<u8>) {
+fn wait_for(awaiting: Awaiting, wait: &mut Wait, output: &mut Output) {
     match awaiting {
         // Still Initial or Idle, as before.
         Awaiting::Request => {}
@@ -252,10 +340,17 @@ fn wait_for(awaiting: Awaiting, wait: &mut Wait, output: &mut Vec<u8>) {
         Awaiting::Body { send_continue } => {
             wait.switch(Waiting::Body);
             if send_continue {
-                output.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+                output
+                    .bytes
+                    .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
             }
         }
     }
+}
+
+/// A `101` only answers an HTTP/1.1 request that asked to upgrade.
+fn may_upgrade(request: &Request<'_>) -> bool {
+    request.version() == ::http::Version::HTTP_11 && request.header("upgrade").is_some()
 }
 
 /// After a response that closes the connection: bytes the client already

@@ -20,27 +20,49 @@ pub struct EncodeOptions<'a> {
     pub close: bool,
     /// An HTTP/1.0 client asked for keep-alive: confirm it.
     pub keep_alive_1_0: bool,
+    /// The client speaks HTTP/1.1, so a stream can go out with chunked coding.
+    pub http11: bool,
 }
 
-/// Append `response` to `out` as HTTP/1.1 bytes.
+/// Bodies up to this size are copied into the output buffer behind their
+/// head (one write for a whole pipelined batch); larger ones are written
+/// from where they are, beside the buffer, with one vectored write.
+pub const COPY_LIMIT: usize = 8 * 1024;
+
+/// How the body of an encoded response goes out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyPlan {
+    /// Entirely in the output already, or there is none to send.
+    Written,
+    /// Not copied: the response's bytes go out as they are, after the head.
+    Separate,
+    /// A stream, sent with chunked coding.
+    Chunked,
+    /// A stream, sent until the connection closes (HTTP/1.0 has no chunks).
+    UntilClose,
+    /// `101`: the connection is taken over once the head is sent.
+    Upgrade,
+}
+
+/// Append `response` to `out` as HTTP/1.1 bytes: the head, and the body
+/// when it is small; the returned plan says what, if anything, follows.
 ///
 /// A response whose status or header fields cannot be sent safely (a CR or
-/// LF in a value would split the response) is replaced by a 500 and `false`
-/// is returned, so an app bug cannot corrupt the stream. Header text given
-/// as `&'static str` is part of the program and is trusted; owned text,
-/// which may come from a request, is checked.
+/// LF in a value would split the response) is replaced by a 500, so an app
+/// bug cannot corrupt the stream. Header text given as `&'static str` is
+/// part of the program and is trusted; owned text, which may come from a
+/// request, is checked.
 pub fn encode_response(
     response: &Response,
     options: &EncodeOptions<'_>,
     out: &mut Vec<u8>,
-) -> bool {
+) -> BodyPlan {
     let mut own_server = false;
     let mut own_date = false;
     let mut own_length: Option<&str> = None;
     for (name, value) in response.header_fields() {
         if !sendable_name(name) || !sendable_value(value) {
-            encode_response(&invalid_response(), options, out);
-            return false;
+            return encode_response(&invalid_response(), options, out);
         }
         match name.len() {
             4 => own_date |= eq_lowercase(name.as_bytes(), b"date"),
@@ -50,14 +72,16 @@ pub fn encode_response(
         }
     }
     let status = response.status();
-    // Interim (1xx) responses are the server's business: an app that
+    let upgrade = status == StatusCode::SWITCHING_PROTOCOLS && response.upgrades();
+    // Other interim (1xx) responses are the server's business: an app that
     // returned one would leave the client waiting for a final response.
-    if !(200..=599).contains(&status.as_u16()) {
-        encode_response(&invalid_response(), options, out);
-        return false;
+    if !upgrade && !(200..=599).contains(&status.as_u16()) {
+        return encode_response(&invalid_response(), options, out);
     }
-    let body = response.body().as_bytes();
-    out.reserve(160 + body.len());
+    let body = response.body();
+    let bytes = body.as_bytes().unwrap_or_default();
+    let copied = bytes.len() <= COPY_LIMIT;
+    out.reserve(160 + if copied { bytes.len() } else { 0 });
     if status == StatusCode::OK && !own_server {
         // The common case in one copy.
         out.extend_from_slice(b"HTTP/1.1 200 OK\r\nServer: shardd\r\n");
@@ -74,8 +98,9 @@ pub fn encode_response(
     }
     for (name, value) in response.headers() {
         match name.len() {
-            // Framing and connection management are the server's job.
-            10 if eq_lowercase(name.as_bytes(), b"connection") => continue,
+            // Framing and connection management are the server's job
+            // (but for the `Connection: upgrade` of a 101).
+            10 if !upgrade && eq_lowercase(name.as_bytes(), b"connection") => continue,
             14 if eq_lowercase(name.as_bytes(), b"content-length") => continue,
             17 if eq_lowercase(name.as_bytes(), b"transfer-encoding") => continue,
             _ => {}
@@ -85,11 +110,16 @@ pub fn encode_response(
         out.extend_from_slice(value.as_bytes());
         out.extend_from_slice(b"\r\n");
     }
+    if upgrade {
+        out.extend_from_slice(b"\r\n");
+        return BodyPlan::Upgrade;
+    }
     let bodyless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let stream = body.is_stream() && !options.head_only && !bodyless;
     // A HEAD or 304 answer without a body may state the length the body
     // would have (RFC 9110 §8.6); otherwise the length is the body's.
     let stated = own_length.filter(|length| {
-        body.is_empty()
+        bytes.is_empty()
             && (options.head_only || status == StatusCode::NOT_MODIFIED)
             && !length.is_empty()
             && length.bytes().all(|b| b.is_ascii_digit())
@@ -98,9 +128,11 @@ pub fn encode_response(
         out.extend_from_slice(b"Content-Length: ");
         out.extend_from_slice(length.as_bytes());
         out.extend_from_slice(b"\r\n");
-    } else if !bodyless {
+    } else if stream && options.http11 {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    } else if !bodyless && !stream {
         out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(itoa::Buffer::new().format(body.len()).as_bytes());
+        out.extend_from_slice(itoa::Buffer::new().format(bytes.len()).as_bytes());
         out.extend_from_slice(b"\r\n");
     }
     if options.close {
@@ -109,10 +141,18 @@ pub fn encode_response(
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if !options.head_only && !bodyless {
-        out.extend_from_slice(body);
+    if options.head_only || bodyless {
+        BodyPlan::Written
+    } else if stream && options.http11 {
+        BodyPlan::Chunked
+    } else if stream {
+        BodyPlan::UntilClose
+    } else if copied {
+        out.extend_from_slice(bytes);
+        BodyPlan::Written
+    } else {
+        BodyPlan::Separate
     }
-    true
 }
 
 fn invalid_response() -> Response {
@@ -154,6 +194,7 @@ pub fn encode_error(error: HttpError, date: &[u8; DATE_LEN], out: &mut Vec<u8>) 
         head_only: false,
         close: true,
         keep_alive_1_0: false,
+        http11: true,
     };
     encode_response(&response, &options, out);
 }
@@ -183,6 +224,7 @@ mod tests {
             head_only,
             close,
             keep_alive_1_0: false,
+            http11: true,
         };
         encode_response(response, &options, &mut out);
         String::from_utf8(out).unwrap()

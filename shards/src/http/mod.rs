@@ -19,7 +19,7 @@ mod reader;
 
 pub use chunked::{decode_chunked, ChunkedDecoder, ChunkedStatus};
 pub use date::{DateCache, DATE_LEN};
-pub use encode::{encode_error, encode_response, EncodeOptions};
+pub use encode::{encode_error, encode_response, BodyPlan, EncodeOptions, COPY_LIMIT};
 pub use error::HttpError;
 pub use head::{decode_head, slice, Framing, Head, HeaderSpan, Version};
 pub use reader::{Awaiting, Decoded, ReadBuffers, RequestParts, RequestReader};

@@ -123,7 +123,7 @@ impl RequestReader {
         }
         let head = match &self.stage {
             Stage::Body { head, .. } => *head,
-            Stage::Head { parsed } if !worth_parsing(avail, *parsed) => {
+            Stage::Head { parsed } if !worth_parsing(avail, *parsed, limits) => {
                 return Decoded::Incomplete(Awaiting::Head)
             }
             Stage::Fresh | Stage::Head { .. } => match decode_head(avail, limits, spans) {
@@ -140,7 +140,8 @@ impl RequestReader {
         let at = self.start;
         let rest = &avail[head.len..];
         let (body_range, consumed) = match head.framing {
-            Framing::None => (None, head.len),
+            // An empty range, not `body`: that still holds the last chunked body.
+            Framing::None => (Some(at + head.len..at + head.len), head.len),
             Framing::Length(length) if rest.len() >= length => (
                 Some(at + head.len..at + head.len + length),
                 head.len + length,
@@ -207,6 +208,11 @@ impl RequestReader {
         Awaiting::Body { send_continue }
     }
 
+    /// The bytes not consumed yet (what follows the last request decoded).
+    pub fn unconsumed<'b>(&self, buffers: &'b ReadBuffers) -> &'b [u8] {
+        &buffers.bytes[self.start..]
+    }
+
     /// Whether unconsumed bytes are buffered (a request, or part of one).
     pub fn has_buffered(&self, buffers: &ReadBuffers) -> bool {
         self.start < buffers.bytes.len()
@@ -245,13 +251,19 @@ fn validated_str(bytes: &[u8]) -> &str {
     unsafe { std::str::from_utf8_unchecked(bytes) }
 }
 
-/// Only parse a partial head again when a new line has arrived since the
-/// last attempt (or it grew past the rescan size): a client sending one byte
-/// at a time then costs linear time, not quadratic.
-fn worth_parsing(avail: &[u8], parsed: usize) -> bool {
+/// Only parse a partial head again when what arrived since the last attempt
+/// could change the answer: a new line, a byte no head may contain (refused
+/// at once, not when its line ends), or a length past a limit or the rescan
+/// size. A client sending one byte at a time then costs linear time, not
+/// quadratic.
+fn worth_parsing(avail: &[u8], parsed: usize, limits: &Limits) -> bool {
+    let new = &avail[parsed.saturating_sub(1).min(avail.len())..];
     avail.len() < parsed
-        || memchr(b'\n', &avail[parsed.saturating_sub(1)..]).is_some()
-        || avail.len() > RESCAN_PARTIAL_HEAD_AFTER
+        || memchr(b'\n', new).is_some()
+        || new
+            .iter()
+            .any(|&b| (b < 0x20 && b != b'\r' && b != b'\t') || b == 0x7f)
+        || avail.len() > RESCAN_PARTIAL_HEAD_AFTER.min(limits.max_request_line)
 }
 
 #[cfg(test)]
@@ -333,6 +345,35 @@ mod tests {
             Decoded::Request(parts) => assert_eq!(parts.body.len(), 400),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn a_request_without_a_body_after_a_chunked_one_gets_no_body() {
+        let (mut reader, mut buffers) = reader_with(
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n\
+              GET / HTTP/1.1\r\nHost: x\r\n\r\n",
+        );
+        let limits = Limits::default();
+        let mut bodies = Vec::new();
+        while let Decoded::Request(parts) = reader.decode(&mut buffers, &limits) {
+            bodies.push(parts.body.to_vec());
+        }
+        assert_eq!(bodies, [b"hello".to_vec(), Vec::new()]);
+    }
+
+    #[test]
+    fn a_control_byte_in_an_unfinished_head_line_is_refused_at_once() {
+        let limits = Limits::default();
+        let (mut reader, mut buffers) = reader_with(b"GET /a");
+        assert!(matches!(
+            reader.decode(&mut buffers, &limits),
+            Decoded::Incomplete(Awaiting::Head)
+        ));
+        reader.feed(&mut buffers, b"\x01");
+        assert!(matches!(
+            reader.decode(&mut buffers, &limits),
+            Decoded::Refused(_)
+        ));
     }
 
     #[test]

@@ -1,0 +1,138 @@
+//! [`Body`]: what a response carries — nothing, bytes (static, owned or
+//! shared), or a stream of chunks produced while the response is sent.
+
+use std::fmt;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+/// The error a body stream may end with; the connection is then closed
+/// without finishing the body, so the client sees the response was cut.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// A response body.
+#[derive(Default)]
+pub enum Body {
+    /// No body.
+    #[default]
+    Empty,
+    /// Bytes that live as long as the program.
+    Static(&'static [u8]),
+    /// Bytes the response owns.
+    Owned(Vec<u8>),
+    /// Bytes shared with others (a cache, a file read once): sending them
+    /// copies nothing.
+    Shared(Bytes),
+    /// Chunks produced while the response is sent, of a length not known
+    /// up front: sent with chunked coding (to HTTP/1.0 clients: until the
+    /// connection closes). The shard polls the stream only when the client
+    /// has read what was sent before, so a slow reader slows the stream.
+    Stream(BodyStream),
+}
+
+/// A body stream, boxed; it runs on the shard and need not be `Send`.
+pub struct BodyStream(Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>>>>);
+
+impl BodyStream {
+    /// The next chunk, `None` at the end.
+    pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
+        self.0.as_mut().poll_next(cx)
+    }
+}
+
+impl Body {
+    /// A body streamed from `chunks`.
+    pub fn stream<S, E>(chunks: S) -> Body
+    where
+        S: Stream<Item = Result<Bytes, E>> + 'static,
+        E: Into<BoxError>,
+    {
+        Body::Stream(BodyStream(Box::pin(MapErr(chunks))))
+    }
+
+    /// The bytes, unless the body is a stream.
+    pub fn as_bytes(&self) -> Option<&[u8]> {
+        match self {
+            Body::Empty => Some(&[]),
+            Body::Static(bytes) => Some(bytes),
+            Body::Owned(bytes) => Some(bytes),
+            Body::Shared(bytes) => Some(bytes),
+            Body::Stream(_) => None,
+        }
+    }
+
+    /// Whether the body is a stream.
+    pub fn is_stream(&self) -> bool {
+        matches!(self, Body::Stream(_))
+    }
+}
+
+impl AsRef<[u8]> for Body {
+    /// The bytes; empty for a stream.
+    fn as_ref(&self) -> &[u8] {
+        self.as_bytes().unwrap_or_default()
+    }
+}
+
+/// Turns a stream's error into a [`BoxError`].
+struct MapErr<S>(S);
+
+impl<S, E> Stream for MapErr<S>
+where
+    S: Stream<Item = Result<Bytes, E>>,
+    E: Into<BoxError>,
+{
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        // SAFETY: structural pinning of the only field; MapErr never moves it.
+        let inner = unsafe { self.map_unchecked_mut(|this| &mut this.0) };
+        inner
+            .poll_next(cx)
+            .map(|item| item.map(|chunk| chunk.map_err(Into::into)))
+    }
+}
+
+impl fmt::Debug for Body {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Body::Empty => f.write_str("Empty"),
+            Body::Static(bytes) => write!(f, "Static({} bytes)", bytes.len()),
+            Body::Owned(bytes) => write!(f, "Owned({} bytes)", bytes.len()),
+            Body::Shared(bytes) => write!(f, "Shared({} bytes)", bytes.len()),
+            Body::Stream(_) => f.write_str("Stream"),
+        }
+    }
+}
+
+impl From<&'static str> for Body {
+    fn from(text: &'static str) -> Self {
+        Body::Static(text.as_bytes())
+    }
+}
+
+impl From<&'static [u8]> for Body {
+    fn from(bytes: &'static [u8]) -> Self {
+        Body::Static(bytes)
+    }
+}
+
+impl From<String> for Body {
+    fn from(text: String) -> Self {
+        Body::Owned(text.into_bytes())
+    }
+}
+
+impl From<Vec<u8>> for Body {
+    fn from(bytes: Vec<u8>) -> Self {
+        Body::Owned(bytes)
+    }
+}
+
+impl From<Bytes> for Body {
+    fn from(bytes: Bytes) -> Self {
+        Body::Shared(bytes)
+    }
+}

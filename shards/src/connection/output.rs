@@ -1,0 +1,179 @@
+//! What a connection has to send: encoded bytes, and large bodies written
+//! from where they are (not copied), in order, with one vectored write.
+
+use std::future::poll_fn;
+use std::io::{self, IoSlice};
+use std::pin::Pin;
+use std::task::{ready, Context, Poll};
+use std::time::Duration;
+
+use tokio::io::AsyncWrite;
+
+use super::budget::Budget;
+use super::wait::Wait;
+use crate::body::Body;
+
+/// At most this many pieces per vectored write (the kernel takes 1024;
+/// a batch of pipelined responses rarely has more than a few large bodies).
+const MAX_SLICES: usize = 64;
+
+/// A connection's pending output.
+#[derive(Debug, Default)]
+pub(crate) struct Output {
+    /// Encoded heads and small bodies.
+    pub bytes: Vec<u8>,
+    /// Large bodies, each to be sent once `bytes` up to its offset is.
+    separate: Vec<(usize, Body)>,
+}
+
+impl Output {
+    pub(crate) fn with_capacity(capacity: usize) -> Self {
+        Output {
+            bytes: Vec::with_capacity(capacity),
+            separate: Vec::new(),
+        }
+    }
+
+    /// Bytes waiting to be sent.
+    pub(crate) fn len(&self) -> usize {
+        self.bytes.len()
+            + self
+                .separate
+                .iter()
+                .map(|(_, body)| body_bytes(body).len())
+                .sum::<usize>()
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.bytes.is_empty() && self.separate.is_empty()
+    }
+
+    /// Send `body` after everything encoded so far, without copying it.
+    pub(crate) fn push_separate(&mut self, body: Body) {
+        if !body_bytes(&body).is_empty() {
+            self.separate.push((self.bytes.len(), body));
+        }
+    }
+
+    pub(crate) fn clear(&mut self) {
+        self.bytes.clear();
+        self.separate.clear();
+    }
+
+    /// The pieces still to send after the first `written` bytes, in order.
+    fn slices(&self, written: usize) -> Vec<IoSlice<'_>> {
+        let mut pieces: Vec<&[u8]> = Vec::with_capacity(2 * self.separate.len() + 1);
+        let mut from = 0;
+        for (at, body) in &self.separate {
+            pieces.push(&self.bytes[from..*at]);
+            pieces.push(body_bytes(body));
+            from = *at;
+        }
+        pieces.push(&self.bytes[from..]);
+        let mut slices = Vec::with_capacity(pieces.len());
+        let mut skip = written;
+        for piece in pieces {
+            if skip >= piece.len() {
+                skip -= piece.len();
+                continue;
+            }
+            slices.push(IoSlice::new(&piece[skip..]));
+            skip = 0;
+            if slices.len() == MAX_SLICES {
+                break;
+            }
+        }
+        slices
+    }
+}
+
+fn body_bytes(body: &Body) -> &[u8] {
+    body.as_bytes().unwrap_or_default()
+}
+
+/// Why a write gave up.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum WriteFailed {
+    /// The client did not read within `send_timeout`.
+    TimedOut,
+    /// The peer is gone.
+    Closed,
+}
+
+/// Write all of `output`; the send timeout restarts whenever bytes move.
+pub(crate) async fn write_output<C: AsyncWrite + Unpin>(
+    io: &mut C,
+    output: &Output,
+    wait: &mut Wait,
+    budget: &mut Budget,
+    send_timeout: Duration,
+) -> Result<(), WriteFailed> {
+    let total = output.len();
+    let mut written = 0;
+    wait.restart();
+    let result = poll_fn(|cx| {
+        while written < total {
+            match poll_write_some(io, output, written, cx) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    return Poll::Ready(Err(WriteFailed::Closed))
+                }
+                Poll::Ready(Ok(n)) => {
+                    written += n;
+                    wait.restart();
+                }
+                Poll::Pending => {
+                    budget.waited();
+                    return wait
+                        .poll_expired(send_timeout, cx)
+                        .map(|()| Err(WriteFailed::TimedOut));
+                }
+            }
+        }
+        Poll::Ready(Ok(()))
+    })
+    .await;
+    wait.restart();
+    result
+}
+
+/// One write: a plain one when everything is in `bytes` (the common case),
+/// a vectored one otherwise.
+fn poll_write_some<C: AsyncWrite + Unpin>(
+    io: &mut C,
+    output: &Output,
+    written: usize,
+    cx: &mut Context<'_>,
+) -> Poll<io::Result<usize>> {
+    if output.separate.is_empty() {
+        return Pin::new(io).poll_write(cx, &output.bytes[written..]);
+    }
+    let slices = output.slices(written);
+    let n = ready!(Pin::new(io).poll_write_vectored(cx, &slices))?;
+    Poll::Ready(Ok(n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn joined(output: &Output, written: usize) -> Vec<u8> {
+        output
+            .slices(written)
+            .iter()
+            .flat_map(|s| s.to_vec())
+            .collect()
+    }
+
+    #[test]
+    fn separate_bodies_go_out_in_order_after_what_precedes_them() {
+        let mut output = Output::default();
+        output.bytes.extend_from_slice(b"head1|");
+        output.push_separate(Body::Owned(b"BODY1".to_vec()));
+        output.bytes.extend_from_slice(b"head2|");
+        output.push_separate(Body::Static(b"BODY2"));
+        output.bytes.extend_from_slice(b"tail");
+        assert_eq!(joined(&output, 0), b"head1|BODY1head2|BODY2tail");
+        assert_eq!(joined(&output, 8), b"DY1head2|BODY2tail");
+        assert_eq!(output.len(), 26);
+    }
+}

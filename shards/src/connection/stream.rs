@@ -1,0 +1,96 @@
+//! Sending a streamed body: chunks as the app produces them, written when
+//! the stream has nothing more ready or the output is full, so a slow reader
+//! holds back the stream instead of filling memory.
+
+use std::future::poll_fn;
+use std::task::Poll;
+
+use bytes::Bytes;
+use tokio::io::AsyncWrite;
+
+use super::budget::Budget;
+use super::output::{write_output, Output, WriteFailed};
+use super::wait::Wait;
+use crate::body::{Body, BodyStream, BoxError};
+use crate::http::COPY_LIMIT;
+use crate::limits::Limits;
+
+/// What polling the stream gave.
+enum Next {
+    Chunk(Option<Result<Bytes, BoxError>>),
+    /// Nothing ready yet: send what is buffered before waiting for more.
+    Flush,
+}
+
+/// Send `body` to the end (chunked, or as raw bytes until the close).
+/// A stream that fails ends the connection without the last chunk, so the
+/// client can tell the body was cut short.
+pub(crate) async fn send_stream<C: AsyncWrite + Unpin>(
+    io: &mut C,
+    mut body: BodyStream,
+    chunked: bool,
+    output: &mut Output,
+    wait: &mut Wait,
+    budget: &mut Budget,
+    limits: &Limits,
+) -> Result<(), WriteFailed> {
+    loop {
+        let next = poll_fn(|cx| match body.poll_next(cx) {
+            Poll::Ready(chunk) => Poll::Ready(Next::Chunk(chunk)),
+            Poll::Pending if !output.is_empty() => Poll::Ready(Next::Flush),
+            Poll::Pending => Poll::Pending,
+        })
+        .await;
+        let chunk = match next {
+            Next::Flush => {
+                flush(io, output, wait, budget, limits).await?;
+                continue;
+            }
+            Next::Chunk(Some(Ok(chunk))) => chunk,
+            Next::Chunk(None) => break,
+            Next::Chunk(Some(Err(_))) => {
+                // Send what came before the failure, then cut the body short.
+                flush(io, output, wait, budget, limits).await?;
+                return Err(WriteFailed::Closed);
+            }
+        };
+        if chunk.is_empty() {
+            continue; // an empty chunk would read as the end
+        }
+        if chunked {
+            let size = format!("{:x}\r\n", chunk.len());
+            output.bytes.extend_from_slice(size.as_bytes());
+        }
+        if chunk.len() <= COPY_LIMIT {
+            output.bytes.extend_from_slice(&chunk);
+        } else {
+            output.push_separate(Body::Shared(chunk));
+        }
+        if chunked {
+            output.bytes.extend_from_slice(b"\r\n");
+        }
+        if output.len() >= limits.max_output_bytes {
+            flush(io, output, wait, budget, limits).await?;
+        }
+    }
+    if chunked {
+        output.bytes.extend_from_slice(b"0\r\n\r\n");
+    }
+    flush(io, output, wait, budget, limits).await
+}
+
+/// Write the output, then let the shard's other connections have a turn if
+/// this one has had many in a row (a stream that is always ready would
+/// otherwise hold the shard).
+async fn flush<C: AsyncWrite + Unpin>(
+    io: &mut C,
+    output: &mut Output,
+    wait: &mut Wait,
+    budget: &mut Budget,
+    limits: &Limits,
+) -> Result<(), WriteFailed> {
+    let written = write_output(io, output, wait, budget, limits.send_timeout).await;
+    output.clear();
+    budget.spend_turn().await;
+    written
+}
