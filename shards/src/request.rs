@@ -14,9 +14,11 @@ pub struct Request<'a> {
 }
 
 impl<'a> Request<'a> {
-    /// The request the reader decoded, as the app sees it.
+    /// The request the reader decoded, as the app sees it (for code that
+    /// drives [`RequestReader`](crate::http::RequestReader) itself: the
+    /// connection loop, benchmarks, adapters).
     #[inline]
-    pub(crate) fn from_parts(parts: RequestParts<'a>, peer: &'a PeerAddr) -> Self {
+    pub fn from_parts(parts: RequestParts<'a>, peer: &'a PeerAddr) -> Self {
         Request { parts, peer }
     }
 

@@ -56,7 +56,7 @@ pub struct RequestParts<'b> {
     pub version: Version,
     /// Whether the connection may carry another request after this one.
     pub keep_alive: bool,
-    /// The bytes `spans` point into.
+    /// The head as received (request line and fields): what `spans` point into.
     pub head_bytes: &'b [u8],
     /// Where each header field lies in `head_bytes`.
     pub spans: &'b [HeaderSpan],
@@ -178,7 +178,7 @@ impl RequestReader {
             Some(range) => &bytes[range],
             None => &body[..],
         };
-        let head_bytes = &bytes[at..];
+        let head_bytes = &bytes[at..at + head.len];
         Decoded::Request(RequestParts {
             method: validated_str(slice(head_bytes, head.method)),
             target: validated_str(slice(head_bytes, head.target)),
