@@ -135,6 +135,7 @@ fn drive(stream: &[u8], step: usize, limits: &Limits) -> (Vec<Seen>, End) {
                     break;
                 }
                 Decoded::Refused(error) => return (requests, End::Refused(error)),
+                Decoded::Head(_) => unreachable!("this reader does not offer heads"),
             }
         }
     }

@@ -15,6 +15,16 @@ use crate::response::Response;
 pub trait App: 'static {
     /// Answer one request. The future runs on the shard's thread and need not be `Send`.
     fn call(&self, request: &Request<'_>) -> impl Future<Output = Response>;
+
+    /// Whether this request's body should reach the app as it arrives
+    /// ([`Request::body_stream`]) instead of buffered whole first. Asked
+    /// once the head of a request with a body has arrived (`head.body()` is
+    /// empty); then `call` runs while the body is still coming, and
+    /// `max_body_bytes` does not apply. By default every body is buffered.
+    fn streams_body(&self, head: &Request<'_>) -> bool {
+        let _ = head;
+        false
+    }
 }
 
 /// Wrap a synchronous function as an [`App`].

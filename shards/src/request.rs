@@ -5,12 +5,15 @@ use ::http::Method;
 
 use crate::http::{slice, RequestParts, Version};
 use crate::listener::PeerAddr;
+use crate::request_body::{Pipe, RequestBody};
 
 /// One request, borrowed from the connection's buffer.
 #[derive(Clone, Copy, Debug)]
 pub struct Request<'a> {
     parts: RequestParts<'a>,
     peer: &'a PeerAddr,
+    /// The body as it arrives, when the app asked for it as a stream.
+    upload: Option<&'a Pipe>,
 }
 
 impl<'a> Request<'a> {
@@ -19,7 +22,24 @@ impl<'a> Request<'a> {
     /// connection loop, benchmarks, adapters).
     #[inline]
     pub fn from_parts(parts: RequestParts<'a>, peer: &'a PeerAddr) -> Self {
-        Request { parts, peer }
+        Request {
+            parts,
+            peer,
+            upload: None,
+        }
+    }
+
+    /// A request whose body streams through `upload`.
+    pub(crate) fn with_upload(
+        parts: RequestParts<'a>,
+        peer: &'a PeerAddr,
+        upload: &'a Pipe,
+    ) -> Self {
+        Request {
+            parts,
+            peer,
+            upload: Some(upload),
+        }
     }
 
     /// Build a request by hand (tests, adapters).
@@ -46,11 +66,16 @@ impl<'a> Request<'a> {
                 body,
             },
             peer,
+            upload: None,
         }
     }
 
-    /// The method (`GET`, `POST`, ...), as sent.
-    /// The method. Standard methods are matched without allocating; an
+    /// What the reader decoded.
+    pub(crate) fn parts(&self) -> &RequestParts<'a> {
+        &self.parts
+    }
+
+    /// The method (`GET`, `POST`, ...). Standard methods are matched without allocating; an
     /// extension method longer than 15 bytes allocates.
     pub fn method(&self) -> Method {
         // httparse accepted the token, and `http` accepts the same characters.
@@ -116,7 +141,14 @@ impl<'a> Request<'a> {
             .map(|(_, value)| value)
     }
 
-    /// The body, de-chunked if it was sent chunked.
+    /// The body as it arrives, if the app asked for it as a stream
+    /// ([`App::streams_body`](crate::App::streams_body)); [`body`](Self::body)
+    /// is then empty.
+    pub fn body_stream(&self) -> Option<RequestBody<'a>> {
+        self.upload.map(|pipe| RequestBody { pipe })
+    }
+
+    /// The body, de-chunked if it was sent chunked (empty when it streams).
     pub fn body(&self) -> &'a [u8] {
         self.parts.body
     }

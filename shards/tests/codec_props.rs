@@ -259,6 +259,7 @@ impl Driver {
                     break;
                 }
                 Decoded::Refused(error) => return Err(error),
+                Decoded::Head(_) => unreachable!("this reader does not offer heads"),
             }
         }
         Ok(out)

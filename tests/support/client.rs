@@ -43,6 +43,11 @@ impl Client {
         }
     }
 
+    /// The TCP stream, for tests that write from another thread (`try_clone`).
+    pub fn stream(&self) -> &TcpStream {
+        &self.stream
+    }
+
     /// Writes all of `bytes`; panics if the write fails.
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
         self.stream.write_all(bytes.as_ref()).expect("send");

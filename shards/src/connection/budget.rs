@@ -34,6 +34,18 @@ impl Budget {
         self.turns_left = TURNS_IN_A_ROW;
     }
 
+    /// Count one turn where the caller cannot await: false when the budget
+    /// is spent (it is refilled), and the caller must yield by returning
+    /// `Pending` after waking itself.
+    pub(crate) fn try_spend_turn(&mut self) -> bool {
+        if self.turns_left > 0 {
+            self.turns_left -= 1;
+            return true;
+        }
+        self.turns_left = TURNS_IN_A_ROW;
+        false
+    }
+
     /// Count one turn; when the budget is spent, yield to the shard's other tasks.
     pub(crate) async fn spend_turn(&mut self) {
         if self.turns_left > 0 {

@@ -63,7 +63,7 @@ pub(crate) async fn read_more<C: AsyncRead + Unpin>(
     .await
 }
 
-fn poll_read_more<C: AsyncRead + Unpin>(
+pub(crate) fn poll_read_more<C: AsyncRead + Unpin>(
     io: &mut C,
     cx: &mut Context<'_>,
     lease: &mut BufferLease<'_>,

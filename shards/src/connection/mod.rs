@@ -19,6 +19,7 @@ mod output;
 mod stream;
 #[cfg(test)]
 mod tests;
+mod upload;
 mod wait;
 
 pub(crate) use self::output::Output;
@@ -32,6 +33,7 @@ use self::handler::{call_app, internal_error};
 use self::io::{linger_close, read_more, ReadInto, ReadOutcome};
 use self::output::{write_output, WriteFailed};
 use self::stream::send_stream;
+use self::upload::OwnedHead;
 use self::wait::{Wait, Waiting};
 use crate::app::App;
 use crate::body::{Body, BodyStream};
@@ -44,6 +46,7 @@ use crate::http::{
 };
 use crate::listener::PeerAddr;
 use crate::request::Request;
+use crate::response::Response;
 use crate::upgrade::{OnUpgrade, Upgraded};
 
 /// What the connection does once this turn's output is written.
@@ -66,6 +69,8 @@ enum AfterWrite {
     },
     /// Hand the connection to this upgrade handler.
     Upgrade(OnUpgrade),
+    /// Call the app now and stream this request's body to it as it arrives.
+    Upload(OwnedHead),
 }
 
 /// Serve one connection until it closes. `drain_key` is the connection's
@@ -84,12 +89,17 @@ pub async fn serve_connection<C, A>(
     let mut conn = Connection {
         env,
         lease: BufferLease::new(&env.pool),
-        reader: RequestReader::default(),
+        reader: RequestReader::offering_heads(),
         wait: Wait::new(),
         budget: Budget::new(),
     };
+    // An answer already encoded (after an upload) that the next write sends.
+    let mut pending = None;
     loop {
-        let after = conn.answer_buffered(app, &peer).await;
+        let after = match pending.take() {
+            Some(after) => after,
+            None => conn.answer_buffered(app, &peer).await,
+        };
         if conn.write_output(&mut io).await.is_err() {
             return;
         }
@@ -109,6 +119,10 @@ pub async fn serve_connection<C, A>(
                 if conn.send_stream(&mut io, body, chunked).await.is_err() || close {
                     return;
                 }
+                continue;
+            }
+            AfterWrite::Upload(head) => {
+                pending = Some(conn.serve_upload(&mut io, app, &peer, head).await);
                 continue;
             }
             AfterWrite::Upgrade(on_upgrade) => {
@@ -155,6 +169,12 @@ impl Connection<'_> {
         let after = loop {
             let parts = match reader.decode(input, &env.limits) {
                 Decoded::Request(parts) => parts,
+                Decoded::Head(parts) => {
+                    if app.streams_body(&Request::from_parts(parts, peer)) {
+                        break AfterWrite::Upload(OwnedHead::copy(&parts));
+                    }
+                    continue; // buffered as usual
+                }
                 Decoded::Incomplete(awaiting) => {
                     wait_for(awaiting, wait, output);
                     break AfterWrite::ReadMore;
@@ -164,55 +184,17 @@ impl Connection<'_> {
                     break AfterWrite::Linger;
                 }
             };
-            let (keep_alive, version) = (parts.keep_alive, parts.version);
             let request = Request::from_parts(parts, peer);
-            let mut response = match call_app(app, &request).await {
-                Some(response) => response,
-                None => {
-                    env.stats.handler_panics.fetch_add(1, Relaxed);
-                    internal_error().close_connection()
-                }
-            };
-            if response.upgrades() && !may_upgrade(&request) {
-                response = internal_error();
-            }
-            // Decided after the handler: a drain may have begun while it ran.
-            // HTTP/1.0 has no chunked coding: a stream ends with the connection.
-            let close = !keep_alive
-                || response.closes_connection()
-                || env.drain.is_draining()
-                || (version == Version::Http10 && response.body().is_stream());
-            let options = EncodeOptions {
-                date: &date,
-                head_only: request.is_head(),
-                close,
-                keep_alive_1_0: version == Version::Http10 && !close,
-                http11: version == Version::Http11,
-            };
-            let plan = encode_response(&response, &options, &mut output.bytes);
+            let response = respond(app, &request, env).await;
+            let answer = encode_answer(env, &date, &request, response, false, output);
             answered += 1;
             wait.answered();
-            match plan {
-                BodyPlan::Written => {}
-                BodyPlan::Separate => output.push_separate(response.take_body()),
-                BodyPlan::Chunked | BodyPlan::UntilClose => {
-                    let Body::Stream(body) = response.take_body() else {
-                        unreachable!("the plan streams only stream bodies")
-                    };
-                    let chunked = plan == BodyPlan::Chunked;
-                    break AfterWrite::Stream {
-                        body,
-                        chunked,
-                        close,
-                    };
+            match answer {
+                Answer::Sent { close: false } => {}
+                Answer::Sent { close: true } => {
+                    break after_closing_response(reader.has_buffered(input))
                 }
-                BodyPlan::Upgrade => match response.take_upgrade() {
-                    Some(on_upgrade) => break AfterWrite::Upgrade(on_upgrade),
-                    None => unreachable!("the plan upgrades only with a handler"),
-                },
-            }
-            if close {
-                break after_closing_response(reader.has_buffered(input));
+                Answer::Then(after) => break after,
             }
             if output.bytes.len() >= env.limits.max_output_bytes {
                 break AfterWrite::AnswerMore;
@@ -328,6 +310,79 @@ impl Connection<'_> {
         if self.write_output(io).await.is_ok() {
             linger_close(io).await;
         }
+    }
+}
+
+/// Run the app; a panic becomes a 500 that closes the connection.
+async fn respond<A: App>(app: &A, request: &Request<'_>, env: &ShardEnv) -> Response {
+    let response = match call_app(app, request).await {
+        Some(response) => response,
+        None => {
+            env.stats.handler_panics.fetch_add(1, Relaxed);
+            return internal_error().close_connection();
+        }
+    };
+    if response.upgrades() && !may_upgrade(request) {
+        return internal_error();
+    }
+    response
+}
+
+/// What encoding an answer left to do.
+enum Answer {
+    /// Head and body are in the output (or beside it); `close` after them.
+    Sent { close: bool },
+    /// A stream to send or an upgrade to run once the output is written.
+    Then(AfterWrite),
+}
+
+/// Encode `response` to `request` into `output`. `must_close`: the
+/// connection cannot carry another request (an upload not read to its end).
+fn encode_answer(
+    env: &ShardEnv,
+    date: &[u8; DATE_LEN],
+    request: &Request<'_>,
+    mut response: Response,
+    must_close: bool,
+    output: &mut Output,
+) -> Answer {
+    let version = request.parts().version;
+    // Decided after the handler: a drain may have begun while it ran.
+    // HTTP/1.0 has no chunked coding: a stream ends with the connection.
+    let close = must_close
+        || !request.parts().keep_alive
+        || response.closes_connection()
+        || env.drain.is_draining()
+        || (version == Version::Http10 && response.body().is_stream());
+    let options = EncodeOptions {
+        date,
+        head_only: request.is_head(),
+        close,
+        keep_alive_1_0: version == Version::Http10 && !close,
+        http11: version == Version::Http11,
+    };
+    let plan = encode_response(&response, &options, &mut output.bytes);
+    match plan {
+        BodyPlan::Written => Answer::Sent { close },
+        BodyPlan::Separate => {
+            output.push_separate(response.take_body());
+            Answer::Sent { close }
+        }
+        BodyPlan::Chunked | BodyPlan::UntilClose => {
+            let Body::Stream(body) = response.take_body() else {
+                unreachable!("the plan streams only stream bodies")
+            };
+            let chunked = plan == BodyPlan::Chunked;
+            Answer::Then(AfterWrite::Stream {
+                body,
+                chunked,
+                close,
+            })
+        }
+        BodyPlan::Upgrade => match response.take_upgrade() {
+            Some(on_upgrade) => Answer::Then(AfterWrite::Upgrade(on_upgrade)),
+            None => unreachable!("the plan upgrades only with a handler"),
+        },
     }
 }
 

@@ -22,4 +22,4 @@ pub use date::{DateCache, DATE_LEN};
 pub use encode::{encode_error, encode_response, BodyPlan, EncodeOptions, COPY_LIMIT};
 pub use error::HttpError;
 pub use head::{decode_head, slice, Framing, Head, HeaderSpan, Version};
-pub use reader::{Awaiting, Decoded, ReadBuffers, RequestParts, RequestReader};
+pub use reader::{Awaiting, BodyPiece, Decoded, ReadBuffers, RequestParts, RequestReader};

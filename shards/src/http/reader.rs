@@ -38,6 +38,11 @@ pub enum Decoded<'b> {
     /// A whole request. The reader has moved past it: the next
     /// [`RequestReader::decode`] looks at what follows.
     Request(RequestParts<'b>),
+    /// Only with [`RequestReader::offering_heads`]: the head of a request
+    /// with a body (`body` is empty). Say next how the body is taken:
+    /// [`RequestReader::stream_body`], or just call `decode` again to have
+    /// it buffered as usual.
+    Head(RequestParts<'b>),
     /// More bytes are needed.
     Incomplete(Awaiting),
     /// The bytes break a rule: answer with this error and close.
@@ -82,6 +87,7 @@ pub enum Awaiting {
 
 /// Where the request at the front stands.
 #[derive(Clone, Debug, Default)]
+#[allow(clippy::large_enum_variant)] // one per connection, never moved around
 enum Stage {
     /// No byte of it has been looked at.
     #[default]
@@ -93,7 +99,32 @@ enum Stage {
         head: Head,
         chunked: ChunkedDecoder,
         continue_sent: bool,
+        /// The head was offered for streaming ([`RequestReader::offer_head`]).
+        offered: bool,
     },
+    /// Its body goes to the app as it arrives ([`RequestReader::stream_body`]);
+    /// the head is consumed already.
+    Streaming(Streaming),
+}
+
+/// What is left of a body being streamed.
+#[derive(Clone, Debug)]
+enum Streaming {
+    Length(usize),
+    Chunked(ChunkedDecoder),
+}
+
+/// A piece of a streamed body ([`RequestReader::next_body_piece`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum BodyPiece {
+    /// This many body bytes were appended to the output.
+    Data(usize),
+    /// Nothing more is buffered; read more.
+    NeedMore,
+    /// The body is complete; the reader is at the next request.
+    End,
+    /// The framing is broken: answer with this error and close.
+    Refused(HttpError),
 }
 
 /// Decodes the requests of one connection, however its bytes are split into reads.
@@ -102,9 +133,20 @@ pub struct RequestReader {
     /// Offset in `bytes` where the next request starts; everything before is consumed.
     start: usize,
     stage: Stage,
+    /// Hand out the head of a request with a body first ([`Decoded::Head`]).
+    offer_heads: bool,
 }
 
 impl RequestReader {
+    /// A reader that hands out the head of each request with a body before
+    /// its body ([`Decoded::Head`]), so the body can be streamed.
+    pub fn offering_heads() -> Self {
+        RequestReader {
+            offer_heads: true,
+            ..RequestReader::default()
+        }
+    }
+
     /// Decode the request at the front of the unconsumed bytes.
     #[inline(always)] // the hot path: keeps the decode inside the connection loop
     pub fn decode<'b>(&mut self, buffers: &'b mut ReadBuffers, limits: &Limits) -> Decoded<'b> {
@@ -116,13 +158,18 @@ impl RequestReader {
             return Decoded::Incomplete(match self.stage {
                 Stage::Fresh => Awaiting::Request,
                 Stage::Head { .. } => Awaiting::Head,
-                Stage::Body { .. } => Awaiting::Body {
+                Stage::Body { .. } | Stage::Streaming(_) => Awaiting::Body {
                     send_continue: false,
                 },
             });
         }
         let head = match &self.stage {
             Stage::Body { head, .. } => *head,
+            Stage::Streaming(_) => {
+                return Decoded::Incomplete(Awaiting::Body {
+                    send_continue: false,
+                })
+            }
             Stage::Head { parsed } if !worth_parsing(avail, *parsed, limits) => {
                 return Decoded::Incomplete(Awaiting::Head)
             }
@@ -138,8 +185,15 @@ impl RequestReader {
             },
         };
         let at = self.start;
+        if self.offer_heads && head.framing != Framing::None && self.offer(head) {
+            let head_bytes = &bytes[at..at + head.len];
+            return Decoded::Head(parts_of(&head, head_bytes, spans, &[]));
+        }
         let rest = &avail[head.len..];
         let (body_range, consumed) = match head.framing {
+            Framing::Length(length) if length > limits.max_body_bytes => {
+                return Decoded::Refused(HttpError::PayloadTooLarge)
+            }
             // An empty range, not `body`: that still holds the last chunked body.
             Framing::None => (Some(at + head.len..at + head.len), head.len),
             Framing::Length(length) if rest.len() >= length => (
@@ -179,15 +233,23 @@ impl RequestReader {
             None => &body[..],
         };
         let head_bytes = &bytes[at..at + head.len];
-        Decoded::Request(RequestParts {
-            method: validated_str(slice(head_bytes, head.method)),
-            target: validated_str(slice(head_bytes, head.target)),
-            version: head.version,
-            keep_alive: head.keep_alive,
-            head_bytes,
-            spans,
-            body,
-        })
+        Decoded::Request(parts_of(&head, head_bytes, spans, body))
+    }
+
+    /// Enter the body stage with the head marked offered; false if it was already.
+    fn offer(&mut self, head: Head) -> bool {
+        match &mut self.stage {
+            Stage::Body { offered, .. } => !std::mem::replace(offered, true),
+            _ => {
+                self.stage = Stage::Body {
+                    head,
+                    chunked: ChunkedDecoder::default(),
+                    continue_sent: false,
+                    offered: true,
+                };
+                true
+            }
+        }
     }
 
     /// Enter (or stay in) the body stage; say whether `100 Continue` is owed now.
@@ -198,6 +260,7 @@ impl RequestReader {
                 head,
                 chunked: ChunkedDecoder::default(),
                 continue_sent: false,
+                offered: false,
             };
         }
         let Stage::Body { continue_sent, .. } = &mut self.stage else {
@@ -206,6 +269,78 @@ impl RequestReader {
         let send_continue = expects_continue && !*continue_sent;
         *continue_sent |= send_continue;
         Awaiting::Body { send_continue }
+    }
+
+    /// Stream the body of the request just offered: its head is consumed,
+    /// and [`next_body_piece`](Self::next_body_piece) hands out its body as
+    /// it arrives, with no `max_body_bytes` limit (the app reads at its own pace).
+    pub fn stream_body(&mut self) {
+        let Stage::Body { head, chunked, .. } = std::mem::take(&mut self.stage) else {
+            return;
+        };
+        self.start += head.len;
+        // A chunked decoder carries on where it stopped; what it decoded
+        // already is in `buffers.body` and goes out first.
+        self.stage = Stage::Streaming(match head.framing {
+            Framing::Length(length) => Streaming::Length(length),
+            Framing::Chunked | Framing::None => Streaming::Chunked(chunked),
+        });
+    }
+
+    /// Move the next buffered piece of a streamed body to the end of `out`.
+    pub fn next_body_piece(
+        &mut self,
+        buffers: &mut ReadBuffers,
+        limits: &Limits,
+        out: &mut Vec<u8>,
+    ) -> BodyPiece {
+        let Stage::Streaming(streaming) = &mut self.stage else {
+            return BodyPiece::End;
+        };
+        let avail = &buffers.bytes[self.start..];
+        match streaming {
+            Streaming::Length(0) => {}
+            Streaming::Length(left) => {
+                if avail.is_empty() {
+                    return BodyPiece::NeedMore;
+                }
+                let n = avail.len().min(*left);
+                out.extend_from_slice(&avail[..n]);
+                *left -= n;
+                self.start += n;
+                return BodyPiece::Data(n);
+            }
+            Streaming::Chunked(_) if !buffers.body.is_empty() => {
+                out.extend_from_slice(&buffers.body);
+                let n = buffers.body.len();
+                buffers.body.clear();
+                return BodyPiece::Data(n);
+            }
+            Streaming::Chunked(decoder) => {
+                let before = out.len();
+                match decoder.decode(avail, usize::MAX, limits.max_head_bytes, out) {
+                    Ok(ChunkedStatus::Complete { consumed }) => {
+                        self.start += consumed;
+                        if out.len() > before {
+                            // Hand out the last data; the end is seen next call.
+                            self.stage = Stage::Streaming(Streaming::Length(0));
+                            return BodyPiece::Data(out.len() - before);
+                        }
+                    }
+                    Ok(ChunkedStatus::Partial) => {
+                        let decoded = decoder.take_consumed();
+                        buffers.bytes.drain(self.start..self.start + decoded);
+                        return match out.len() - before {
+                            0 => BodyPiece::NeedMore,
+                            n => BodyPiece::Data(n),
+                        };
+                    }
+                    Err(error) => return BodyPiece::Refused(error),
+                }
+            }
+        }
+        self.stage = Stage::Fresh;
+        BodyPiece::End
     }
 
     /// The bytes not consumed yet (what follows the last request decoded).
@@ -239,6 +374,25 @@ impl RequestReader {
     pub fn feed(&mut self, buffers: &mut ReadBuffers, received: &[u8]) {
         self.make_room(buffers, received.len());
         buffers.bytes.extend_from_slice(received);
+    }
+}
+
+/// A request's parts from its decoded head and body.
+#[inline(always)]
+fn parts_of<'b>(
+    head: &Head,
+    head_bytes: &'b [u8],
+    spans: &'b [HeaderSpan],
+    body: &'b [u8],
+) -> RequestParts<'b> {
+    RequestParts {
+        method: validated_str(slice(head_bytes, head.method)),
+        target: validated_str(slice(head_bytes, head.target)),
+        version: head.version,
+        keep_alive: head.keep_alive,
+        head_bytes,
+        spans,
+        body,
     }
 }
 
@@ -373,6 +527,77 @@ mod tests {
         assert!(matches!(
             reader.decode(&mut buffers, &limits),
             Decoded::Refused(_)
+        ));
+    }
+
+    #[test]
+    fn a_streamed_body_comes_out_piece_by_piece_beyond_the_body_limit() {
+        let limits = Limits {
+            max_body_bytes: 4,
+            ..Limits::default()
+        };
+        for (head, body) in [
+            (
+                &b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n"[..],
+                &b"0123456789"[..],
+            ),
+            (
+                b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+                b"3\r\n012\r\n7\r\n3456789\r\n0\r\n\r\n",
+            ),
+        ] {
+            let mut reader = RequestReader::offering_heads();
+            let mut buffers = ReadBuffers::default();
+            reader.feed(&mut buffers, head);
+            reader.feed(&mut buffers, &body[..4]);
+            assert!(
+                matches!(reader.decode(&mut buffers, &limits), Decoded::Head(p) if p.body.is_empty())
+            );
+            reader.stream_body();
+            let mut got = Vec::new();
+            let mut fed = 4;
+            loop {
+                match reader.next_body_piece(&mut buffers, &limits, &mut got) {
+                    BodyPiece::Data(_) => {}
+                    BodyPiece::NeedMore => {
+                        reader.feed(&mut buffers, &body[fed..fed + 1]);
+                        fed += 1;
+                    }
+                    BodyPiece::End => break,
+                    BodyPiece::Refused(error) => panic!("{error}"),
+                }
+            }
+            assert_eq!(got, b"0123456789");
+            reader.feed(&mut buffers, b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n");
+            assert!(
+                matches!(reader.decode(&mut buffers, &limits), Decoded::Request(p) if p.target == "/next")
+            );
+        }
+    }
+
+    #[test]
+    fn an_offered_body_not_streamed_is_buffered_within_the_limit() {
+        let limits = Limits {
+            max_body_bytes: 4,
+            ..Limits::default()
+        };
+        let mut reader = RequestReader::offering_heads();
+        let mut buffers = ReadBuffers::default();
+        reader.feed(&mut buffers, b"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\nabcPOST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n");
+        assert!(matches!(
+            reader.decode(&mut buffers, &limits),
+            Decoded::Head(_)
+        ));
+        assert!(
+            matches!(reader.decode(&mut buffers, &limits), Decoded::Request(p) if p.body == b"abc")
+        );
+        assert!(matches!(
+            reader.decode(&mut buffers, &limits),
+            Decoded::Head(_)
+        ));
+        assert!(matches!(
+            reader.decode(&mut buffers, &limits),
+            Decoded::Refused(HttpError::PayloadTooLarge)
         ));
     }
 

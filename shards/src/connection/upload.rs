@@ -1,0 +1,172 @@
+//! Serving a request whose body streams to the app: the app runs from the
+//! moment the head has arrived, while the connection keeps reading the body
+//! into the request's pipe — no further than the app has taken, so a slow
+//! app slows the client instead of filling memory.
+
+use std::future::{poll_fn, Future};
+use std::ops::Range;
+use std::pin::pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::Poll;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::handler::call_app;
+use super::io::{poll_read_more, ReadOutcome};
+use super::wait::Waiting;
+use super::{
+    after_closing_response, encode_answer, internal_error, AfterWrite, Answer, Connection,
+};
+use crate::app::App;
+use crate::http::{BodyPiece, HeaderSpan, HttpError, RequestParts, Version};
+use crate::listener::PeerAddr;
+use crate::request::Request;
+use crate::request_body::Pipe;
+
+/// A copy of a request's head: the read buffer it came from keeps
+/// receiving the body while the app holds the request.
+pub(crate) struct OwnedHead {
+    bytes: Vec<u8>,
+    spans: Vec<HeaderSpan>,
+    method: Range<usize>,
+    target: Range<usize>,
+    version: Version,
+    keep_alive: bool,
+}
+
+impl OwnedHead {
+    pub(crate) fn copy(parts: &RequestParts<'_>) -> Self {
+        let offset = |text: &str| {
+            let at = text.as_ptr() as usize - parts.head_bytes.as_ptr() as usize;
+            at..at + text.len()
+        };
+        OwnedHead {
+            bytes: parts.head_bytes.to_vec(),
+            spans: parts.spans.to_vec(),
+            method: offset(parts.method),
+            target: offset(parts.target),
+            version: parts.version,
+            keep_alive: parts.keep_alive,
+        }
+    }
+
+    /// An HTTP/1.1 request with `Expect: 100-continue` waits for a go-ahead.
+    fn expects_continue(&self) -> bool {
+        self.version == Version::Http11
+            && self.spans.iter().any(|span| {
+                let field = |(at, len): (u32, u32)| &self.bytes[at as usize..(at + len) as usize];
+                field(span.name).eq_ignore_ascii_case(b"expect")
+                    && field(span.value).eq_ignore_ascii_case(b"100-continue")
+            })
+    }
+
+    fn parts(&self) -> RequestParts<'_> {
+        let text = |range: &Range<usize>| {
+            // The bytes were validated as text when the head was decoded.
+            std::str::from_utf8(&self.bytes[range.clone()]).unwrap_or_default()
+        };
+        RequestParts {
+            method: text(&self.method),
+            target: text(&self.target),
+            version: self.version,
+            keep_alive: self.keep_alive,
+            head_bytes: &self.bytes,
+            spans: &self.spans,
+            body: &[],
+        }
+    }
+}
+
+impl Connection<'_> {
+    /// Call the app on `head` and feed it the body as it arrives; encode its
+    /// answer. If the app answered before the body ended, the connection
+    /// closes after the answer (the rest of the body is not read).
+    pub(super) async fn serve_upload<C: AsyncRead + AsyncWrite + Unpin, A: App>(
+        &mut self,
+        io: &mut C,
+        app: &A,
+        peer: &PeerAddr,
+        head: OwnedHead,
+    ) -> AfterWrite {
+        let env = self.env;
+        if head.expects_continue() {
+            let output = &mut self.lease.get().output;
+            output
+                .bytes
+                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+            if self.write_output(io).await.is_err() {
+                return AfterWrite::Close;
+            }
+        }
+        self.reader.stream_body();
+        self.wait.switch(Waiting::Body);
+        let pipe = Pipe::default();
+        let request = Request::with_upload(head.parts(), peer, &pipe);
+        let mut answer = pin!(call_app(app, &request));
+        let mut piece = Vec::new();
+        let response = poll_fn(|cx| {
+            if let Poll::Ready(response) = answer.as_mut().poll(cx) {
+                return Poll::Ready(response);
+            }
+            loop {
+                // Hand the app what is buffered, while it has room.
+                while !pipe.is_finished() && pipe.poll_room(cx) {
+                    let input = &mut self.lease.get().input;
+                    match self.reader.next_body_piece(input, &env.limits, &mut piece) {
+                        BodyPiece::Data(_) => pipe.push(Bytes::from(std::mem::take(&mut piece))),
+                        BodyPiece::NeedMore => break,
+                        BodyPiece::End => pipe.finish(Ok(())),
+                        BodyPiece::Refused(error) => pipe.finish(Err(error)),
+                    }
+                }
+                // Finished or full: the app wakes this task when it has taken some.
+                if pipe.is_finished() || !pipe.poll_room(cx) {
+                    return Poll::Pending;
+                }
+                if !self.budget.try_spend_turn() {
+                    // A client that uploads nonstop yields to the shard's others.
+                    cx.waker().wake_by_ref();
+                    return Poll::Pending;
+                }
+                let read = poll_read_more(
+                    io,
+                    cx,
+                    &mut self.lease,
+                    &mut self.reader,
+                    &mut self.wait,
+                    &mut self.budget,
+                    env,
+                );
+                match read {
+                    Poll::Ready(ReadOutcome::Data) => self.wait.restart(),
+                    Poll::Ready(ReadOutcome::TimedOut) => {
+                        env.stats.timeouts.fetch_add(1, Relaxed);
+                        pipe.finish(Err(HttpError::RequestTimeout));
+                    }
+                    Poll::Ready(ReadOutcome::Eof | ReadOutcome::Failed | ReadOutcome::Drained) => {
+                        pipe.finish(Err(HttpError::BadRequest("incomplete request")));
+                    }
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        })
+        .await;
+        let response = response.unwrap_or_else(|| {
+            env.stats.handler_panics.fetch_add(1, Relaxed);
+            internal_error().close_connection()
+        });
+        env.stats.requests.fetch_add(1, Relaxed);
+        self.wait.answered();
+        let date = env.date.get();
+        let output = &mut self.lease.get().output;
+        match encode_answer(env, &date, &request, response, !pipe.is_complete(), output) {
+            Answer::Sent { close: false } => AfterWrite::AnswerMore,
+            Answer::Sent { close: true } => {
+                let buffers = self.lease.get();
+                after_closing_response(self.reader.has_buffered(&buffers.input))
+            }
+            Answer::Then(after) => after,
+        }
+    }
+}

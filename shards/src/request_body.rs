@@ -1,0 +1,128 @@
+//! A request body the app reads as it arrives, for uploads it would rather
+//! not have buffered whole (or that are larger than `max_body_bytes`).
+//!
+//! An app opts in per request with [`App::streams_body`](crate::App::streams_body);
+//! the connection then calls the app as soon as the head has arrived and
+//! feeds the body through a small pipe while the app runs. The pipe holds
+//! at most [`WINDOW`] bytes the app has not taken yet; beyond that the
+//! connection stops reading, and TCP flow control slows the client.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::future::poll_fn;
+use std::pin::Pin;
+use std::task::{Context, Poll, Waker};
+
+use bytes::Bytes;
+use futures_core::Stream;
+
+use crate::http::HttpError;
+
+/// Body bytes read ahead of the app: a few socket reads' worth, so the app
+/// rarely waits on the connection, and memory per upload stays small.
+pub const WINDOW: usize = 64 * 1024;
+
+/// Between the connection (writing) and the app (reading).
+#[derive(Debug, Default)]
+pub(crate) struct Pipe {
+    state: RefCell<PipeState>,
+}
+
+#[derive(Debug, Default)]
+struct PipeState {
+    chunks: VecDeque<Bytes>,
+    queued: usize,
+    /// Set once: the body ended (`Ok`) or failed.
+    end: Option<Result<(), HttpError>>,
+    /// The app, waiting for a chunk.
+    app: Option<Waker>,
+    /// The connection, waiting for room.
+    connection: Option<Waker>,
+}
+
+impl Pipe {
+    pub(crate) fn push(&self, chunk: Bytes) {
+        let mut state = self.state.borrow_mut();
+        state.queued += chunk.len();
+        state.chunks.push_back(chunk);
+        if let Some(app) = state.app.take() {
+            app.wake();
+        }
+    }
+
+    pub(crate) fn finish(&self, end: Result<(), HttpError>) {
+        let mut state = self.state.borrow_mut();
+        state.end.get_or_insert(end);
+        if let Some(app) = state.app.take() {
+            app.wake();
+        }
+    }
+
+    /// The body ended or failed: nothing more will be pushed.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state.borrow().end.is_some()
+    }
+
+    /// The body ended whole.
+    pub(crate) fn is_complete(&self) -> bool {
+        matches!(self.state.borrow().end, Some(Ok(())))
+    }
+
+    /// Whether the app has taken enough that the connection may read on;
+    /// if not, the connection is woken when it has.
+    pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> bool {
+        let mut state = self.state.borrow_mut();
+        if state.queued < WINDOW {
+            return true;
+        }
+        state.connection = Some(cx.waker().clone());
+        false
+    }
+
+    fn poll_chunk(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
+        let mut state = self.state.borrow_mut();
+        if let Some(chunk) = state.chunks.pop_front() {
+            state.queued -= chunk.len();
+            if let Some(connection) = state.connection.take() {
+                connection.wake();
+            }
+            return Poll::Ready(Some(Ok(chunk)));
+        }
+        match state.end {
+            Some(Ok(())) => Poll::Ready(None),
+            Some(Err(error)) => Poll::Ready(Some(Err(BodyError(error)))),
+            None => {
+                state.app = Some(cx.waker().clone());
+                Poll::Pending
+            }
+        }
+    }
+}
+
+/// Why a streamed body ended early: the client stopped sending (408 or a
+/// close mid-body) or broke the chunked framing. The connection closes
+/// after the app's response.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("request body: {0}")]
+pub struct BodyError(HttpError);
+
+/// A request body as it arrives: the chunks in order, then `None`.
+#[derive(Debug)]
+pub struct RequestBody<'a> {
+    pub(crate) pipe: &'a Pipe,
+}
+
+impl RequestBody<'_> {
+    /// The next chunk; `None` at the end of the body.
+    pub async fn chunk(&mut self) -> Option<Result<Bytes, BodyError>> {
+        poll_fn(|cx| self.pipe.poll_chunk(cx)).await
+    }
+}
+
+impl Stream for RequestBody<'_> {
+    type Item = Result<Bytes, BodyError>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.pipe.poll_chunk(cx)
+    }
+}
