@@ -491,7 +491,7 @@ fn greedy_pipelining_clients_do_not_starve_fresh_connections() {
     let server = Running(Some(
         Server::bind(one_shard())
             .unwrap()
-            .spawn(|_| TechEmpower)
+            .serve(|_| TechEmpower)
             .unwrap(),
     ));
     let addr = server.handle().local_addr().unwrap();
@@ -557,7 +557,7 @@ fn huge_chunked_upload_does_not_starve_other_connections() {
     let server = Running(Some(
         Server::bind(config)
             .unwrap()
-            .spawn(|_| {
+            .serve(|_| {
                 app_fn(|req| match req.path() {
                     "/plaintext" => Response::text("Hello, World!"),
                     "/upload" => Response::text(req.body().len().to_string()),
@@ -687,7 +687,7 @@ fn slow_handler_does_not_block_other_connections() {
     let server = Running(Some(
         Server::bind(one_shard())
             .unwrap()
-            .spawn(|_| SlowApp)
+            .serve(|_| SlowApp)
             .unwrap(),
     ));
     let addr = server.handle().local_addr().unwrap();
@@ -842,7 +842,7 @@ fn an_always_ready_connection_does_not_starve_its_shard() {
     let (mut client, server_end) = tokio::io::duplex(64 * 1024);
     connect.send(Box::new(server_end)).unwrap();
     let server = Running(Some(
-        Server::spawn_with_listener(
+        Server::with_listener(
             Config {
                 shards: 1,
                 pin: false,
@@ -850,8 +850,9 @@ fn an_always_ready_connection_does_not_starve_its_shard() {
                 ..Config::default()
             },
             move |_| Ok(MemoryListener(incoming.clone())),
-            |_| TechEmpower,
         )
+        .unwrap()
+        .serve(|_| TechEmpower)
         .unwrap(),
     ));
     // Declared after the server, so dropped before it even on a panic: the
