@@ -112,6 +112,7 @@ fn killed_shard_does_not_strand_its_connections_or_capacity() {
 fn shutdown_lets_an_in_flight_request_finish_and_closes_idle_ones() {
     let mut config = bounded_config(1);
     config.drain_timeout_ms = 2_000;
+    config.limits.drain_grace = Duration::from_millis(300);
     let TestServer {
         handle,
         addr,
@@ -129,12 +130,17 @@ fn shutdown_lets_an_in_flight_request_finish_and_closes_idle_ones() {
 
     let started = Instant::now();
     let stopper = std::thread::spawn(move || handle.stop());
-    // The idle keep-alive connection is closed at once.
+    // The idle keep-alive connection is closed once its drain grace (300 ms)
+    // has passed with nothing from its client.
     assert_eq!(
         idle.expect_nothing_more_then_close(Duration::from_secs(2)),
         Closed::Eof
     );
-    assert!(started.elapsed() < Duration::from_millis(300));
+    let closed_after = started.elapsed();
+    assert!(
+        closed_after >= Duration::from_millis(250) && closed_after < Duration::from_millis(1500),
+        "idle connection closed after {closed_after:?}"
+    );
     // The in-flight request is answered, then the connection closes.
     let response = busy.response().expect("in-flight request finishes");
     assert_eq!(response.status, 200, "{response:?}");
@@ -322,10 +328,11 @@ fn connections_still_queued_for_a_busy_shard_at_shutdown_are_served() {
 }
 
 #[test]
-fn shutdown_closes_a_connection_that_never_sent_anything_at_once() {
+fn shutdown_closes_a_connection_that_never_sent_anything_after_the_grace() {
     let mut config = bounded_config(1);
     config.drain_timeout_ms = 5_000;
     config.limits.header_timeout = std::time::Duration::from_millis(10_000);
+    config.limits.drain_grace = Duration::from_millis(300);
     let TestServer { handle, addr, .. } = TestServer::start(config);
     let mut silent = Client::connect(addr);
     wait_until(
@@ -373,4 +380,27 @@ fn reuseport_shard_stops_taking_connections_when_the_drain_starts() {
         200
     );
     stopper.join().unwrap();
+}
+
+#[test]
+fn a_request_sent_on_an_idle_connection_as_the_drain_starts_is_answered() {
+    let mut config = bounded_config(1);
+    config.drain_timeout_ms = 5_000;
+    config.limits.drain_grace = Duration::from_millis(2_000);
+    let TestServer { handle, addr, .. } = TestServer::start(config);
+    let mut client = Client::connect(addr);
+    client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    assert_eq!(client.response().unwrap().status, 200);
+    handle.drain();
+    // The keep-alive race: the client's next request crosses the drain.
+    std::thread::sleep(Duration::from_millis(200));
+    client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = client.response().expect("answered, not lost");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(response.header("connection"), Some("close"));
+    assert_eq!(
+        client.expect_nothing_more_then_close(Duration::from_secs(2)),
+        Closed::Eof
+    );
+    handle.stop();
 }

@@ -36,6 +36,12 @@ pub struct Limits {
     /// Longest a response write may wait for the client to read; then the connection is closed.
     #[serde(rename = "send_timeout_ms", deserialize_with = "millis")]
     pub send_timeout: Duration,
+    /// During a drain, how long an idle keep-alive connection stays open
+    /// for a request its client may already be sending (answered with
+    /// `Connection: close`) before it is closed. Closing at once would lose
+    /// a request that crosses the close on the wire.
+    #[serde(rename = "drain_grace_ms", deserialize_with = "millis")]
+    pub drain_grace: Duration,
 }
 
 /// The highest `max_headers` the codec supports (its stack array size).
@@ -53,6 +59,7 @@ impl Default for Limits {
             idle_timeout: Duration::from_secs(60),
             body_timeout: Duration::from_secs(30),
             send_timeout: Duration::from_secs(30),
+            drain_grace: Duration::from_secs(1),
         }
     }
 }

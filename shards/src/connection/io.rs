@@ -29,7 +29,7 @@ pub(crate) enum ReadOutcome {
     Data,
     Eof,
     TimedOut,
-    /// The shard is draining and this connection is between requests.
+    /// The shard is draining and this connection stayed silent for `drain_grace`.
     Drained,
     Failed,
 }
@@ -72,10 +72,11 @@ pub(crate) fn poll_read_more<C: AsyncRead + Unpin>(
     budget: &mut Budget,
     env: &ShardEnv,
 ) -> Poll<ReadOutcome> {
-    let waiting = wait.waiting();
-    if waiting == Waiting::Idle && env.drain.is_draining() {
-        return Poll::Ready(ReadOutcome::Drained);
+    if wait.waiting().is_idle() && env.drain.is_draining() {
+        // Not closed at once: a request may be crossing the close on the wire.
+        wait.switch(Waiting::Draining);
     }
+    let waiting = wait.waiting();
     let input = &mut lease.get().input;
     reader.make_room(input, MIN_READ_SPACE);
     let filled_before = input.bytes.len();
@@ -100,17 +101,16 @@ pub(crate) fn poll_read_more<C: AsyncRead + Unpin>(
             })
         }
         Poll::Ready(Err(_)) => Poll::Ready(ReadOutcome::Failed),
-        Poll::Pending if waiting == Waiting::Initial && env.drain.is_draining() => {
-            // Handed over during the drain with nothing sent yet: close.
-            Poll::Ready(ReadOutcome::Drained)
-        }
         Poll::Pending => {
             budget.waited();
             if waiting.is_idle() && !reader.has_buffered(input) {
                 lease.give_back();
             }
             wait.poll_expired(waiting.read_timeout(&env.limits), cx)
-                .map(|()| ReadOutcome::TimedOut)
+                .map(|()| match waiting {
+                    Waiting::Draining => ReadOutcome::Drained,
+                    _ => ReadOutcome::TimedOut,
+                })
         }
     }
 }

@@ -245,6 +245,25 @@ fn a_drain_closes_an_idle_connection_and_closes_after_an_in_flight_answer() {
     })
 }
 
+#[test]
+fn a_request_crossing_the_drain_on_an_idle_connection_is_answered_with_close() {
+    on_a_shard(async {
+        let env = env();
+        let mut idle = pipe(&env);
+        idle.write_all(GET).await.unwrap();
+        read_answers(&mut idle, 1).await;
+        env.drain.start();
+        // Let the connection see the drain first, as it would on a real shard.
+        tokio::task::yield_now().await;
+        idle.write_all(GET).await.unwrap();
+        let text = read_to_close(&mut idle).await;
+        assert!(
+            text.contains("Connection: close\r\n") && text.ends_with("ok\n"),
+            "{text}"
+        );
+    })
+}
+
 /// A client that never makes the server wait: every read returns more
 /// pipelined requests at once, every write is taken at once, until `stop` is set.
 struct AlwaysReady {

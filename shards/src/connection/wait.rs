@@ -26,12 +26,15 @@ pub(crate) enum Waiting {
     Head,
     /// The rest of a body: `body_timeout` since the last bytes arrived, then 408.
     Body,
+    /// Nothing of a request buffered while the shard drains: `drain_grace`
+    /// for a request already on its way, then a silent close.
+    Draining,
 }
 
 impl Waiting {
     /// Nothing of a request is buffered: the connection may give its buffers back.
     pub(crate) fn is_idle(self) -> bool {
-        matches!(self, Waiting::Initial | Waiting::Idle)
+        matches!(self, Waiting::Initial | Waiting::Idle | Waiting::Draining)
     }
 
     /// The timeout of a read in this state.
@@ -40,6 +43,7 @@ impl Waiting {
             Waiting::Idle => limits.idle_timeout,
             Waiting::Initial | Waiting::Head => limits.header_timeout,
             Waiting::Body => limits.body_timeout,
+            Waiting::Draining => limits.drain_grace,
         }
     }
 }
