@@ -32,6 +32,10 @@
 //! | **stats** | counters a shard shares with the main thread (never "counters" or "metrics") |
 //! | **env** | what the connections of one shard share: limits, date, buffer pool, drain, stats |
 //! | **slot** | a connection's place in its shard's bookkeeping, held from spawn to end |
+//! | **stream** | a response body sent in chunks as the app produces them ([`Body::Stream`]) |
+//! | **upload** | a request body the app reads as it arrives ([`App::streams_body`]) |
+//! | **upgrade** | a `101` response after which the app owns the raw connection ([`Upgraded`]) |
+//! | **grace** | during a drain, the time an idle connection waits for a request already on its way |
 
 #![warn(missing_docs)]
 
