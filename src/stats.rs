@@ -89,7 +89,7 @@ impl ServerStats {
 }
 
 /// A point-in-time copy of all counters.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct StatsSnapshot {
     /// The acceptor's stats (zero without an acceptor).
     pub acceptor: AcceptorSnapshot,

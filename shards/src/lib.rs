@@ -68,7 +68,7 @@ pub use listener::{Accepted, Listener, PeerAddr};
 pub use request::Request;
 pub use request_body::{BodyError, RequestBody};
 pub use response::{HeaderText, Response};
-pub use stats::ShardStatsSnapshot;
+pub use stats::{HistogramSnapshot, ShardStatsSnapshot, TimeoutKind, DURATION_BOUNDS};
 pub use upgrade::Upgraded;
 
 /// How the `shardd` crate starts and supervises shards.

@@ -5,6 +5,27 @@
 //! not per request, so the hot path pays one uncontended atomic per batch.
 
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the request-duration histogram's buckets; the
+/// last bucket, `+Inf`, is implied. Prometheus' default bounds, with finer
+/// steps below a millisecond, where pipelined requests fall.
+pub const DURATION_BOUNDS: [f64; 14] = [
+    0.000_1, 0.000_25, 0.000_5, 0.001, 0.002_5, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+/// Which wait ran out.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TimeoutKind {
+    /// The head of a request did not arrive in time (`header_timeout`).
+    Header,
+    /// A request body stalled (`body_timeout`).
+    Body,
+    /// A keep-alive connection sat idle (`idle_timeout`).
+    Idle,
+    /// The client did not read its responses (`send_timeout`).
+    Send,
+}
 
 /// Live counters of one shard.
 #[derive(Debug, Default)]
@@ -23,6 +44,14 @@ pub struct ShardStats {
     pub handler_panics: AtomicU64,
     /// Connections closed by a timeout (header, body, idle or send).
     pub timeouts: AtomicU64,
+    /// The same, by [`TimeoutKind`] (in its order).
+    pub timeouts_by_kind: [AtomicU64; 4],
+    /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub responses_by_class: [AtomicU64; 5],
+    /// How long requests took, from the start of answering the batch they
+    /// came in to their responses being encoded (the app's time included,
+    /// the network's not).
+    pub request_duration: DurationHistogram,
     /// Requests rejected by the codec (4xx/5xx before reaching the app).
     pub bad_requests: AtomicU64,
     /// Times the shard's thread died and was replaced.
@@ -31,7 +60,70 @@ pub struct ShardStats {
     pub alive: AtomicBool,
 }
 
+/// Counts of durations in the buckets of [`DURATION_BOUNDS`].
+#[derive(Debug, Default)]
+pub struct DurationHistogram {
+    /// Not cumulative: bucket `i` counts durations in (bound `i-1`, bound `i`];
+    /// the last one, those above every bound.
+    buckets: [AtomicU64; DURATION_BOUNDS.len() + 1],
+    sum_nanos: AtomicU64,
+}
+
+impl DurationHistogram {
+    /// Record `count` requests that each took `duration`.
+    pub fn record(&self, duration: Duration, count: u64) {
+        let seconds = duration.as_secs_f64();
+        let bucket = DURATION_BOUNDS
+            .iter()
+            .position(|&bound| seconds <= bound)
+            .unwrap_or(DURATION_BOUNDS.len());
+        self.buckets[bucket].fetch_add(count, Relaxed);
+        let nanos = u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX);
+        self.sum_nanos
+            .fetch_add(nanos.saturating_mul(count), Relaxed);
+    }
+
+    /// Cumulative counts per bound (then `+Inf`, the total) and the sum.
+    pub fn snapshot(&self) -> HistogramSnapshot {
+        let mut running = 0;
+        let cumulative = self
+            .buckets
+            .iter()
+            .map(|bucket| {
+                running += bucket.load(Relaxed);
+                running
+            })
+            .collect();
+        HistogramSnapshot {
+            cumulative,
+            sum_seconds: self.sum_nanos.load(Relaxed) as f64 / 1e9,
+        }
+    }
+}
+
+/// A copy of a [`DurationHistogram`], in Prometheus' shape.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct HistogramSnapshot {
+    /// For each bound of [`DURATION_BOUNDS`], then `+Inf`: how many took at most that long.
+    pub cumulative: Vec<u64>,
+    /// The durations added up, in seconds.
+    pub sum_seconds: f64,
+}
+
+impl HistogramSnapshot {
+    /// How many were recorded.
+    pub fn count(&self) -> u64 {
+        self.cumulative.last().copied().unwrap_or(0)
+    }
+}
+
 impl ShardStats {
+    /// Count a connection closed because `kind` of wait ran out.
+    pub fn timed_out(&self, kind: TimeoutKind) {
+        self.timeouts.fetch_add(1, Relaxed);
+        self.timeouts_by_kind[kind as usize].fetch_add(1, Relaxed);
+    }
+
     /// Load as the dispatcher sees it: connections queued for or served by this shard.
     pub fn load(&self) -> usize {
         self.queued.load(Relaxed) + self.open.load(Relaxed)
@@ -47,6 +139,9 @@ impl ShardStats {
             requests: self.requests.load(Relaxed),
             handler_panics: self.handler_panics.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
+            timeouts_by_kind: self.timeouts_by_kind.each_ref().map(|n| n.load(Relaxed)),
+            responses_by_class: self.responses_by_class.each_ref().map(|n| n.load(Relaxed)),
+            request_duration: self.request_duration.snapshot(),
             bad_requests: self.bad_requests.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
             alive: self.alive.load(Relaxed),
@@ -55,7 +150,7 @@ impl ShardStats {
 }
 
 /// Plain copy of [`ShardStats`].
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct ShardStatsSnapshot {
     /// Connections the acceptor put in this shard's channel (total).
     pub handed_off: u64,
@@ -71,6 +166,12 @@ pub struct ShardStatsSnapshot {
     pub handler_panics: u64,
     /// Connections closed by a timeout (header, body, idle or send).
     pub timeouts: u64,
+    /// The same, by [`TimeoutKind`]: header, body, idle, send.
+    pub timeouts_by_kind: [u64; 4],
+    /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
+    pub responses_by_class: [u64; 5],
+    /// See [`ShardStats::request_duration`].
+    pub request_duration: HistogramSnapshot,
     /// Requests rejected by the codec (4xx/5xx before reaching the app).
     pub bad_requests: u64,
     /// Times the shard's thread died and was replaced.

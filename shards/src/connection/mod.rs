@@ -25,6 +25,7 @@ mod wait;
 pub(crate) use self::output::Output;
 
 use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -47,6 +48,7 @@ use crate::http::{
 use crate::listener::PeerAddr;
 use crate::request::Request;
 use crate::response::Response;
+use crate::stats::TimeoutKind;
 use crate::upgrade::{OnUpgrade, Upgraded};
 
 /// What the connection does once this turn's output is written.
@@ -166,6 +168,9 @@ impl Connection<'_> {
         };
         let date = env.date.get();
         let mut answered = 0;
+        // For the stats: set when the first request of the batch is decoded.
+        let mut started = None;
+        let mut classes = [0; 5];
         let after = loop {
             let parts = match reader.decode(input, &env.limits) {
                 Decoded::Request(parts) => parts,
@@ -184,8 +189,10 @@ impl Connection<'_> {
                     break AfterWrite::Linger;
                 }
             };
+            started.get_or_insert_with(Instant::now);
             let request = Request::from_parts(parts, peer);
             let response = respond(app, &request, env).await;
+            classes[status_class(response.status())] += 1;
             let answer = encode_answer(env, &date, &request, response, false, output);
             answered += 1;
             wait.answered();
@@ -200,8 +207,8 @@ impl Connection<'_> {
                 break AfterWrite::AnswerMore;
             }
         };
-        if answered > 0 {
-            env.stats.requests.fetch_add(answered, Relaxed);
+        if let Some(started) = started {
+            record_answers(env, answered, &classes, started.elapsed());
         }
         after
     }
@@ -225,7 +232,7 @@ impl Connection<'_> {
         .await;
         buffers.output.clear();
         if written == Err(WriteFailed::TimedOut) {
-            self.env.stats.timeouts.fetch_add(1, Relaxed);
+            self.env.stats.timed_out(TimeoutKind::Send);
         }
         written
     }
@@ -292,7 +299,11 @@ impl Connection<'_> {
 
     /// A wait ran out: a partial request gets a 408, an idle connection just closes.
     async fn timed_out<C: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut C) {
-        self.env.stats.timeouts.fetch_add(1, Relaxed);
+        self.env.stats.timed_out(match self.wait.waiting() {
+            Waiting::Initial | Waiting::Head => TimeoutKind::Header,
+            Waiting::Body => TimeoutKind::Body,
+            Waiting::Idle | Waiting::Draining => TimeoutKind::Idle,
+        });
         if matches!(self.wait.waiting(), Waiting::Head | Waiting::Body) {
             self.answer_and_close(io, HttpError::RequestTimeout).await;
         }
@@ -311,6 +322,23 @@ impl Connection<'_> {
             linger_close(io).await;
         }
     }
+}
+
+/// The index of a status code's class in `responses_by_class` (1xx → 0).
+fn status_class(status: ::http::StatusCode) -> usize {
+    usize::from(status.as_u16() / 100).clamp(1, 5) - 1
+}
+
+/// Add a batch's answers to the shard's stats: one atomic per counter per
+/// batch, not per request.
+fn record_answers(env: &ShardEnv, answered: u64, classes: &[u64; 5], took: Duration) {
+    env.stats.requests.fetch_add(answered, Relaxed);
+    for (counter, &count) in env.stats.responses_by_class.iter().zip(classes) {
+        if count > 0 {
+            counter.fetch_add(count, Relaxed);
+        }
+    }
+    env.stats.request_duration.record(took, answered);
 }
 
 /// Run the app; a panic becomes a 500 that closes the connection.
@@ -424,5 +452,6 @@ fn refuse(env: &ShardEnv, error: HttpError, date: &[u8; DATE_LEN], output: &mut 
         env.stats.bad_requests.fetch_add(1, Relaxed);
     }
     env.stats.requests.fetch_add(1, Relaxed);
+    env.stats.responses_by_class[status_class(error.status())].fetch_add(1, Relaxed);
     encode_error(error, date, output);
 }

@@ -97,6 +97,9 @@ fn keep_alive_serves_one_request_after_another() {
             assert!(!text.contains("Connection: close"), "{text}");
         }
         assert_eq!(env.stats.requests.load(Relaxed), 3);
+        let stats = env.stats.snapshot();
+        assert_eq!(stats.responses_by_class, [0, 3, 0, 0, 0]);
+        assert_eq!(stats.request_duration.count(), 3);
     })
 }
 
@@ -167,6 +170,7 @@ fn a_refusal_answers_the_requests_before_it_then_lingers_and_closes() {
             "{text}"
         );
         assert_eq!(env.stats.bad_requests.load(Relaxed), 1);
+        assert_eq!(env.stats.snapshot().responses_by_class, [0, 1, 0, 1, 0]);
     })
 }
 

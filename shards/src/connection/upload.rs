@@ -8,6 +8,7 @@ use std::ops::Range;
 use std::pin::pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
+use std::time::Instant;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -16,13 +17,15 @@ use super::handler::call_app;
 use super::io::{poll_read_more, ReadOutcome};
 use super::wait::Waiting;
 use super::{
-    after_closing_response, encode_answer, internal_error, AfterWrite, Answer, Connection,
+    after_closing_response, encode_answer, internal_error, record_answers, status_class,
+    AfterWrite, Answer, Connection,
 };
 use crate::app::App;
 use crate::http::{BodyPiece, HeaderSpan, HttpError, RequestParts, Version};
 use crate::listener::PeerAddr;
 use crate::request::Request;
 use crate::request_body::Pipe;
+use crate::stats::TimeoutKind;
 
 /// A copy of a request's head: the read buffer it came from keeps
 /// receiving the body while the app holds the request.
@@ -90,6 +93,7 @@ impl Connection<'_> {
         head: OwnedHead,
     ) -> AfterWrite {
         let env = self.env;
+        let started = Instant::now();
         if head.expects_continue() {
             let output = &mut self.lease.get().output;
             output
@@ -141,7 +145,7 @@ impl Connection<'_> {
                 match read {
                     Poll::Ready(ReadOutcome::Data) => self.wait.restart(),
                     Poll::Ready(ReadOutcome::TimedOut) => {
-                        env.stats.timeouts.fetch_add(1, Relaxed);
+                        env.stats.timed_out(TimeoutKind::Body);
                         pipe.finish(Err(HttpError::RequestTimeout));
                     }
                     Poll::Ready(ReadOutcome::Eof | ReadOutcome::Failed | ReadOutcome::Drained) => {
@@ -156,7 +160,9 @@ impl Connection<'_> {
             env.stats.handler_panics.fetch_add(1, Relaxed);
             internal_error().close_connection()
         });
-        env.stats.requests.fetch_add(1, Relaxed);
+        let mut classes = [0; 5];
+        classes[status_class(response.status())] = 1;
+        record_answers(env, 1, &classes, started.elapsed());
         self.wait.answered();
         let date = env.date.get();
         let output = &mut self.lease.get().output;
