@@ -7,8 +7,8 @@
 
 use std::cell::RefCell;
 
-use crate::connection::Output;
 use crate::http::ReadBuffers;
+use crate::output::Output;
 
 /// Initial read buffer: 16 TechEmpower pipelined requests (≈2.7 KiB) fit twice.
 pub const READ_CAPACITY: usize = 8 * 1024;

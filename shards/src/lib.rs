@@ -52,6 +52,7 @@ mod info;
 mod limits;
 mod listener;
 pub mod listeners;
+mod output;
 mod request;
 mod request_body;
 mod response;

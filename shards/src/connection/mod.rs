@@ -8,72 +8,50 @@
 //! The parts, one file each: [`RequestReader`](crate::http::RequestReader)
 //! turns bytes into requests; `wait` knows what the connection waits for
 //! and when that runs out; `budget` makes a greedy connection yield;
-//! `handler` runs the app with panics contained; `output` holds and writes
-//! what is to be sent; `stream` sends a streamed body; `io` reads and
-//! lingers.
+//! `handler` runs the app with panics contained; `answer` decides how each
+//! answer goes out and counts it; `write` writes the output; `stream` sends
+//! a streamed body; `upload` feeds a streamed request body to the app; `io`
+//! reads and lingers; `state` is what all of them work on.
 
+mod answer;
 mod budget;
 mod handler;
 mod io;
-mod output;
+mod owned_head;
+mod state;
 mod stream;
 #[cfg(test)]
 mod tests;
 mod upload;
 mod wait;
+mod write;
 
-pub(crate) use self::output::Output;
-
-use std::sync::atomic::Ordering::Relaxed;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use self::answer::{
+    after_closing_response, encode_answer, record_answers, refuse, respond, status_class,
+    AfterWrite, Answer,
+};
 use self::budget::Budget;
-use self::handler::{call_app, internal_error};
 use self::io::{linger_close, read_more, ReadInto, ReadOutcome};
-use self::output::{write_output, WriteFailed};
+use self::owned_head::OwnedHead;
+use self::state::Connection;
 use self::stream::send_stream;
-use self::upload::OwnedHead;
 use self::wait::{Wait, Waiting};
+use self::write::{write_output, WriteFailed};
 use crate::app::App;
-use crate::body::{Body, BodyStream};
+use crate::body::BodyStream;
 use crate::buffers::{BufferLease, ConnBuffers};
 use crate::drain::DrainKey;
 use crate::env::ShardEnv;
-use crate::http::{
-    encode_error, encode_response, Awaiting, BodyPlan, Decoded, EncodeOptions, HttpError,
-    RequestReader, Version, DATE_LEN,
-};
+use crate::http::{Awaiting, Decoded, HttpError, RequestReader};
 use crate::listener::PeerAddr;
+use crate::output::Output;
 use crate::request::Request;
-use crate::response::Response;
 use crate::stats::TimeoutKind;
-use crate::upgrade::{OnUpgrade, Upgraded};
-
-/// What the connection does once this turn's output is written.
-enum AfterWrite {
-    /// Everything buffered was answered: read more.
-    ReadMore,
-    /// The output reached `max_output_bytes` with requests still buffered:
-    /// write, then answer those before reading more.
-    AnswerMore,
-    /// Close now.
-    Close,
-    /// Close, but first read and discard what the client still sends, so
-    /// it reads our last response instead of a reset.
-    Linger,
-    /// Send this streamed body, then go on answering (or close, if `close`).
-    Stream {
-        body: BodyStream,
-        chunked: bool,
-        close: bool,
-    },
-    /// Hand the connection to this upgrade handler.
-    Upgrade(OnUpgrade),
-    /// Call the app now and stream this request's body to it as it arrives.
-    Upload(OwnedHead),
-}
+use crate::upgrade::Upgraded;
 
 /// Serve one connection until it closes. `drain_key` is the connection's
 /// entry in its shard's drain, taken when the task was spawned.
@@ -141,15 +119,6 @@ pub async fn serve_connection<C, A>(
             ReadOutcome::Drained | ReadOutcome::Failed => return,
         }
     }
-}
-
-/// One connection's state between turns.
-struct Connection<'e> {
-    env: &'e ShardEnv,
-    lease: BufferLease<'e>,
-    reader: RequestReader,
-    wait: Wait,
-    budget: Budget,
 }
 
 impl Connection<'_> {
@@ -324,96 +293,6 @@ impl Connection<'_> {
     }
 }
 
-/// The index of a status code's class in `responses_by_class` (1xx → 0).
-fn status_class(status: ::http::StatusCode) -> usize {
-    usize::from(status.as_u16() / 100).clamp(1, 5) - 1
-}
-
-/// Add a batch's answers to the shard's stats: one atomic per counter per
-/// batch, not per request.
-fn record_answers(env: &ShardEnv, answered: u64, classes: &[u64; 5], took: Duration) {
-    env.stats.requests.fetch_add(answered, Relaxed);
-    for (counter, &count) in env.stats.responses_by_class.iter().zip(classes) {
-        if count > 0 {
-            counter.fetch_add(count, Relaxed);
-        }
-    }
-    env.stats.request_duration.record(took, answered);
-}
-
-/// Run the app; a panic becomes a 500 that closes the connection.
-async fn respond<A: App>(app: &A, request: &Request<'_>, env: &ShardEnv) -> Response {
-    let response = match call_app(app, request).await {
-        Some(response) => response,
-        None => {
-            env.stats.handler_panics.fetch_add(1, Relaxed);
-            return internal_error().close_connection();
-        }
-    };
-    if response.upgrades() && !may_upgrade(request) {
-        return internal_error();
-    }
-    response
-}
-
-/// What encoding an answer left to do.
-enum Answer {
-    /// Head and body are in the output (or beside it); `close` after them.
-    Sent { close: bool },
-    /// A stream to send or an upgrade to run once the output is written.
-    Then(AfterWrite),
-}
-
-/// Encode `response` to `request` into `output`. `must_close`: the
-/// connection cannot carry another request (an upload not read to its end).
-fn encode_answer(
-    env: &ShardEnv,
-    date: &[u8; DATE_LEN],
-    request: &Request<'_>,
-    mut response: Response,
-    must_close: bool,
-    output: &mut Output,
-) -> Answer {
-    let version = request.parts().version;
-    // Decided after the handler: a drain may have begun while it ran.
-    // HTTP/1.0 has no chunked coding: a stream ends with the connection.
-    let close = must_close
-        || !request.parts().keep_alive
-        || response.closes_connection()
-        || env.drain.is_draining()
-        || (version == Version::Http10 && response.body().is_stream());
-    let options = EncodeOptions {
-        date,
-        head_only: request.is_head(),
-        close,
-        keep_alive_1_0: version == Version::Http10 && !close,
-        http11: version == Version::Http11,
-    };
-    let plan = encode_response(&response, &options, &mut output.bytes);
-    match plan {
-        BodyPlan::Written => Answer::Sent { close },
-        BodyPlan::Separate => {
-            output.push_separate(response.take_body());
-            Answer::Sent { close }
-        }
-        BodyPlan::Chunked | BodyPlan::UntilClose => {
-            let Body::Stream(body) = response.take_body() else {
-                unreachable!("the plan streams only stream bodies")
-            };
-            let chunked = plan == BodyPlan::Chunked;
-            Answer::Then(AfterWrite::Stream {
-                body,
-                chunked,
-                close,
-            })
-        }
-        BodyPlan::Upgrade => match response.take_upgrade() {
-            Some(on_upgrade) => Answer::Then(AfterWrite::Upgrade(on_upgrade)),
-            None => unreachable!("the plan upgrades only with a handler"),
-        },
-    }
-}
-
 /// Update the wait for what the reader needs next; owe `100 Continue` if asked.
 fn wait_for(awaiting: Awaiting, wait: &mut Wait, output: &mut Output) {
     match awaiting {
@@ -429,29 +308,4 @@ fn wait_for(awaiting: Awaiting, wait: &mut Wait, output: &mut Output) {
             }
         }
     }
-}
-
-/// A `101` only answers an HTTP/1.1 request that asked to upgrade.
-fn may_upgrade(request: &Request<'_>) -> bool {
-    request.version() == ::http::Version::HTTP_11 && request.header("upgrade").is_some()
-}
-
-/// After a response that closes the connection: bytes the client already
-/// sent behind it would turn our close into a reset, so linger over them.
-fn after_closing_response(more_buffered: bool) -> AfterWrite {
-    if more_buffered {
-        AfterWrite::Linger
-    } else {
-        AfterWrite::Close
-    }
-}
-
-/// Encode the answer to a refused request, and count it.
-fn refuse(env: &ShardEnv, error: HttpError, date: &[u8; DATE_LEN], output: &mut Vec<u8>) {
-    if error != HttpError::RequestTimeout {
-        env.stats.bad_requests.fetch_add(1, Relaxed);
-    }
-    env.stats.requests.fetch_add(1, Relaxed);
-    env.stats.responses_by_class[status_class(error.status())].fetch_add(1, Relaxed);
-    encode_error(error, date, output);
 }

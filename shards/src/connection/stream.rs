@@ -9,11 +9,12 @@ use bytes::Bytes;
 use tokio::io::AsyncWrite;
 
 use super::budget::Budget;
-use super::output::{write_output, Output, WriteFailed};
 use super::wait::Wait;
+use super::write::{write_output, WriteFailed};
 use crate::body::{Body, BodyStream, BoxError};
 use crate::http::COPY_LIMIT;
 use crate::limits::Limits;
+use crate::output::Output;
 
 /// What polling the stream gave.
 enum Next {

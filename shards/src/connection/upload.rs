@@ -4,7 +4,6 @@
 //! app slows the client instead of filling memory.
 
 use std::future::{poll_fn, Future};
-use std::ops::Range;
 use std::pin::pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
@@ -13,73 +12,20 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
-use super::handler::call_app;
-use super::io::{poll_read_more, ReadOutcome};
-use super::wait::Waiting;
-use super::{
-    after_closing_response, encode_answer, internal_error, record_answers, status_class,
-    AfterWrite, Answer, Connection,
+use super::answer::{
+    after_closing_response, encode_answer, record_answers, status_class, AfterWrite, Answer,
 };
+use super::handler::{call_app, internal_error};
+use super::io::{poll_read_more, ReadOutcome};
+use super::owned_head::OwnedHead;
+use super::state::Connection;
+use super::wait::Waiting;
 use crate::app::App;
-use crate::http::{BodyPiece, HeaderSpan, HttpError, RequestParts, Version};
+use crate::http::{BodyPiece, HttpError};
 use crate::listener::PeerAddr;
 use crate::request::Request;
 use crate::request_body::Pipe;
 use crate::stats::TimeoutKind;
-
-/// A copy of a request's head: the read buffer it came from keeps
-/// receiving the body while the app holds the request.
-pub(crate) struct OwnedHead {
-    bytes: Vec<u8>,
-    spans: Vec<HeaderSpan>,
-    method: Range<usize>,
-    target: Range<usize>,
-    version: Version,
-    keep_alive: bool,
-}
-
-impl OwnedHead {
-    pub(crate) fn copy(parts: &RequestParts<'_>) -> Self {
-        let offset = |text: &str| {
-            let at = text.as_ptr() as usize - parts.head_bytes.as_ptr() as usize;
-            at..at + text.len()
-        };
-        OwnedHead {
-            bytes: parts.head_bytes.to_vec(),
-            spans: parts.spans.to_vec(),
-            method: offset(parts.method),
-            target: offset(parts.target),
-            version: parts.version,
-            keep_alive: parts.keep_alive,
-        }
-    }
-
-    /// An HTTP/1.1 request with `Expect: 100-continue` waits for a go-ahead.
-    fn expects_continue(&self) -> bool {
-        self.version == Version::Http11
-            && self.spans.iter().any(|span| {
-                let field = |(at, len): (u32, u32)| &self.bytes[at as usize..(at + len) as usize];
-                field(span.name).eq_ignore_ascii_case(b"expect")
-                    && field(span.value).eq_ignore_ascii_case(b"100-continue")
-            })
-    }
-
-    fn parts(&self) -> RequestParts<'_> {
-        let text = |range: &Range<usize>| {
-            // The bytes were validated as text when the head was decoded.
-            std::str::from_utf8(&self.bytes[range.clone()]).unwrap_or_default()
-        };
-        RequestParts {
-            method: text(&self.method),
-            target: text(&self.target),
-            version: self.version,
-            keep_alive: self.keep_alive,
-            head_bytes: &self.bytes,
-            spans: &self.spans,
-            body: &[],
-        }
-    }
-}
 
 impl Connection<'_> {
     /// Call the app on `head` and feed it the body as it arrives; encode its

@@ -1,16 +1,8 @@
-//! What a connection has to send: encoded bytes, and large bodies written
-//! from where they are (not copied), in order, with one vectored write.
+//! `Output`: what a connection has to send — encoded bytes, and large
+//! bodies to be written from where they are (not copied), in order.
 
-use std::future::poll_fn;
-use std::io::{self, IoSlice};
-use std::pin::Pin;
-use std::task::{ready, Context, Poll};
-use std::time::Duration;
+use std::io::IoSlice;
 
-use tokio::io::AsyncWrite;
-
-use super::budget::Budget;
-use super::wait::Wait;
 use crate::body::Body;
 
 /// At most this many pieces per vectored write (the kernel takes 1024;
@@ -23,7 +15,7 @@ pub(crate) struct Output {
     /// Encoded heads and small bodies.
     pub bytes: Vec<u8>,
     /// Large bodies, each to be sent once `bytes` up to its offset is.
-    separate: Vec<(usize, Body)>,
+    pub(crate) separate: Vec<(usize, Body)>,
 }
 
 impl Output {
@@ -61,7 +53,7 @@ impl Output {
     }
 
     /// The pieces still to send after the first `written` bytes, in order.
-    fn slices(&self, written: usize) -> Vec<IoSlice<'_>> {
+    pub(crate) fn slices(&self, written: usize) -> Vec<IoSlice<'_>> {
         let mut pieces: Vec<&[u8]> = Vec::with_capacity(2 * self.separate.len() + 1);
         let mut from = 0;
         for (at, body) in &self.separate {
@@ -89,67 +81,6 @@ impl Output {
 
 fn body_bytes(body: &Body) -> &[u8] {
     body.as_bytes().unwrap_or_default()
-}
-
-/// Why a write gave up.
-#[derive(Debug, PartialEq, Eq)]
-pub(crate) enum WriteFailed {
-    /// The client did not read within `send_timeout`.
-    TimedOut,
-    /// The peer is gone.
-    Closed,
-}
-
-/// Write all of `output`; the send timeout restarts whenever bytes move.
-pub(crate) async fn write_output<C: AsyncWrite + Unpin>(
-    io: &mut C,
-    output: &Output,
-    wait: &mut Wait,
-    budget: &mut Budget,
-    send_timeout: Duration,
-) -> Result<(), WriteFailed> {
-    let total = output.len();
-    let mut written = 0;
-    wait.restart();
-    let result = poll_fn(|cx| {
-        while written < total {
-            match poll_write_some(io, output, written, cx) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
-                    return Poll::Ready(Err(WriteFailed::Closed))
-                }
-                Poll::Ready(Ok(n)) => {
-                    written += n;
-                    wait.restart();
-                }
-                Poll::Pending => {
-                    budget.waited();
-                    return wait
-                        .poll_expired(send_timeout, cx)
-                        .map(|()| Err(WriteFailed::TimedOut));
-                }
-            }
-        }
-        Poll::Ready(Ok(()))
-    })
-    .await;
-    wait.restart();
-    result
-}
-
-/// One write: a plain one when everything is in `bytes` (the common case),
-/// a vectored one otherwise.
-fn poll_write_some<C: AsyncWrite + Unpin>(
-    io: &mut C,
-    output: &Output,
-    written: usize,
-    cx: &mut Context<'_>,
-) -> Poll<io::Result<usize>> {
-    if output.separate.is_empty() {
-        return Pin::new(io).poll_write(cx, &output.bytes[written..]);
-    }
-    let slices = output.slices(written);
-    let n = ready!(Pin::new(io).poll_write_vectored(cx, &slices))?;
-    Poll::Ready(Ok(n))
 }
 
 #[cfg(test)]

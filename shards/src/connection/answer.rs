@@ -1,0 +1,162 @@
+//! How an answer is made: running the app (panics contained), deciding
+//! whether the connection closes after it, encoding it, and counting it.
+
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::Duration;
+
+use super::handler::{call_app, internal_error};
+use super::owned_head::OwnedHead;
+use crate::app::App;
+use crate::body::{Body, BodyStream};
+use crate::env::ShardEnv;
+use crate::http::{
+    encode_error, encode_response, BodyPlan, EncodeOptions, HttpError, Version, DATE_LEN,
+};
+use crate::output::Output;
+use crate::request::Request;
+use crate::response::Response;
+use crate::upgrade::OnUpgrade;
+
+/// What the connection does once this turn's output is written.
+pub(super) enum AfterWrite {
+    /// Everything buffered was answered: read more.
+    ReadMore,
+    /// The output reached `max_output_bytes` with requests still buffered:
+    /// write, then answer those before reading more.
+    AnswerMore,
+    /// Close now.
+    Close,
+    /// Close, but first read and discard what the client still sends, so
+    /// it reads our last response instead of a reset.
+    Linger,
+    /// Send this streamed body, then go on answering (or close, if `close`).
+    Stream {
+        body: BodyStream,
+        chunked: bool,
+        close: bool,
+    },
+    /// Hand the connection to this upgrade handler.
+    Upgrade(OnUpgrade),
+    /// Call the app now and stream this request's body to it as it arrives.
+    Upload(OwnedHead),
+}
+
+/// The index of a status code's class in `responses_by_class` (1xx → 0).
+pub(super) fn status_class(status: ::http::StatusCode) -> usize {
+    usize::from(status.as_u16() / 100).clamp(1, 5) - 1
+}
+
+/// Add a batch's answers to the shard's stats: one atomic per counter per
+/// batch, not per request.
+pub(super) fn record_answers(env: &ShardEnv, answered: u64, classes: &[u64; 5], took: Duration) {
+    env.stats.requests.fetch_add(answered, Relaxed);
+    for (counter, &count) in env.stats.responses_by_class.iter().zip(classes) {
+        if count > 0 {
+            counter.fetch_add(count, Relaxed);
+        }
+    }
+    env.stats.request_duration.record(took, answered);
+}
+
+/// Run the app; a panic becomes a 500 that closes the connection.
+pub(super) async fn respond<A: App>(app: &A, request: &Request<'_>, env: &ShardEnv) -> Response {
+    let response = match call_app(app, request).await {
+        Some(response) => response,
+        None => {
+            env.stats.handler_panics.fetch_add(1, Relaxed);
+            return internal_error().close_connection();
+        }
+    };
+    if response.upgrades() && !may_upgrade(request) {
+        return internal_error();
+    }
+    response
+}
+
+/// What encoding an answer left to do.
+pub(super) enum Answer {
+    /// Head and body are in the output (or beside it); `close` after them.
+    Sent { close: bool },
+    /// A stream to send or an upgrade to run once the output is written.
+    Then(AfterWrite),
+}
+
+/// Encode `response` to `request` into `output`. `must_close`: the
+/// connection cannot carry another request (an upload not read to its end).
+pub(super) fn encode_answer(
+    env: &ShardEnv,
+    date: &[u8; DATE_LEN],
+    request: &Request<'_>,
+    mut response: Response,
+    must_close: bool,
+    output: &mut Output,
+) -> Answer {
+    let version = request.parts().version;
+    // Decided after the handler: a drain may have begun while it ran.
+    // HTTP/1.0 has no chunked coding: a stream ends with the connection.
+    let close = must_close
+        || !request.parts().keep_alive
+        || response.closes_connection()
+        || env.drain.is_draining()
+        || (version == Version::Http10 && response.body().is_stream());
+    let options = EncodeOptions {
+        date,
+        head_only: request.is_head(),
+        close,
+        keep_alive_1_0: version == Version::Http10 && !close,
+        http11: version == Version::Http11,
+    };
+    let plan = encode_response(&response, &options, &mut output.bytes);
+    match plan {
+        BodyPlan::Written => Answer::Sent { close },
+        BodyPlan::Separate => {
+            output.push_separate(response.take_body());
+            Answer::Sent { close }
+        }
+        BodyPlan::Chunked | BodyPlan::UntilClose => {
+            let Body::Stream(body) = response.take_body() else {
+                unreachable!("the plan streams only stream bodies")
+            };
+            let chunked = plan == BodyPlan::Chunked;
+            Answer::Then(AfterWrite::Stream {
+                body,
+                chunked,
+                close,
+            })
+        }
+        BodyPlan::Upgrade => match response.take_upgrade() {
+            Some(on_upgrade) => Answer::Then(AfterWrite::Upgrade(on_upgrade)),
+            None => unreachable!("the plan upgrades only with a handler"),
+        },
+    }
+}
+
+/// A `101` only answers an HTTP/1.1 request that asked to upgrade.
+pub(super) fn may_upgrade(request: &Request<'_>) -> bool {
+    request.version() == ::http::Version::HTTP_11 && request.header("upgrade").is_some()
+}
+
+/// After a response that closes the connection: bytes the client already
+/// sent behind it would turn our close into a reset, so linger over them.
+pub(super) fn after_closing_response(more_buffered: bool) -> AfterWrite {
+    if more_buffered {
+        AfterWrite::Linger
+    } else {
+        AfterWrite::Close
+    }
+}
+
+/// Encode the answer to a refused request, and count it.
+pub(super) fn refuse(
+    env: &ShardEnv,
+    error: HttpError,
+    date: &[u8; DATE_LEN],
+    output: &mut Vec<u8>,
+) {
+    if error != HttpError::RequestTimeout {
+        env.stats.bad_requests.fetch_add(1, Relaxed);
+    }
+    env.stats.requests.fetch_add(1, Relaxed);
+    env.stats.responses_by_class[status_class(error.status())].fetch_add(1, Relaxed);
+    encode_error(error, date, output);
+}
