@@ -19,7 +19,7 @@ pub type HeaderText = Cow<'static, str>;
 /// closes, `Connection: close`.
 pub struct Response {
     status: StatusCode,
-    headers: SmallVec<[(HeaderText, HeaderText); 3]>,
+    headers: SmallVec<[(HeaderText, HeaderText); 2]>,
     body: Body,
     /// Close the connection after this response.
     close: bool,
@@ -41,6 +41,7 @@ impl fmt::Debug for Response {
 
 impl Response {
     /// A response with this status, no header fields and no body.
+    #[inline]
     pub fn new(status: StatusCode) -> Self {
         Response {
             status,
@@ -52,6 +53,7 @@ impl Response {
     }
 
     /// `200 OK`, `text/plain`.
+    #[inline]
     pub fn text(body: impl Into<Body>) -> Self {
         Response::new(StatusCode::OK)
             .with_header("Content-Type", "text/plain")
@@ -59,6 +61,7 @@ impl Response {
     }
 
     /// `200 OK`, `application/json`, with an already serialized body.
+    #[inline]
     pub fn json(body: impl Into<Body>) -> Self {
         Response::new(StatusCode::OK)
             .with_header("Content-Type", "application/json")
@@ -66,6 +69,7 @@ impl Response {
     }
 
     /// `404 Not Found` with a short text body.
+    #[inline]
     pub fn not_found() -> Self {
         Response::new(StatusCode::NOT_FOUND)
             .with_header("Content-Type", "text/plain")
@@ -73,6 +77,7 @@ impl Response {
     }
 
     /// Add a header field (`&'static str` text costs no allocation; owned text is checked before it is sent).
+    #[inline]
     pub fn with_header(
         mut self,
         name: impl Into<HeaderText>,
@@ -83,6 +88,7 @@ impl Response {
     }
 
     /// Set the body.
+    #[inline]
     pub fn with_body(mut self, body: impl Into<Body>) -> Self {
         self.body = body.into();
         self

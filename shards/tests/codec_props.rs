@@ -237,8 +237,10 @@ impl Driver {
         }
     }
 
-    /// Add `bytes` as one read and return every request now complete, in order.
-    fn feed(&mut self, bytes: &[u8]) -> Result<Vec<Seen>, HttpError> {
+    /// Add `bytes` as one read and return every request now complete, in
+    /// order, and the refusal that ended the read, if one did (the requests
+    /// before it in the same read still count).
+    fn feed(&mut self, bytes: &[u8]) -> (Vec<Seen>, Option<HttpError>) {
         self.reader.feed(&mut self.buffers, bytes);
         let mut out = Vec::new();
         while !self.closed {
@@ -258,20 +260,28 @@ impl Driver {
                     self.waits = awaiting.into();
                     break;
                 }
-                Decoded::Refused(error) => return Err(error),
+                Decoded::Refused(error) => return (out, Some(error)),
                 Decoded::Head(_) => unreachable!("this reader does not offer heads"),
             }
         }
-        Ok(out)
+        (out, None)
+    }
+
+    /// [`feed`](Self::feed) for reads that must not be refused.
+    fn feed_ok(&mut self, bytes: &[u8]) -> Vec<Seen> {
+        let (got, refused) = self.feed(bytes);
+        assert_eq!(refused, None, "refused after {got:?}");
+        got
     }
 
     /// Feed `pieces` one read each; the requests seen until a refusal, and the refusal.
     fn feed_all(&mut self, pieces: &[Vec<u8>]) -> (Vec<Seen>, Option<HttpError>) {
         let mut seen = Vec::new();
         for piece in pieces {
-            match self.feed(piece) {
-                Ok(got) => seen.extend(got),
-                Err(error) => return (seen, Some(error)),
+            let (got, refused) = self.feed(piece);
+            seen.extend(got);
+            if refused.is_some() {
+                return (seen, refused);
             }
         }
         (seen, None)
@@ -472,7 +482,7 @@ proptest! {
 
         // All at once.
         let mut whole = Driver::new(Limits::default());
-        let got = whole.feed(&stream).unwrap();
+        let got = whole.feed_ok(&stream);
         prop_assert_eq!(&got, &expected);
         prop_assert!(!whole.leftover());
         prop_assert_eq!(whole.continues, 0);
@@ -500,7 +510,7 @@ proptest! {
         let mut driver = Driver::new(Limits::default());
         let mut got = Vec::new();
         for (at, byte) in stream.iter().enumerate() {
-            got.extend(driver.feed(std::slice::from_ref(byte)).unwrap());
+            got.extend(driver.feed_ok(std::slice::from_ref(byte)));
             let fed = at + 1;
             let waits = match spans.iter().find(|(start, _, end)| *start < fed && fed < *end) {
                 None => Waits::Request,
@@ -791,7 +801,7 @@ proptest! {
         while fed < stream.len() {
             let step = reads[read % reads.len()].min(stream.len() - fed);
             read += 1;
-            got.extend(driver.feed(&stream[fed..fed + step]).unwrap());
+            got.extend(driver.feed_ok(&stream[fed..fed + step]));
             fed += step;
             if driver.waits == Waits::Body {
                 let buffered = &driver.buffers.bytes;

@@ -4,9 +4,8 @@
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::Duration;
 
-use super::handler::{call_app, internal_error};
+use super::handler::internal_error;
 use super::owned_head::OwnedHead;
-use crate::app::App;
 use crate::body::{Body, BodyStream};
 use crate::env::ShardEnv;
 use crate::http::{
@@ -58,19 +57,22 @@ pub(super) fn record_answers(env: &ShardEnv, answered: u64, classes: &[u64; 5], 
     env.stats.request_duration.record(took, answered);
 }
 
-/// Run the app; a panic becomes a 500 that closes the connection.
-pub(super) async fn respond<A: App>(app: &A, request: &Request<'_>, env: &ShardEnv) -> Response {
-    let response = match call_app(app, request).await {
+/// The app's answer as it will be sent: a panic (`None`) becomes a 500
+/// that closes the connection, an upgrade nobody asked for a 500.
+#[inline]
+pub(super) fn checked(
+    response: Option<Response>,
+    request: &Request<'_>,
+    env: &ShardEnv,
+) -> Response {
+    match response {
+        Some(response) if response.upgrades() && !may_upgrade(request) => internal_error(),
         Some(response) => response,
         None => {
             env.stats.handler_panics.fetch_add(1, Relaxed);
-            return internal_error().close_connection();
+            internal_error().close_connection()
         }
-    };
-    if response.upgrades() && !may_upgrade(request) {
-        return internal_error();
     }
-    response
 }
 
 /// What encoding an answer left to do.
@@ -83,11 +85,13 @@ pub(super) enum Answer {
 
 /// Encode `response` to `request` into `output`. `must_close`: the
 /// connection cannot carry another request (an upload not read to its end).
+/// The response is borrowed, not moved: it is large, and a move is a copy.
+#[inline]
 pub(super) fn encode_answer(
     env: &ShardEnv,
     date: &[u8; DATE_LEN],
     request: &Request<'_>,
-    mut response: Response,
+    response: &mut Response,
     must_close: bool,
     output: &mut Output,
 ) -> Answer {
@@ -106,7 +110,7 @@ pub(super) fn encode_answer(
         keep_alive_1_0: version == Version::Http10 && !close,
         http11: version == Version::Http11,
     };
-    let plan = encode_response(&response, &options, &mut output.bytes);
+    let plan = encode_response(response, &options, &mut output.bytes);
     match plan {
         BodyPlan::Written => Answer::Sent { close },
         BodyPlan::Separate => {

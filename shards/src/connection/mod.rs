@@ -31,10 +31,11 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use self::answer::{
-    after_closing_response, encode_answer, record_answers, refuse, respond, status_class,
+    after_closing_response, checked, encode_answer, record_answers, refuse, status_class,
     AfterWrite, Answer,
 };
 use self::budget::Budget;
+use self::handler::call_app;
 use self::io::{linger_close, read_more, ReadInto, ReadOutcome};
 use self::owned_head::OwnedHead;
 use self::state::Connection;
@@ -96,7 +97,8 @@ pub async fn serve_connection<C, A>(
                 chunked,
                 close,
             } => {
-                if conn.send_stream(&mut io, body, chunked).await.is_err() || close {
+                let sent = conn.send_stream(&mut io, body, chunked).await;
+                if sent.is_err() || close {
                     return;
                 }
                 continue;
@@ -160,9 +162,9 @@ impl Connection<'_> {
             };
             started.get_or_insert_with(Instant::now);
             let request = Request::from_parts(parts, peer);
-            let response = respond(app, &request, env).await;
+            let mut response = checked(call_app(app, &request).await, &request, env);
             classes[status_class(response.status())] += 1;
-            let answer = encode_answer(env, &date, &request, response, false, output);
+            let answer = encode_answer(env, &date, &request, &mut response, false, output);
             answered += 1;
             wait.answered();
             match answer {

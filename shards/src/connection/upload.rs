@@ -5,7 +5,6 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
-use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
 use std::time::Instant;
 
@@ -13,9 +12,10 @@ use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::answer::{
-    after_closing_response, encode_answer, record_answers, status_class, AfterWrite, Answer,
+    after_closing_response, checked, encode_answer, record_answers, status_class, AfterWrite,
+    Answer,
 };
-use super::handler::{call_app, internal_error};
+use super::handler::call_app;
 use super::io::{poll_read_more, ReadOutcome};
 use super::owned_head::OwnedHead;
 use super::state::Connection;
@@ -102,17 +102,21 @@ impl Connection<'_> {
             }
         })
         .await;
-        let response = response.unwrap_or_else(|| {
-            env.stats.handler_panics.fetch_add(1, Relaxed);
-            internal_error().close_connection()
-        });
+        let mut response = checked(response, &request, env);
         let mut classes = [0; 5];
         classes[status_class(response.status())] = 1;
         record_answers(env, 1, &classes, started.elapsed());
         self.wait.answered();
         let date = env.date.get();
         let output = &mut self.lease.get().output;
-        match encode_answer(env, &date, &request, response, !pipe.is_complete(), output) {
+        match encode_answer(
+            env,
+            &date,
+            &request,
+            &mut response,
+            !pipe.is_complete(),
+            output,
+        ) {
             Answer::Sent { close: false } => AfterWrite::AnswerMore,
             Answer::Sent { close: true } => {
                 let buffers = self.lease.get();

@@ -60,7 +60,9 @@ pub fn encode_response(
     let mut own_server = false;
     let mut own_date = false;
     let mut own_length: Option<&str> = None;
+    let mut fields_len = 0;
     for (name, value) in response.header_fields() {
+        fields_len += name.len() + value.len() + 4;
         if !sendable_name(name) || !sendable_value(value) {
             return encode_response(&invalid_response(), options, out);
         }
@@ -81,20 +83,21 @@ pub fn encode_response(
     let body = response.body();
     let bytes = body.as_bytes().unwrap_or_default();
     let copied = bytes.len() <= COPY_LIMIT;
-    out.reserve(160 + if copied { bytes.len() } else { 0 });
+    // Room for everything at once; `put` then copies without a call.
+    out.reserve(HEAD_ROOM + fields_len + if copied { bytes.len() } else { 0 });
     if status == StatusCode::OK && !own_server {
         // The common case in one copy.
-        out.extend_from_slice(b"HTTP/1.1 200 OK\r\nServer: shardd\r\n");
+        put(out, b"HTTP/1.1 200 OK\r\nServer: shardd\r\n");
     } else {
         write_status_line(status, out);
         if !own_server {
-            out.extend_from_slice(b"Server: shardd\r\n");
+            put(out, b"Server: shardd\r\n");
         }
     }
     if !own_date {
-        out.extend_from_slice(b"Date: ");
-        out.extend_from_slice(options.date);
-        out.extend_from_slice(b"\r\n");
+        put(out, b"Date: ");
+        put(out, options.date);
+        put(out, b"\r\n");
     }
     for (name, value) in response.headers() {
         match name.len() {
@@ -105,13 +108,13 @@ pub fn encode_response(
             17 if eq_lowercase(name.as_bytes(), b"transfer-encoding") => continue,
             _ => {}
         }
-        out.extend_from_slice(name.as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(value.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        put(out, name.as_bytes());
+        put(out, b": ");
+        put(out, value.as_bytes());
+        put(out, b"\r\n");
     }
     if upgrade {
-        out.extend_from_slice(b"\r\n");
+        put(out, b"\r\n");
         return BodyPlan::Upgrade;
     }
     let bodyless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
@@ -125,22 +128,22 @@ pub fn encode_response(
             && length.bytes().all(|b| b.is_ascii_digit())
     });
     if let Some(length) = stated {
-        out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(length.as_bytes());
-        out.extend_from_slice(b"\r\n");
+        put(out, b"Content-Length: ");
+        put(out, length.as_bytes());
+        put(out, b"\r\n");
     } else if stream && options.http11 {
-        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+        put(out, b"Transfer-Encoding: chunked\r\n");
     } else if !bodyless && !stream {
-        out.extend_from_slice(b"Content-Length: ");
-        out.extend_from_slice(itoa::Buffer::new().format(bytes.len()).as_bytes());
-        out.extend_from_slice(b"\r\n");
+        put(out, b"Content-Length: ");
+        put(out, itoa::Buffer::new().format(bytes.len()).as_bytes());
+        put(out, b"\r\n");
     }
     if options.close {
-        out.extend_from_slice(b"Connection: close\r\n");
+        put(out, b"Connection: close\r\n");
     } else if options.keep_alive_1_0 {
-        out.extend_from_slice(b"Connection: keep-alive\r\n");
+        put(out, b"Connection: keep-alive\r\n");
     }
-    out.extend_from_slice(b"\r\n");
+    put(out, b"\r\n");
     if options.head_only || bodyless {
         BodyPlan::Written
     } else if stream && options.http11 {
@@ -148,10 +151,30 @@ pub fn encode_response(
     } else if stream {
         BodyPlan::UntilClose
     } else if copied {
-        out.extend_from_slice(bytes);
+        put(out, bytes);
         BodyPlan::Written
     } else {
         BodyPlan::Separate
+    }
+}
+
+/// Bytes of a head besides the app's fields: status line, `Server`,
+/// `Date`, framing and `Connection` fields, the blank line.
+const HEAD_ROOM: usize = 256;
+
+/// Append `bytes`; the capacity check is a branch, not a call, because
+/// `encode_response` reserves room for the whole response first.
+#[inline(always)]
+fn put(out: &mut Vec<u8>, bytes: &[u8]) {
+    if out.capacity() - out.len() < bytes.len() {
+        out.reserve(bytes.len());
+    }
+    // SAFETY: there is room for `bytes` after `len` (checked above), the
+    // regions cannot overlap (`bytes` is not in `out`'s spare capacity),
+    // and the new length covers exactly the bytes written.
+    unsafe {
+        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().add(out.len()), bytes.len());
+        out.set_len(out.len() + bytes.len());
     }
 }
 
