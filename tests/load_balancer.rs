@@ -1,0 +1,768 @@
+//! shardd behind a real load balancer: nginx, as the distribution ships it,
+//! started by the test on loopback in front of two `shardd` processes, with
+//! the upstream configuration shipped in `config/nginx/shardd-upstream.conf`
+//! (its addresses swapped for free loopback ports). A load client sends
+//! requests through nginx the whole time and counts what it gets back.
+//!
+//! nginx must be installed (`apt-get install -y nginx`; `.ci/run` does it).
+//! Without it these tests fail; they do not skip. `NGINX=/path/to/nginx`
+//! picks another binary.
+//!
+//! What nginx saw is read from its access log, one line per client request:
+//! the status the client got, then every upstream attempt (address and
+//! status) in order.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use support::parse_response;
+
+const BIN: &str = env!("CARGO_BIN_EXE_shardd");
+
+/// The nginx configuration under test: the deployment kit's example.
+const UPSTREAM_EXAMPLE: &str = include_str!("../config/nginx/shardd-upstream.conf");
+/// The example's placeholders, replaced by loopback addresses.
+const EXAMPLE_FIRST: &str = "10.0.0.11:8080";
+const EXAMPLE_SECOND: &str = "10.0.0.12:8080";
+const EXAMPLE_LISTEN: &str = "listen 80;";
+
+/// Each instance's `--drain-timeout-ms`.
+const DRAIN_TIMEOUT: Duration = Duration::from_millis(5_000);
+/// Longest a process may take to start, or to show up in nginx's log.
+const START_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a stopped instance stays down before it is started again: long
+/// enough that nginx surely meets it down under the test's load.
+const DOWN_FOR: Duration = Duration::from_millis(300);
+/// The load client's limit on a connect, a write, or one response.
+const CLIENT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The tests in this file run one at a time: each has its own nginx and
+/// instances, but on a small machine two loads at once would starve each other.
+fn one_at_a_time() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// A port nobody listens on right now.
+fn free_addr() -> SocketAddr {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// Polls `done` every 20 ms until it returns true; panics naming `what`
+/// after `timeout`.
+fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
+    let until = Instant::now() + timeout;
+    while !done() {
+        assert!(Instant::now() < until, "{what}: not within {timeout:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// kill(2) `child` with `signal`; false if that failed.
+fn send_signal(child: &Child, signal: i32) -> bool {
+    let pid = child.id() as libc::pid_t;
+    // SAFETY: kill(2) on the pid of a child we started and have not reaped.
+    unsafe { libc::kill(pid, signal) == 0 }
+}
+
+fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// shardd instances
+
+/// One `shardd` instance on a fixed address, which can be stopped with
+/// SIGTERM and started again on the same address; killed on drop.
+struct Instance {
+    name: &'static str,
+    addr: SocketAddr,
+    args: Vec<String>,
+    child: Option<Child>,
+    /// Everything every run of it wrote to stderr, for failure messages.
+    stderr: Arc<Mutex<Vec<String>>>,
+}
+
+impl Instance {
+    /// Start `shardd --bind <free port> --no-pin --drain-timeout-ms 5000 <extra>`.
+    fn start(name: &'static str, extra: &[&str]) -> Instance {
+        let drain = DRAIN_TIMEOUT.as_millis().to_string();
+        let mut args: Vec<String> = ["--no-pin", "--drain-timeout-ms", &drain]
+            .iter()
+            .map(|arg| arg.to_string())
+            .collect();
+        args.extend(extra.iter().map(|arg| arg.to_string()));
+        let mut instance = Instance {
+            name,
+            addr: free_addr(),
+            args,
+            child: None,
+            stderr: Arc::default(),
+        };
+        instance.run();
+        instance
+    }
+
+    /// Spawn the process and wait for its start-up line.
+    fn run(&mut self) {
+        assert!(self.child.is_none(), "{} is already running", self.name);
+        let mut child = Command::new(BIN)
+            .arg("--bind")
+            .arg(self.addr.to_string())
+            .args(&self.args)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start shardd");
+        let serving = Arc::new(AtomicBool::new(false));
+        let pipe = child.stderr.take().unwrap();
+        let (lines, flag, name) = (self.stderr.clone(), serving.clone(), self.name);
+        std::thread::spawn(move || {
+            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
+                if line.contains("serving on") {
+                    flag.store(true, Relaxed);
+                }
+                lines.lock().unwrap().push(format!("[{name}] {line}"));
+            }
+        });
+        self.child = Some(child);
+        let until = Instant::now() + START_TIMEOUT;
+        while !serving.load(Relaxed) {
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!(
+                    "{} exited at start-up ({status}): {}",
+                    self.name,
+                    self.log()
+                );
+            }
+            assert!(
+                Instant::now() < until,
+                "{}: no start-up line within {START_TIMEOUT:?}: {}",
+                self.name,
+                self.log()
+            );
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+
+    /// SIGTERM, then wait for the drain to end and the process to exit 0.
+    fn terminate(&mut self) {
+        let mut child = self.child.take().expect("running");
+        assert!(send_signal(&child, libc::SIGTERM), "SIGTERM {}", self.name);
+        let Some(status) = wait_timeout(&mut child, DRAIN_TIMEOUT + Duration::from_secs(3)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("{} still running after SIGTERM: {}", self.name, self.log());
+        };
+        assert!(
+            status.success(),
+            "{} exited with {status} after SIGTERM: {}",
+            self.name,
+            self.log()
+        );
+    }
+
+    fn log(&self) -> String {
+        self.stderr.lock().unwrap().join("\n")
+    }
+}
+
+impl Drop for Instance {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// nginx
+
+/// The nginx binary: `$NGINX`, else `nginx` on `PATH` or in an sbin
+/// directory; panics (the test fails) if there is none.
+fn nginx_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("NGINX") {
+        return path.into();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin", "/usr/local/nginx/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join("nginx"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "nginx is not installed, and these tests need it: \
+                 `apt-get install -y nginx` (.ci/run does), or set NGINX=/path/to/nginx"
+            )
+        })
+}
+
+/// nginx's access log line: the client's status, the upstream attempts'
+/// addresses and statuses, the last upstream response's `Connection` header.
+const LOG_FORMAT: &str = "'$status|$upstream_addr|$upstream_status|$upstream_http_connection'";
+
+/// One client request as nginx logged it.
+#[derive(Debug)]
+struct Logged {
+    /// What the client got.
+    status: u16,
+    /// Every upstream attempt, in order: the instance and its status (502 when
+    /// nginx got no response: refused, reset, closed).
+    attempts: Vec<(SocketAddr, u16)>,
+    /// The last upstream response said `Connection: close` (a draining
+    /// instance says so; nginx does not pass it on to the client).
+    upstream_closed: bool,
+}
+
+impl Logged {
+    /// Parses `status|addr, addr|status, status|connection` (see [`LOG_FORMAT`]).
+    fn parse(line: &str) -> Logged {
+        let fields: Vec<&str> = line.split('|').collect();
+        assert_eq!(fields.len(), 4, "access log line {line:?}");
+        let addrs: Vec<&str> = fields[1].split(", ").collect();
+        let statuses: Vec<&str> = fields[2].split(", ").collect();
+        assert_eq!(addrs.len(), statuses.len(), "access log line {line:?}");
+        let attempts = addrs
+            .into_iter()
+            .zip(statuses)
+            .map(|(addr, status)| {
+                let addr = addr.parse().unwrap_or_else(|_| panic!("{line:?}"));
+                (addr, status.parse().unwrap_or_else(|_| panic!("{line:?}")))
+            })
+            .collect();
+        Logged {
+            status: fields[0].parse().unwrap_or_else(|_| panic!("{line:?}")),
+            attempts,
+            upstream_closed: fields[3].eq_ignore_ascii_case("close"),
+        }
+    }
+}
+
+/// nginx (master + one worker) in a temp directory of its own; stopped by
+/// PID on drop.
+struct Nginx {
+    dir: PathBuf,
+    addr: SocketAddr,
+    child: Child,
+}
+
+impl Nginx {
+    /// Start nginx on a free loopback port with the example upstream
+    /// configuration, `first` and `second` as its instances.
+    fn start(first: SocketAddr, second: SocketAddr) -> Nginx {
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "shardd-lb-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let addr = free_addr();
+
+        let mut upstream = UPSTREAM_EXAMPLE.to_string();
+        for (placeholder, real) in [
+            (EXAMPLE_FIRST, first.to_string()),
+            (EXAMPLE_SECOND, second.to_string()),
+            (EXAMPLE_LISTEN, format!("listen {addr};")),
+        ] {
+            assert_eq!(
+                upstream.matches(placeholder).count(),
+                1,
+                "config/nginx/shardd-upstream.conf must say {placeholder:?} once"
+            );
+            upstream = upstream.replace(placeholder, &real);
+        }
+        std::fs::write(dir.join("shardd-upstream.conf"), upstream).unwrap();
+        let d = dir.display();
+        let conf = format!(
+            "worker_processes 1;\n\
+             events {{ worker_connections 1024; }}\n\
+             http {{\n\
+             \x20   log_format shardd_lb {LOG_FORMAT};\n\
+             \x20   access_log {d}/access.log shardd_lb;\n\
+             \x20   client_body_temp_path {d}/client_body;\n\
+             \x20   proxy_temp_path {d}/proxy;\n\
+             \x20   fastcgi_temp_path {d}/fastcgi;\n\
+             \x20   uwsgi_temp_path {d}/uwsgi;\n\
+             \x20   scgi_temp_path {d}/scgi;\n\
+             \x20   include {d}/shardd-upstream.conf;\n\
+             }}\n"
+        );
+        std::fs::write(dir.join("nginx.conf"), conf).unwrap();
+
+        let globals = format!("daemon off; pid {d}/nginx.pid; error_log {d}/error.log;");
+        let binary = nginx_binary();
+        let child = Command::new(&binary)
+            .arg("-p")
+            .arg(&dir)
+            .arg("-c")
+            .arg(dir.join("nginx.conf"))
+            .arg("-e")
+            .arg(dir.join("error.log"))
+            .arg("-g")
+            .arg(globals)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("start {}: {e}", binary.display()));
+        let mut nginx = Nginx { dir, addr, child };
+        let until = Instant::now() + START_TIMEOUT;
+        while TcpStream::connect_timeout(&addr, Duration::from_millis(200)).is_err() {
+            if let Some(status) = nginx.child.try_wait().unwrap() {
+                panic!("nginx exited at start-up ({status}): {}", nginx.error_log());
+            }
+            assert!(
+                Instant::now() < until,
+                "nginx not listening on {addr} within {START_TIMEOUT:?}: {}",
+                nginx.error_log()
+            );
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        nginx
+    }
+
+    /// What nginx wrote to its stderr and its error log.
+    fn error_log(&self) -> String {
+        let read = |name| std::fs::read_to_string(self.dir.join(name)).unwrap_or_default();
+        read("stderr") + &read("error.log")
+    }
+
+    /// Every request logged so far (nginx writes each line as the request ends).
+    fn access_log(&self) -> Vec<Logged> {
+        let text = std::fs::read_to_string(self.dir.join("access.log")).unwrap_or_default();
+        // A line still being written has no newline yet.
+        let complete = &text[..text.rfind('\n').map_or(0, |end| end + 1)];
+        complete.lines().map(Logged::parse).collect()
+    }
+
+    /// Wait until the access log has at least `lines` lines (nginx logs a
+    /// request just after its response goes out).
+    fn wait_for_log_lines(&self, lines: u64) -> Vec<Logged> {
+        let mut log = Vec::new();
+        wait_for(
+            &format!("{lines} requests in nginx's access log"),
+            Duration::from_secs(5),
+            || {
+                log = self.access_log();
+                log.len() as u64 >= lines
+            },
+        );
+        log
+    }
+}
+
+impl Drop for Nginx {
+    fn drop(&mut self) {
+        // SIGTERM: the master stops its worker and exits.
+        let running = self.child.try_wait().ok().flatten().is_none();
+        if running
+            && (!send_signal(&self.child, libc::SIGTERM)
+                || wait_timeout(&mut self.child, Duration::from_secs(5)).is_none())
+        {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        } else {
+            eprintln!("nginx's files kept in {}", self.dir.display());
+        }
+    }
+}
+
+/// Requests in `log` that `instance` answered with `status`.
+fn answered(log: &[Logged], instance: SocketAddr, status: u16) -> usize {
+    log.iter()
+        .flat_map(|logged| &logged.attempts)
+        .filter(|&&(addr, got)| addr == instance && got == status)
+        .count()
+}
+
+// ---------------------------------------------------------------------------
+// The load client
+
+/// What the load client got back.
+#[derive(Debug, Default)]
+struct Tally {
+    /// `200 Hello, World!`.
+    ok: u64,
+    /// Every other status, by code.
+    other_statuses: BTreeMap<u16, u64>,
+    /// Connects refused, resets, closes before a whole response, timeouts, wrong bodies.
+    errors: u64,
+    /// The first few errors, for the failure message.
+    first_errors: Vec<String>,
+}
+
+impl Tally {
+    fn error(&mut self, what: String) {
+        self.errors += 1;
+        if self.first_errors.len() < 10 {
+            self.first_errors.push(what);
+        }
+    }
+
+    fn add(&mut self, other: Tally) {
+        self.ok += other.ok;
+        for (status, n) in other.other_statuses {
+            *self.other_statuses.entry(status).or_default() += n;
+        }
+        self.errors += other.errors;
+        let room = 10 - self.first_errors.len().min(10);
+        self.first_errors
+            .extend(other.first_errors.into_iter().take(room));
+    }
+
+    /// Responses received, whatever their status.
+    fn responses(&self) -> u64 {
+        self.ok + self.other_statuses.values().sum::<u64>()
+    }
+
+    /// No error and no status but 200; else fail, showing nginx's error log.
+    fn assert_clean(&self, nginx: &Nginx) {
+        assert!(
+            self.errors == 0 && self.other_statuses.is_empty(),
+            "the client saw failures: {self:#?}\nnginx's error log:\n{}",
+            nginx.error_log()
+        );
+    }
+}
+
+/// Clients on threads, each sending `GET /plaintext` over a keep-alive
+/// connection to nginx, one request at a time, until told to stop.
+struct Load {
+    stop: Arc<AtomicBool>,
+    /// 200s so far, over all clients.
+    ok: Arc<AtomicU64>,
+    clients: Vec<JoinHandle<Tally>>,
+}
+
+impl Load {
+    fn start(addr: SocketAddr, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let clients = (0..clients)
+            .map(|_| {
+                let (stop, ok) = (stop.clone(), ok.clone());
+                std::thread::spawn(move || client(addr, &stop, &ok))
+            })
+            .collect();
+        Load { stop, ok, clients }
+    }
+
+    fn ok(&self) -> u64 {
+        self.ok.load(Relaxed)
+    }
+
+    /// Wait until the clients have had `more` 200s beyond `from`.
+    fn wait_for_ok(&self, what: &str, from: u64, more: u64) {
+        wait_for(what, START_TIMEOUT, || self.ok() >= from + more);
+    }
+
+    fn stop(mut self) -> Tally {
+        self.stop.store(true, Relaxed);
+        let mut tally = Tally::default();
+        for client in std::mem::take(&mut self.clients) {
+            tally.add(client.join().expect("load client"));
+        }
+        tally
+    }
+}
+
+impl Drop for Load {
+    /// A test that fails midway stops its clients too.
+    fn drop(&mut self) {
+        self.stop.store(true, Relaxed);
+    }
+}
+
+/// One load client's loop.
+fn client(addr: SocketAddr, stop: &AtomicBool, ok: &AtomicU64) -> Tally {
+    let mut tally = Tally::default();
+    let mut conn: Option<Conn> = None;
+    while !stop.load(Relaxed) {
+        let c = match &mut conn {
+            Some(c) => c,
+            None => match Conn::connect(addr) {
+                Ok(c) => conn.insert(c),
+                Err(e) => {
+                    tally.error(format!("connect to nginx: {e}"));
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            },
+        };
+        match c.get("/plaintext") {
+            Ok(response) => {
+                if response.status != 200 {
+                    *tally.other_statuses.entry(response.status).or_default() += 1;
+                } else if response.body != b"Hello, World!" {
+                    tally.error(format!("200 with body {:?}", response.body_str()));
+                } else {
+                    tally.ok += 1;
+                    ok.fetch_add(1, Relaxed);
+                }
+                // nginx closes a client connection now and then
+                // (keepalive_requests): open another, not an error.
+                if response.closes() {
+                    conn = None;
+                }
+            }
+            Err(e) => {
+                tally.error(format!("GET through nginx: {e}"));
+                conn = None;
+            }
+        }
+    }
+    tally
+}
+
+/// A keep-alive HTTP/1.1 connection to nginx.
+struct Conn {
+    stream: TcpStream,
+    buf: Vec<u8>,
+}
+
+impl Conn {
+    fn connect(addr: SocketAddr) -> io::Result<Conn> {
+        let stream = TcpStream::connect_timeout(&addr, CLIENT_TIMEOUT)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(CLIENT_TIMEOUT))?;
+        stream.set_write_timeout(Some(CLIENT_TIMEOUT))?;
+        Ok(Conn {
+            stream,
+            buf: Vec::new(),
+        })
+    }
+
+    fn get(&mut self, path: &str) -> io::Result<support::HttpResponse> {
+        self.stream
+            .write_all(format!("GET {path} HTTP/1.1\r\nHost: lb.test\r\n\r\n").as_bytes())?;
+        let mut chunk = [0u8; 4096];
+        loop {
+            if let Some((response, used)) = parse_response(&self.buf, "GET", false)? {
+                self.buf.drain(..used);
+                return Ok(response);
+            }
+            match self.stream.read(&mut chunk)? {
+                0 => {
+                    return Err(io::Error::new(
+                        ErrorKind::UnexpectedEof,
+                        format!(
+                            "closed before a whole response; got {:?}",
+                            String::from_utf8_lossy(&self.buf)
+                        ),
+                    ))
+                }
+                n => self.buf.extend_from_slice(&chunk[..n]),
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The tests
+
+/// Two instances behind nginx. With requests flowing through nginx the whole
+/// time, the first instance gets SIGTERM, drains and exits 0, stays down a
+/// moment and is started again on the same port; once nginx is sending it
+/// requests again, the second gets the same. The client sees only
+/// `200 Hello, World!`: no error, no other status. nginx's log shows that it
+/// did meet each instance while it was stopping or down, and moved on.
+#[test]
+fn rolling_restart_under_load_loses_no_request() {
+    let _serial = one_at_a_time();
+    let mut first = Instance::start("first", &["--shards", "2"]);
+    let mut second = Instance::start("second", &["--shards", "2"]);
+    let nginx = Nginx::start(first.addr, second.addr);
+    let load = Load::start(nginx.addr, 4);
+
+    wait_for(
+        "both instances serving through nginx",
+        START_TIMEOUT,
+        || {
+            let log = nginx.access_log();
+            answered(&log, first.addr, 200) > 0 && answered(&log, second.addr, 200) > 0
+        },
+    );
+
+    for instance in [&mut first, &mut second] {
+        let before = load.ok();
+        instance.terminate();
+        std::thread::sleep(DOWN_FOR);
+        let down = load.ok();
+        assert!(
+            down > before,
+            "no request served while {} was stopping and down",
+            instance.name
+        );
+
+        let logged_before = nginx.access_log().len();
+        instance.run();
+        wait_for(
+            &format!("nginx sending requests to {} again", instance.name),
+            START_TIMEOUT,
+            || answered(&nginx.access_log()[logged_before..], instance.addr, 200) > 0,
+        );
+        load.wait_for_ok("the load going on after the restart", load.ok(), 100);
+    }
+
+    let tally = load.stop();
+    tally.assert_clean(&nginx);
+    let log = nginx.wait_for_log_lines(tally.responses());
+    eprintln!(
+        "rolling restart: {tally:?}; first answered {} and failed {} times, second {} and {}; \
+         {} answers with Connection: close",
+        answered(&log, first.addr, 200),
+        answered(&log, first.addr, 502),
+        answered(&log, second.addr, 200),
+        answered(&log, second.addr, 502),
+        log.iter().filter(|logged| logged.upstream_closed).count(),
+    );
+    assert!(
+        tally.ok >= 200,
+        "too little load to show anything: {tally:?}"
+    );
+    for instance in [&first, &second] {
+        // Requests that reached the instance while it drained were answered,
+        // with `Connection: close`, and nginx passed the answers on.
+        let answered_draining = log
+            .iter()
+            .filter(|logged| {
+                logged.upstream_closed && logged.attempts.last() == Some(&(instance.addr, 200))
+            })
+            .count();
+        assert!(
+            answered_draining > 0,
+            "no request reached {} while it drained, so the test showed nothing",
+            instance.name
+        );
+        // A refused connect or a connection closed under it: logged as 502
+        // for that attempt, and the request went on to the other instance.
+        let met_down = log
+            .iter()
+            .filter(|logged| {
+                logged.attempts.len() == 2
+                    && logged.attempts[0] == (instance.addr, 502)
+                    && logged.attempts[1].1 == 200
+            })
+            .count();
+        assert!(
+            met_down > 0,
+            "nginx never met {} stopped and retried elsewhere, so the test showed nothing",
+            instance.name
+        );
+    }
+    assert!(
+        log.iter().all(|logged| logged.status == 200),
+        "nginx logged a failure the client did not see?"
+    );
+}
+
+/// Honest overload: the first instance takes one connection (one shard,
+/// `max_connections_per_shard = 1`, no pending queue, `overload = reject`),
+/// the second has room. Every connection nginx opens to the first beyond
+/// its one gets shardd's 503 at once, and nginx retries that request on the
+/// second: the client sees no 503, nginx's log shows the first's 503s (each
+/// followed by the second's 200), and the first keeps serving what it has
+/// room for.
+///
+/// Fails today with the nginx that Debian ships, so it is ignored until
+/// shardd's rejecter answers after the request arrives (run it with
+/// `cargo test --test load_balancer -- --ignored`): the rejecter writes its
+/// 503 the moment it accepts, before nginx has sent the request. nginx
+/// before 1.29.5 (commit d7a2494, "Upstream: reinit upstream after reading
+/// bad response") then sometimes handles the read before the write, and on
+/// retrying does not reset what it read: the 503's leftover body
+/// (`server at capacity, ...`) is parsed as the next instance's headers
+/// ("upstream sent invalid header") and the client gets a 502. Here about
+/// half of the retried requests ended that way; with the rejecter answering
+/// only once the client's first bytes are in, none did.
+#[test]
+#[ignore = "until the rejecter answers after the request arrives: nginx < 1.29.5 turns an early 503 into a 502 on retry"]
+fn overloaded_instance_503s_are_retried_on_the_other() {
+    let _serial = one_at_a_time();
+    let full = Instance::start(
+        "full",
+        &[
+            "--shards",
+            "1",
+            "--max-connections-per-shard",
+            "1",
+            "--max-pending",
+            "0",
+            "--overload",
+            "reject",
+        ],
+    );
+    let roomy = Instance::start("roomy", &["--shards", "2"]);
+    let nginx = Nginx::start(full.addr, roomy.addr);
+    let load = Load::start(nginx.addr, 8);
+
+    wait_for(
+        "the full instance rejecting connections",
+        START_TIMEOUT,
+        || answered(&nginx.access_log(), full.addr, 503) >= 200,
+    );
+    let tally = load.stop();
+    tally.assert_clean(&nginx);
+    let log = nginx.wait_for_log_lines(tally.responses());
+    let rejected = answered(&log, full.addr, 503);
+    eprintln!(
+        "overload: {tally:?}; the full instance rejected {rejected} and answered {}; \
+         the roomy one answered {}",
+        answered(&log, full.addr, 200),
+        answered(&log, roomy.addr, 200),
+    );
+
+    assert!(rejected >= 200, "the full instance rejected {rejected}");
+    assert_eq!(
+        answered(&log, roomy.addr, 503),
+        0,
+        "the instance with room answered 503"
+    );
+    for logged in &log {
+        if logged.attempts.first() == Some(&(full.addr, 503)) {
+            assert_eq!(
+                logged.attempts,
+                [(full.addr, 503), (roomy.addr, 200)],
+                "a 503 retried on the other instance"
+            );
+        }
+    }
+    assert!(
+        answered(&log, full.addr, 200) > 0,
+        "the full instance stays in rotation for its one connection"
+    );
+    // TODO(admin port): once `--admin ADDR:PORT` and /metrics land, start
+    // both instances with `--admin 127.0.0.1:<free port>` and check here that
+    // the full instance's own metrics show the rejections: its rejected
+    // connections counter (and its 503 responses) at least `rejected`, one
+    // rejected connection per 503 that nginx logged; and `roomy`'s 0.
+}
