@@ -16,6 +16,9 @@ use shardd_shards::Response;
 
 /// How long a rejected connection may linger, waiting for the client to close.
 const LINGER: Duration = Duration::from_secs(2);
+/// Longest a rejected connection waits for the client's first bytes before
+/// its 503 is sent anyway.
+const AWAIT_REQUEST: Duration = Duration::from_secs(1);
 /// Sweep interval while some connections linger.
 const SWEEP: Duration = Duration::from_millis(10);
 /// Rejected connections waiting for the lingering thread.
@@ -23,7 +26,7 @@ const QUEUE: usize = 4096;
 
 /// What the acceptor tells the lingering thread.
 enum Message {
-    /// A rejected connection to linger on.
+    /// A rejected connection: answer it once its request arrives, then linger.
     Linger(TcpStream),
     /// The server is stopping: close everything by this instant, then exit.
     Finish(Instant),
@@ -39,9 +42,10 @@ pub struct Rejecter {
 impl Rejecter {
     pub fn start(retry_after_secs: u32) -> std::io::Result<Self> {
         let (queue, incoming) = flume::bounded(QUEUE);
-        let thread = std::thread::Builder::new()
-            .name("rejecter".into())
-            .spawn(move || linger_loop(incoming))?;
+        let thread = std::thread::Builder::new().name("rejecter".into()).spawn({
+            let retry_after = retry_after_secs.to_string();
+            move || linger_loop(incoming, retry_after)
+        })?;
         Ok(Rejecter {
             queue: Some(queue),
             thread: Some(thread),
@@ -50,12 +54,14 @@ impl Rejecter {
     }
 
     /// Answer 503 and close gracefully (never blocks the acceptor).
-    pub fn reject(&self, mut stream: TcpStream) {
-        let _ = stream.write_all(&service_unavailable(&self.retry_after));
-        let _ = stream.shutdown(Shutdown::Write);
-        if let Some(queue) = &self.queue {
-            // If the lingering thread is swamped, close now: the 503 is already sent.
-            let _ = queue.try_send(Message::Linger(stream));
+    pub fn reject(&self, stream: TcpStream) {
+        let Some(queue) = &self.queue else { return };
+        // If the lingering thread is swamped, answer and close now.
+        if let Err(flume::TrySendError::Full(Message::Linger(mut stream))) =
+            queue.try_send(Message::Linger(stream))
+        {
+            let _ = stream.write_all(&service_unavailable(&self.retry_after));
+            let _ = stream.shutdown(Shutdown::Write);
         }
     }
 
@@ -89,8 +95,26 @@ pub fn service_unavailable(retry_after: &str) -> Vec<u8> {
     out
 }
 
-fn linger_loop(incoming: flume::Receiver<Message>) {
-    let mut lingering: Vec<(TcpStream, Instant)> = Vec::new();
+struct Rejected {
+    stream: TcpStream,
+    /// The 503 has been sent.
+    answered: bool,
+    /// Unanswered: when to answer anyway. Answered: when to stop lingering.
+    until: Instant,
+}
+
+impl Rejected {
+    fn answer(&mut self, response: &[u8], now: Instant) {
+        let _ = self.stream.write_all(response);
+        let _ = self.stream.shutdown(Shutdown::Write);
+        self.answered = true;
+        self.until = now + LINGER;
+    }
+}
+
+fn linger_loop(incoming: flume::Receiver<Message>, retry_after: String) {
+    let response = service_unavailable(&retry_after);
+    let mut lingering: Vec<Rejected> = Vec::new();
     let mut finish_by: Option<Instant> = None;
     let mut sink = [0u8; 4096];
     loop {
@@ -101,7 +125,11 @@ fn linger_loop(incoming: flume::Receiver<Message>) {
             (None, false) => incoming.recv_timeout(SWEEP).ok(),
         };
         match received {
-            Some(Message::Linger(stream)) => lingering.push((stream, Instant::now() + LINGER)),
+            Some(Message::Linger(stream)) => lingering.push(Rejected {
+                stream,
+                answered: false,
+                until: Instant::now() + AWAIT_REQUEST,
+            }),
             Some(Message::Finish(deadline)) => finish_by = Some(deadline),
             None if finish_by.is_some() => std::thread::sleep(SWEEP),
             None if lingering.is_empty() && incoming.is_disconnected() => return,
@@ -109,21 +137,30 @@ fn linger_loop(incoming: flume::Receiver<Message>) {
         }
         let now = Instant::now();
         if finish_by.is_some_and(|deadline| now >= deadline) {
+            for rejected in lingering.iter_mut().filter(|r| !r.answered) {
+                rejected.answer(&response, now);
+            }
             return;
         }
-        lingering.retain_mut(|(stream, until)| {
-            if now >= *until {
-                return false;
-            }
+        lingering.retain_mut(|rejected| {
             loop {
-                match stream.read(&mut sink) {
+                match rejected.stream.read(&mut sink) {
                     Ok(0) => return false,
+                    Ok(_) if !rejected.answered => rejected.answer(&response, now),
                     Ok(_) => continue,
-                    Err(e) if e.kind() == ErrorKind::WouldBlock => return true,
+                    Err(e) if e.kind() == ErrorKind::WouldBlock => break,
                     Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                     Err(_) => return false,
                 }
             }
+            if now < rejected.until {
+                return true;
+            }
+            if rejected.answered {
+                return false;
+            }
+            rejected.answer(&response, now);
+            true
         });
     }
 }

@@ -693,19 +693,11 @@ fn rolling_restart_under_load_loses_no_request() {
 /// followed by the second's 200), and the first keeps serving what it has
 /// room for.
 ///
-/// Fails today with the nginx that Debian ships, so it is ignored until
-/// shardd's rejecter answers after the request arrives (run it with
-/// `cargo test --test load_balancer -- --ignored`): the rejecter writes its
-/// 503 the moment it accepts, before nginx has sent the request. nginx
-/// before 1.29.5 (commit d7a2494, "Upstream: reinit upstream after reading
-/// bad response") then sometimes handles the read before the write, and on
-/// retrying does not reset what it read: the 503's leftover body
-/// (`server at capacity, ...`) is parsed as the next instance's headers
-/// ("upstream sent invalid header") and the client gets a 502. Here about
-/// half of the retried requests ended that way; with the rejecter answering
-/// only once the client's first bytes are in, none did.
+/// The rejecter answers once the request's first bytes are in: a 503 sent
+/// the moment the connection is accepted, before nginx has written its
+/// request, is mishandled by nginx before 1.29.5 (commit d7a2494) on retry
+/// (about half of the retried requests became 502s).
 #[test]
-#[ignore = "until the rejecter answers after the request arrives: nginx < 1.29.5 turns an early 503 into a 502 on retry"]
 fn overloaded_instance_503s_are_retried_on_the_other() {
     let _serial = one_at_a_time();
     let full = Instance::start(
