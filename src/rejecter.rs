@@ -7,12 +7,14 @@
 //! discards until the client closes (or a short deadline), then closes.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
+use std::os::fd::OwnedFd;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shardd_shards::http::{encode_response, DateCache, EncodeOptions};
 use shardd_shards::Response;
+use socket2::Socket;
 
 /// How long a rejected connection may linger, waiting for the client to close.
 const LINGER: Duration = Duration::from_secs(2);
@@ -24,7 +26,7 @@ const QUEUE: usize = 4096;
 /// What the acceptor tells the lingering thread.
 enum Message {
     /// A rejected connection to linger on.
-    Linger(TcpStream),
+    Linger(Socket),
     /// The server is stopping: close everything by this instant, then exit.
     Finish(Instant),
 }
@@ -49,8 +51,10 @@ impl Rejecter {
         })
     }
 
-    /// Answer 503 and close gracefully (never blocks the acceptor).
-    pub fn reject(&self, mut stream: TcpStream) {
+    /// Answer 503 and close gracefully (never blocks the acceptor). The
+    /// stream is non-blocking, TCP or Unix.
+    pub fn reject(&self, stream: OwnedFd) {
+        let mut stream = Socket::from(stream);
         let _ = stream.write_all(&service_unavailable(&self.retry_after));
         let _ = stream.shutdown(Shutdown::Write);
         if let Some(queue) = &self.queue {
@@ -90,7 +94,7 @@ pub fn service_unavailable(retry_after: &str) -> Vec<u8> {
 }
 
 fn linger_loop(incoming: flume::Receiver<Message>) {
-    let mut lingering: Vec<(TcpStream, Instant)> = Vec::new();
+    let mut lingering: Vec<(Socket, Instant)> = Vec::new();
     let mut finish_by: Option<Instant> = None;
     let mut sink = [0u8; 4096];
     loop {
