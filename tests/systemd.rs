@@ -13,7 +13,8 @@ use std::path::Path;
 use std::time::Duration;
 
 use support::process::{
-    become_subreaper, process_gone, reap, send_signal, with_listen_fds, NotifySocket, Process, BIN,
+    become_subreaper, process_gone, reap, send_signal, with_listen_fds, Adopted, NotifySocket,
+    Process, BIN,
 };
 use support::{Client, UnixClient};
 
@@ -147,6 +148,7 @@ fn an_upgrade_under_systemd_reports_the_new_main_pid() {
         .parse()
         .unwrap();
     assert_ne!(new_pid, old.pid());
+    let _new = Adopted(new_pid);
     let status = old.wait(WAIT).expect("the old process drains and exits");
     assert!(status.success(), "{status}");
     assert!(!process_gone(new_pid), "the new process serves");

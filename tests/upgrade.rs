@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use support::parse_response;
-use support::process::{become_subreaper, process_gone, reap, send_signal, Process, BIN};
+use support::process::{become_subreaper, process_gone, reap, send_signal, Adopted, Process, BIN};
 use support::UnixClient;
 
 const WAIT: Duration = Duration::from_secs(15);
@@ -264,22 +264,24 @@ fn assert_no_failures(tally: &Tally) {
     );
 }
 
-/// SIGUSR2 `old`, and return the new process's pid once the old one has
-/// drained and exited 0.
-fn upgrade_and_wait(old: &mut Process) -> u32 {
+/// SIGUSR2 `old`, and return the new process once the old one has drained
+/// and exited 0.
+fn upgrade_and_wait(old: &mut Process) -> Adopted {
     old.signal(libc::SIGUSR2);
     let ready = old.wait_for_line("upgrade: new process", WAIT);
     let new_pid = pid_in(&ready);
     assert_ne!(new_pid, old.pid(), "{ready}");
+    let new = Adopted(new_pid);
     let status = old
         .wait(WAIT)
         .expect("the old process drains and exits after the upgrade");
     assert!(status.success(), "old process: {status}");
-    new_pid
+    new
 }
 
 /// Stop the new process (ours to reap) and check it exits 0.
-fn stop_new(pid: u32) {
+fn stop_new(new: Adopted) {
+    let pid = new.0;
     send_signal(pid, libc::SIGTERM);
     assert_eq!(reap(pid, WAIT), Some(0), "the new process {pid} exits 0");
 }
@@ -294,7 +296,8 @@ fn upgrade_under_load_fails_no_request_and_changes_the_serving_process() {
     let load = Load::start(addr, 4, 2);
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
-    let new_pid = upgrade_and_wait(&mut old);
+    let new = upgrade_and_wait(&mut old);
+    let new_pid = new.0;
     let took = started.elapsed();
     std::thread::sleep(Duration::from_millis(300));
     let tally = load.finish();
@@ -316,7 +319,7 @@ fn upgrade_under_load_fails_no_request_and_changes_the_serving_process() {
     eprintln!("upgrade took {took:?}; {tally:?}");
 
     // The new process is what serves now: once it stops, nothing listens.
-    stop_new(new_pid);
+    stop_new(new);
     assert!(
         TcpStream::connect(addr).is_err(),
         "nothing listens after the new process stopped"
@@ -333,7 +336,7 @@ fn upgrade_in_reuseport_mode_passes_every_shards_socket() {
     );
     let load = Load::start(addr, 4, 2);
     std::thread::sleep(Duration::from_millis(300));
-    let new_pid = upgrade_and_wait(&mut old);
+    let new = upgrade_and_wait(&mut old);
     std::thread::sleep(Duration::from_millis(300));
     let tally = load.finish();
     assert_no_failures(&tally);
@@ -343,7 +346,7 @@ fn upgrade_in_reuseport_mode_passes_every_shards_socket() {
         lines.contains("listener reuseport, serving on") && lines.contains("(inherited socket)"),
         "{lines}"
     );
-    stop_new(new_pid);
+    stop_new(new);
     assert!(TcpStream::connect(addr).is_err());
 }
 
@@ -357,7 +360,7 @@ fn upgrade_on_a_unix_socket_leaves_the_file_to_the_new_process() {
     let mut client = UnixClient::connect(&path);
     assert_eq!(client.get("/plaintext").status, 200);
 
-    let new_pid = upgrade_and_wait(&mut old);
+    let new = upgrade_and_wait(&mut old);
     assert!(
         path.exists(),
         "the old process left the file to the new one"
@@ -367,12 +370,13 @@ fn upgrade_on_a_unix_socket_leaves_the_file_to_the_new_process() {
     // The old keep-alive connection was closed by the drain; a new one is served.
     assert_eq!(UnixClient::connect(&path).get("/plaintext").status, 200);
 
-    stop_new(new_pid);
+    stop_new(new);
     assert!(!path.exists(), "the new process removes the file on exit");
 }
 
 #[test]
 fn new_process_that_exits_at_start_up_leaves_the_old_one_serving() {
+    become_subreaper();
     let installed = Installed::new("exits");
     let config = installed.file("shardd.toml");
     std::fs::write(&config, "drain_timeout_ms = 5000\n").unwrap();
@@ -408,15 +412,15 @@ fn new_process_that_exits_at_start_up_leaves_the_old_one_serving() {
     );
 
     // Fixed, the next upgrade goes through.
-    become_subreaper();
     std::fs::write(&config, "drain_timeout_ms = 5000\n").unwrap();
-    let new_pid = upgrade_and_wait(&mut old);
+    let new = upgrade_and_wait(&mut old);
     assert_eq!(support::Client::connect(addr).get("/plaintext").status, 200);
-    stop_new(new_pid);
+    stop_new(new);
 }
 
 #[test]
 fn new_process_that_is_never_ready_is_stopped_and_the_old_one_keeps_serving() {
+    become_subreaper();
     let installed = Installed::new("never-ready");
     let addr = free_addr();
     let mut old = start(
@@ -434,6 +438,7 @@ fn new_process_that_is_never_ready_is_stopped_and_the_old_one_keeps_serving() {
     old.signal(libc::SIGUSR2);
     let started = old.wait_for_line("upgrade: started", WAIT);
     let new_pid = pid_in(&started);
+    let _new = Adopted(new_pid);
     let failed = old.wait_for_line("upgrade failed", WAIT);
     assert!(failed.contains("not ready within"), "{failed}");
     // The old process stopped the new one, which drained without closing

@@ -106,8 +106,31 @@ impl Process {
 impl Drop for Process {
     fn drop(&mut self) {
         if self.child.try_wait().ok().flatten().is_none() {
+            // A new process an upgrade started would outlive its parent.
+            let pid = self.pid();
+            let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+            for child in children.unwrap_or_default().split_whitespace() {
+                if let Ok(child) = child.parse::<u32>() {
+                    drop(Adopted(child));
+                }
+            }
             let _ = self.child.kill();
             let _ = self.child.wait();
+        }
+    }
+}
+
+/// A process this test did not start itself but caused (the new process of
+/// an upgrade): killed and reaped on drop if it is still there, so a failed
+/// test leaves nothing behind.
+pub struct Adopted(pub u32);
+
+impl Drop for Adopted {
+    fn drop(&mut self) {
+        if !process_gone(self.0) {
+            // SAFETY: kill(2) has no memory-safety preconditions.
+            unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGKILL) };
+            let _ = reap(self.0, Duration::from_secs(5));
         }
     }
 }
