@@ -8,13 +8,12 @@
 
 use std::collections::VecDeque;
 use std::io;
-use std::net::TcpListener;
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::time::Duration;
 
-use shardd_shards::listeners::{accept_nonblocking, HandoffConn};
+use shardd_shards::listeners::{accept_stream, HandoffConn};
 use shardd_shards::runtime::AcceptorWaker;
 
 use crate::config::OverloadPolicy;
@@ -27,7 +26,9 @@ use crate::stats::AcceptorStats;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 pub struct Acceptor {
-    pub listener: TcpListener,
+    /// A blocking listening stream socket, TCP or Unix, whose accept times
+    /// out after `socket::ACCEPT_WAKE`.
+    pub listener: OwnedFd,
     pub dispatcher: Dispatcher,
     pub max_pending: usize,
     pub overload: OverloadPolicy,
@@ -73,8 +74,15 @@ impl Acceptor {
                     break;
                 }
             }
-            let conn = match accept_nonblocking(listen_fd) {
+            let conn = match accept_stream(listen_fd) {
                 Ok((stream, peer)) => HandoffConn { stream, peer },
+                Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
+                    // The accept timed out (the drain may have started without
+                    // a shutdown), or the socket was made non-blocking by
+                    // another process sharing it: wait for a client or a wake.
+                    wait_for_client_or_wake(&waker, listen_fd);
+                    continue;
+                }
                 Err(error) => {
                     if !drain.is_triggered() {
                         handle_accept_error(error, &stats);
@@ -121,6 +129,27 @@ fn place_pending(
         }
     }
     stats.pending.store(pending.len(), Relaxed);
+}
+
+/// Block until `listen_fd` is readable or the waker rings (the drain), at most 100 ms.
+fn wait_for_client_or_wake(waker: &AcceptorWaker, listen_fd: i32) {
+    let mut fds = [
+        libc::pollfd {
+            fd: waker.fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        },
+        libc::pollfd {
+            fd: listen_fd,
+            events: libc::POLLIN,
+            revents: 0,
+        },
+    ];
+    // SAFETY: poll(2) on two pollfd structs we own.
+    unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
+    if fds[0].revents & libc::POLLIN != 0 {
+        waker.consume();
+    }
 }
 
 /// Block until a shard signals room, or `listen_fd` (if given) is readable.

@@ -1,12 +1,11 @@
 //! Command-line flags; each overrides the same setting of the config file.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Parser;
 
-use shardd::{Config, DispatchPolicy, ListenerMode, OverloadPolicy};
+use shardd::{BindAddr, Config, DispatchPolicy, ListenerMode, OverloadPolicy, UnixMode};
 
 /// shardd: a sharded thread-per-core HTTP/1.1 server with connection handoff.
 ///
@@ -15,7 +14,11 @@ use shardd::{Config, DispatchPolicy, ListenerMode, OverloadPolicy};
 /// one of N shard threads, each pinned to its own core.
 ///
 /// Settings come from defaults, then --config FILE, then these flags.
-/// SIGINT/SIGTERM start a drain; a second signal exits at once.
+/// SIGINT/SIGTERM start a drain; a second signal exits at once. SIGHUP
+/// re-reads the config file (limits change live). SIGUSR2 upgrades: a new
+/// process from the same binary path takes over the listening socket, then
+/// this one drains. Started by systemd with sockets (LISTEN_FDS), shardd
+/// serves on them instead of binding and reports READY=1 / STOPPING=1.
 /// Log verbosity: RUST_LOG=warn|info|debug (default info).
 #[derive(Debug, Parser)]
 #[command(name = "shardd", version)]
@@ -24,9 +27,14 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
-    /// Address and port to listen on [default: 127.0.0.1:8080].
-    #[arg(long, value_name = "ADDR:PORT")]
-    pub bind: Option<SocketAddr>,
+    /// Where to listen: IP:PORT, or unix:/path for a Unix socket file
+    /// [default: 127.0.0.1:8080].
+    #[arg(long, value_name = "ADDR:PORT|unix:PATH")]
+    pub bind: Option<BindAddr>,
+
+    /// Permissions of a unix: socket file, in octal (e.g. 0660) [default: from the umask].
+    #[arg(long, value_name = "MODE")]
+    pub unix_mode: Option<UnixMode>,
 
     /// Number of shards [default: one per core].
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
@@ -59,6 +67,11 @@ pub struct Cli {
     /// Longest a drain may take, in milliseconds [default: 10000].
     #[arg(long, value_name = "MS")]
     pub drain_timeout_ms: Option<u64>,
+
+    /// Upgrade (SIGUSR2): longest the new process may take to be ready, in
+    /// milliseconds, before this one gives up on it and keeps serving [default: 10000].
+    #[arg(long, value_name = "MS")]
+    pub upgrade_timeout_ms: Option<u64>,
 }
 
 impl Cli {
@@ -68,8 +81,11 @@ impl Cli {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),
         };
-        if let Some(bind) = self.bind {
-            config.bind = bind;
+        if let Some(bind) = &self.bind {
+            config.bind = bind.clone();
+        }
+        if let Some(mode) = self.unix_mode {
+            config.unix_mode = Some(mode);
         }
         if let Some(shards) = self.shards {
             config.shards = usize::from(shards);
@@ -94,6 +110,9 @@ impl Cli {
         }
         if let Some(ms) = self.drain_timeout_ms {
             config.drain_timeout_ms = ms;
+        }
+        if let Some(ms) = self.upgrade_timeout_ms {
+            config.upgrade_timeout_ms = ms;
         }
         config.validate()?;
         Ok(config)

@@ -12,6 +12,7 @@ use serde::Deserialize;
 use shardd_shards::runtime::ShardConfig;
 use shardd_shards::{Limits, MAX_HEADERS_CAP};
 
+use crate::bind_addr::{BindAddr, UnixMode};
 use crate::error::Error;
 
 /// Where shards get their connections from.
@@ -51,8 +52,12 @@ pub enum OverloadPolicy {
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
-    /// Address to listen on.
-    pub bind: SocketAddr,
+    /// Address to listen on: `IP:PORT` or `unix:/path`. Ignored when the
+    /// server is given inherited sockets (systemd, an upgrade).
+    pub bind: BindAddr,
+    /// Permission bits of a `unix:` socket file (`"0660"`); `None` leaves
+    /// what the umask gives. Ignored for a TCP address.
+    pub unix_mode: Option<UnixMode>,
     /// Number of shards; 0 means one per core.
     pub shards: usize,
     /// Where shards get their connections from.
@@ -65,6 +70,9 @@ pub struct Config {
     pub channel_capacity: usize,
     /// Longest a drain may take, in milliseconds.
     pub drain_timeout_ms: u64,
+    /// Upgrade (the `shardd` binary on SIGUSR2): longest the new process may
+    /// take to say it is ready, in milliseconds, before it is given up on.
+    pub upgrade_timeout_ms: u64,
     /// Admission control.
     pub admission: Admission,
     /// Per-connection limits and timeouts (the `[limits]` table).
@@ -90,13 +98,15 @@ pub struct Admission {
 impl Default for Config {
     fn default() -> Self {
         Config {
-            bind: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            bind: BindAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 8080))),
+            unix_mode: None,
             shards: 0,
             listener: ListenerMode::Handoff,
             pin: true,
             backlog: 4096,
             channel_capacity: 4096,
             drain_timeout_ms: 10_000,
+            upgrade_timeout_ms: 10_000,
             admission: Admission::default(),
             limits: Limits::default(),
         }
@@ -142,8 +152,16 @@ impl Config {
     /// Check values that parse but make no sense; the message names the setting.
     pub fn validate(&self) -> Result<(), Error> {
         let l = &self.limits;
-        let checks: [(bool, &str); 12] = [
+        let checks: [(bool, &str); 14] = [
             (self.shards <= 1024, "shards must be at most 1024"),
+            (
+                self.listener == ListenerMode::Handoff || self.bind.tcp().is_some(),
+                "listener = \"reuseport\" needs a TCP bind address, not unix:",
+            ),
+            (
+                self.upgrade_timeout_ms >= 1,
+                "upgrade_timeout_ms must be at least 1",
+            ),
             (self.backlog >= 1, "backlog must be at least 1"),
             (
                 self.channel_capacity >= 1,
@@ -205,6 +223,48 @@ impl Config {
         Duration::from_millis(self.drain_timeout_ms)
     }
 
+    /// The upgrade timeout as a duration.
+    pub fn upgrade_timeout(&self) -> Duration {
+        Duration::from_millis(self.upgrade_timeout_ms)
+    }
+
+    /// The settings that differ in `new` but that a running server cannot
+    /// change: they take effect in a new process (an upgrade, a restart).
+    /// What can change live (`limits`, `upgrade_timeout_ms`) is not listed.
+    pub fn changes_needing_restart(&self, new: &Config) -> Vec<&'static str> {
+        let (a, b) = (&self.admission, &new.admission);
+        [
+            (self.bind != new.bind, "bind"),
+            (self.unix_mode != new.unix_mode, "unix_mode"),
+            (self.shards != new.shards, "shards"),
+            (self.listener != new.listener, "listener"),
+            (self.pin != new.pin, "pin"),
+            (self.backlog != new.backlog, "backlog"),
+            (
+                self.channel_capacity != new.channel_capacity,
+                "channel_capacity",
+            ),
+            (
+                self.drain_timeout_ms != new.drain_timeout_ms,
+                "drain_timeout_ms",
+            ),
+            (
+                a.max_connections_per_shard != b.max_connections_per_shard,
+                "admission.max_connections_per_shard",
+            ),
+            (a.max_pending != b.max_pending, "admission.max_pending"),
+            (a.overload != b.overload, "admission.overload"),
+            (a.dispatch != b.dispatch, "admission.dispatch"),
+            (
+                a.retry_after_secs != b.retry_after_secs,
+                "admission.retry_after_secs",
+            ),
+        ]
+        .into_iter()
+        .filter_map(|(changed, name)| changed.then_some(name))
+        .collect()
+    }
+
     pub(crate) fn shard_config(&self) -> ShardConfig {
         ShardConfig {
             limits: self.limits.clone(),
@@ -246,6 +306,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("carrier-pigeon"), "{error}");
+        let error = Config::from_toml("bind = \"localhost\"")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("bind") && error.contains("unix:/path"),
+            "{error}"
+        );
+        let error = Config::from_toml("unix_mode = \"rw\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("unix_mode"), "{error}");
         let mut config = Config::default();
         config.limits.max_headers = 1000;
         assert!(config
@@ -253,5 +324,36 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("limits.max_headers"));
+    }
+
+    #[test]
+    fn unix_bind_and_mode_parse() {
+        let config =
+            Config::from_toml("bind = \"unix:/run/shardd.sock\"\nunix_mode = \"0660\"").unwrap();
+        assert_eq!(config.bind, BindAddr::Unix("/run/shardd.sock".into()));
+        assert_eq!(config.unix_mode.map(UnixMode::bits), Some(0o660));
+        config.validate().unwrap();
+        let reuseport = Config {
+            listener: ListenerMode::Reuseport,
+            ..config
+        };
+        let error = reuseport.validate().unwrap_err().to_string();
+        assert!(error.contains("reuseport"), "{error}");
+    }
+
+    #[test]
+    fn changes_needing_restart_leave_out_limits() {
+        let old = Config::default();
+        let mut new = Config::default();
+        new.limits.max_body_bytes = 1;
+        new.upgrade_timeout_ms = 1;
+        assert!(old.changes_needing_restart(&new).is_empty());
+        new.shards = 3;
+        new.bind = "unix:/x".parse().unwrap();
+        new.admission.max_pending = 1;
+        assert_eq!(
+            old.changes_needing_restart(&new),
+            ["bind", "shards", "admission.max_pending"]
+        );
     }
 }

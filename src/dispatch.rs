@@ -143,7 +143,10 @@ mod tests {
     fn conn(listener: &TcpListener) -> HandoffConn {
         let _client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (stream, peer) = listener.accept().unwrap();
-        HandoffConn { stream, peer }
+        HandoffConn {
+            stream: stream.into(),
+            peer: shardd_shards::PeerAddr::Tcp(peer),
+        }
     }
 
     fn dispatcher(

@@ -1,7 +1,7 @@
 //! The server-wide drain signal: set once, seen by the acceptor, the
 //! supervisor and whoever waits in `ServerHandle::wait`.
 
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -13,6 +13,9 @@ pub struct DrainSignal {
     triggered: AtomicBool,
     /// The listening socket the acceptor blocks on; `shutdown(2)` on it wakes `accept`.
     listen_fd: Mutex<Option<RawFd>>,
+    /// Another process shares the listening socket (systemd, an upgrade):
+    /// never shut it down; the acceptor's accept timeout wakes it instead.
+    listener_shared: AtomicBool,
     /// Wakes the acceptor when it waits in `poll` for room.
     acceptor_waker: Arc<AcceptorWaker>,
     waiters: (Mutex<bool>, Condvar),
@@ -23,6 +26,7 @@ impl DrainSignal {
         Ok(DrainSignal {
             triggered: AtomicBool::new(false),
             listen_fd: Mutex::new(None),
+            listener_shared: AtomicBool::new(false),
             acceptor_waker: Arc::new(AcceptorWaker::new()?),
             waiters: (Mutex::new(false), Condvar::new()),
         })
@@ -44,13 +48,36 @@ impl DrainSignal {
         *self.listen_fd.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
 
+    /// Another process has (or is about to have) the listening socket too:
+    /// `shutdown(2)` would stop it listening for that process as well.
+    pub(crate) fn listener_is_shared(&self) {
+        self.listener_shared.store(true, SeqCst);
+    }
+
+    /// A close-on-exec duplicate of the acceptor's listening socket, while
+    /// it still listens (for an upgrade).
+    pub(crate) fn duplicate_listener(&self) -> std::io::Result<Option<OwnedFd>> {
+        let watched = self.listen_fd.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(fd) = *watched else {
+            return Ok(None);
+        };
+        // SAFETY: `fd` is open while it is watched (see `trigger`); the
+        // duplicate is a new descriptor that we own.
+        let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if copy < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Some(unsafe { OwnedFd::from_raw_fd(copy) }))
+    }
+
     /// Stop the server (idempotent).
     pub fn trigger(&self) {
         if self.triggered.swap(true, SeqCst) {
             return;
         }
         let watched = self.listen_fd.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(fd) = *watched {
+        let shared = self.listener_shared.load(SeqCst);
+        if let Some(fd) = watched.filter(|_| !shared) {
             // SAFETY: `fd` is open: the acceptor clears it under this lock
             // before closing it. shutdown(2) makes a blocked accept return
             // at once (Linux: EINVAL).

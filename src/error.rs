@@ -1,8 +1,9 @@
 //! `Error`: what can go wrong when configuring and starting a server.
 
 use std::io;
-use std::net::SocketAddr;
 use std::path::PathBuf;
+
+use crate::bind_addr::BindAddr;
 
 /// An error from the `shardd` library. Every message names what it is
 /// about (the setting, the file, the address) so it can be shown as is.
@@ -29,14 +30,33 @@ pub enum Error {
         /// The parser's message, naming the key and line.
         message: String,
     },
+    /// A `bind` address that is neither `IP:PORT` nor `unix:/path`.
+    #[error(
+        "invalid bind address {0:?}: expected IP:PORT (127.0.0.1:8080, [::1]:8080) or unix:/path"
+    )]
+    InvalidBind(String),
+    /// A `unix_mode` that is not octal permission bits.
+    #[error("invalid unix_mode {0:?}: expected octal permission bits such as \"0660\"")]
+    InvalidUnixMode(String),
     /// The listening address could not be bound.
     #[error("cannot bind {addr}: {source}")]
     Bind {
         /// The address asked for.
-        addr: SocketAddr,
+        addr: BindAddr,
         /// Why (in use, no permission, ...).
         source: io::Error,
     },
+    /// A live process already listens on this Unix socket file (a stale
+    /// file, whose process is gone, is replaced instead).
+    #[error("cannot bind unix:{}: another process is listening on it", .path.display())]
+    UnixSocketInUse {
+        /// The socket file.
+        path: PathBuf,
+    },
+    /// Sockets passed by systemd or an upgrading shardd (`LISTEN_FDS`)
+    /// that cannot be served; the message says which and why.
+    #[error("inherited sockets (LISTEN_FDS): {0}")]
+    Inherited(String),
     /// A resource the server needs could not be made (a thread, an eventfd).
     #[error("cannot start the server: {0}")]
     Start(#[from] io::Error),

@@ -28,12 +28,16 @@
 //! # Ok::<(), shardd::Error>(())
 //! ```
 //!
-//! With a custom [`Listener`] (an in-memory pipe, a Unix socket, TLS),
+//! The address may be a Unix socket file (`bind = "unix:/path"`, see
+//! [`BindAddr`]); sockets passed by systemd, or by the shardd an upgrade
+//! replaces, are served with [`Server::from_listen_fds`] (see [`systemd`]).
+//! With a custom [`Listener`] (an in-memory pipe, TLS),
 //! `Server::with_listener(config, |shard| make_listener(shard))?.serve(app)`.
 
 #![warn(missing_docs)]
 
 mod acceptor;
+mod bind_addr;
 mod config;
 mod dispatch;
 mod drain_signal;
@@ -43,13 +47,16 @@ mod server;
 mod socket;
 mod stats;
 mod supervisor;
+pub mod systemd;
 
+pub use bind_addr::{BindAddr, UnixMode};
 pub use config::{Admission, Config, DispatchPolicy, ListenerMode, OverloadPolicy};
 pub use error::Error;
 /// The `http` crate, whose `Method`, `StatusCode` and `Version` the API uses.
 pub use http;
 pub use server::{
-    BoundSocket, ConnectionSource, CustomListener, DrainTrigger, Server, ServerHandle,
+    BoundSocket, ConnectionSource, CustomListener, DrainTrigger, Server, ServerControl,
+    ServerHandle,
 };
 pub use shardd_shards::apps::techempower::TechEmpower;
 pub use shardd_shards::{
@@ -59,9 +66,9 @@ pub use shardd_shards::{
 pub use stats::{AcceptorSnapshot, StatsSnapshot};
 
 /// Building blocks for [`Listener`] authors: the listeners shardd ships and
-/// the TCP stream they hand out.
+/// the stream they hand out (TCP, or Unix domain).
 pub mod listeners {
     pub use shardd_shards::listeners::{
-        accept_nonblocking, Handoff, HandoffConn, ReusePort, TcpConn,
+        accept_nonblocking, accept_stream, Handoff, HandoffConn, ReusePort, TcpConn,
     };
 }

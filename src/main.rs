@@ -1,23 +1,50 @@
 //! The `shardd` binary: the TechEmpower plaintext/json app on every core.
 
 mod cli;
+mod notify;
 mod open_files;
 mod signals;
+mod upgrade;
 
+use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
+use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use clap::Parser;
-use shardd::{Server, TechEmpower};
+use shardd::systemd::{take_listen_fds, ListenFd};
+use shardd::{Config, Server, ServerControl, TechEmpower};
 
 use crate::cli::Cli;
+use crate::notify::Notifier;
 use crate::open_files::raise_open_file_limit;
-use crate::signals::drain_on_signals;
+use crate::signals::{handle_signals, Handlers};
+use crate::upgrade::Upgrade;
+
+/// What the process found at start-up, before any thread ran.
+struct Inherited {
+    /// Sockets passed with LISTEN_FDS (systemd, or the shardd we replace).
+    sockets: Result<Vec<ListenFd>, shardd::Error>,
+    notifier: Notifier,
+    /// This binary's path now, so that an upgrade starts whatever is
+    /// installed there later.
+    exe: std::io::Result<PathBuf>,
+}
 
 fn main() -> ExitCode {
+    // SAFETY: the first thing main does, while no other thread runs: the
+    // environment may change, and descriptors 3.. are free to take.
+    let inherited = unsafe {
+        Inherited {
+            sockets: take_listen_fds(),
+            notifier: Notifier::from_env(),
+            exe: std::env::current_exe(),
+        }
+    };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
-    match run(&cli) {
+    match run(cli, inherited) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("shardd: {error:#}");
@@ -26,15 +53,145 @@ fn main() -> ExitCode {
     }
 }
 
-fn run(cli: &Cli) -> Result<()> {
+fn run(cli: Cli, inherited: Inherited) -> Result<()> {
     let config = cli.config()?;
     match raise_open_file_limit() {
         Ok((old, new)) if new > old => log::info!("open-file limit raised from {old} to {new}"),
         Ok((_, limit)) => log::info!("open-file limit is {limit}"),
         Err(error) => log::warn!("cannot raise the open-file limit: {error}"),
     }
-    let server = Server::bind(config)?.serve(|_shard| TechEmpower)?;
-    drain_on_signals(server.drain_trigger())?;
+    let sockets = inherited.sockets?;
+    let server = if sockets.is_empty() {
+        Server::bind(config.clone())?
+    } else {
+        Server::from_listen_fds(config.clone(), sockets)?
+    };
+    let server = server.serve(|_shard| TechEmpower)?;
+    let process = Arc::new(Process {
+        cli,
+        config: Mutex::new(config),
+        control: server.control(),
+        notifier: inherited.notifier,
+        exe: inherited.exe.ok(),
+        upgrading: AtomicBool::new(false),
+        handed_over: AtomicBool::new(false),
+    });
+    let (on_drain, on_reload, on_upgrade) = (process.clone(), process.clone(), process.clone());
+    let trigger = server.drain_trigger();
+    handle_signals(Handlers {
+        drain: Box::new(move || {
+            if !on_drain.handed_over.load(SeqCst) {
+                on_drain.notifier.stopping();
+            }
+            trigger.drain();
+        }),
+        reload: Box::new(move || on_reload.reload()),
+        upgrade: Box::new(move || Process::start_upgrade(&on_upgrade)),
+    })?;
+    process.notifier.ready();
     server.wait();
     Ok(())
+}
+
+/// The running process, as the signal handlers see it.
+struct Process {
+    cli: Cli,
+    /// The configuration in effect (what a reload compares with).
+    config: Mutex<Config>,
+    control: ServerControl,
+    notifier: Notifier,
+    exe: Option<PathBuf>,
+    upgrading: AtomicBool,
+    /// An upgrade succeeded: the new process serves, this one drains.
+    handed_over: AtomicBool,
+}
+
+impl Process {
+    /// SIGHUP: read the config file again (with the same flags on top) and
+    /// apply what can change live; name what needs an upgrade.
+    fn reload(&self) {
+        let new = match self.cli.config() {
+            Ok(new) => new,
+            Err(error) => {
+                log::error!("SIGHUP: configuration not reloaded: {error:#}");
+                return;
+            }
+        };
+        let mut config = self.config.lock().unwrap_or_else(|e| e.into_inner());
+        let mut applied = Vec::new();
+        if new.limits != config.limits {
+            match self.control.set_limits(new.limits.clone()) {
+                Ok(()) => {
+                    config.limits = new.limits.clone();
+                    applied.push("limits");
+                }
+                Err(error) => log::error!("SIGHUP: limits not changed: {error}"),
+            }
+        }
+        if new.upgrade_timeout_ms != config.upgrade_timeout_ms {
+            config.upgrade_timeout_ms = new.upgrade_timeout_ms;
+            applied.push("upgrade_timeout_ms");
+        }
+        let pending = config.changes_needing_restart(&new);
+        match applied.is_empty() {
+            true => log::info!("SIGHUP: configuration reloaded; nothing to change live"),
+            false => log::info!(
+                "SIGHUP: configuration reloaded; now in effect: {}",
+                applied.join(", ")
+            ),
+        }
+        if !pending.is_empty() {
+            log::warn!(
+                "SIGHUP: changed settings that need an upgrade (SIGUSR2) or a restart: {}",
+                pending.join(", ")
+            );
+        }
+    }
+
+    /// SIGUSR2: upgrade on a thread of its own (signals keep being handled).
+    fn start_upgrade(process: &Arc<Process>) {
+        if process.handed_over.load(SeqCst) || process.control.is_draining() {
+            log::warn!("SIGUSR2: this process is draining; no upgrade");
+            return;
+        }
+        if process.upgrading.swap(true, SeqCst) {
+            log::warn!("SIGUSR2: an upgrade is already under way");
+            return;
+        }
+        let process = process.clone();
+        let started = std::thread::Builder::new()
+            .name("upgrade".into())
+            .spawn(move || {
+                process.upgrade();
+                process.upgrading.store(false, SeqCst);
+            });
+        if let Err(error) = started {
+            log::error!("SIGUSR2: cannot start the upgrade: {error}");
+        }
+    }
+
+    fn upgrade(&self) {
+        let Some(exe) = self.exe.clone() else {
+            log::error!("upgrade failed: the path of this binary is unknown; still serving");
+            return;
+        };
+        let upgrade = Upgrade {
+            exe,
+            args: std::env::args_os().skip(1).collect(),
+            timeout: self
+                .config
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .upgrade_timeout(),
+        };
+        match upgrade.run(&self.control, &self.notifier) {
+            Ok(pid) => {
+                log::info!("upgrade: new process {pid} is ready; draining this one");
+                self.handed_over.store(true, SeqCst);
+                self.notifier.main_pid(pid);
+                self.control.drain_after_upgrade();
+            }
+            Err(error) => log::error!("upgrade failed: {error:#}; still serving"),
+        }
+    }
 }

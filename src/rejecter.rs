@@ -1,18 +1,25 @@
 //! Answering `503 Service Unavailable` from the main thread, and closing
 //! gracefully so the client reads the 503 instead of a reset.
 //!
+//! The 503 is written once the client's request has begun to arrive (or
+//! after a second of silence), not the instant the connection is accepted:
+//! a proxy may not expect an answer before it has sent its request (nginx
+//! before 1.29.5 turned such early 503s into 502s on retry).
+//!
 //! Closing a socket with unread request bytes makes Linux send RST, which
 //! can destroy our response before the client reads it. So after the 503
-//! the socket is half-closed and handed to this thread, which reads and
-//! discards until the client closes (or a short deadline), then closes.
+//! the socket is half-closed, and this thread reads and discards until the
+//! client closes (or a short deadline), then closes.
 
 use std::io::{ErrorKind, Read, Write};
-use std::net::{Shutdown, TcpStream};
+use std::net::Shutdown;
+use std::os::fd::OwnedFd;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use shardd_shards::http::{encode_response, DateCache, EncodeOptions};
 use shardd_shards::Response;
+use socket2::Socket;
 
 /// How long a rejected connection may linger, waiting for the client to close.
 const LINGER: Duration = Duration::from_secs(2);
@@ -27,7 +34,7 @@ const QUEUE: usize = 4096;
 /// What the acceptor tells the lingering thread.
 enum Message {
     /// A rejected connection: answer it once its request arrives, then linger.
-    Linger(TcpStream),
+    Linger(Socket),
     /// The server is stopping: close everything by this instant, then exit.
     Finish(Instant),
 }
@@ -53,8 +60,10 @@ impl Rejecter {
         })
     }
 
-    /// Answer 503 and close gracefully (never blocks the acceptor).
-    pub fn reject(&self, stream: TcpStream) {
+    /// Answer 503 and close gracefully (never blocks the acceptor). The
+    /// stream is non-blocking, TCP or Unix.
+    pub fn reject(&self, stream: OwnedFd) {
+        let stream = Socket::from(stream);
         let Some(queue) = &self.queue else { return };
         // If the lingering thread is swamped, answer and close now.
         if let Err(flume::TrySendError::Full(Message::Linger(mut stream))) =
@@ -96,7 +105,7 @@ pub fn service_unavailable(retry_after: &str) -> Vec<u8> {
 }
 
 struct Rejected {
-    stream: TcpStream,
+    stream: Socket,
     /// The 503 has been sent.
     answered: bool,
     /// Unanswered: when to answer anyway. Answered: when to stop lingering.

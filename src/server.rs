@@ -10,29 +10,43 @@
 //! With `listener = "reuseport"` there is no acceptor: each shard's
 //! `ReusePort` listener accepts on its own socket. With
 //! [`Server::with_listener`] any [`Listener`] plugs in.
+//!
+//! The listening sockets are bound here ([`Server::bind`]) or inherited
+//! ([`Server::from_listen_fds`]: systemd socket activation, or the process
+//! an upgrade replaces), and can be passed on to a new process
+//! ([`ServerHandle::listen_fds_for_upgrade`]).
 
 use std::io;
 use std::marker::PhantomData;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use core_affinity::CoreId;
 use shardd_shards::listeners::{reuseport_socket, Handoff, HandoffConn, ReusePort};
-use shardd_shards::runtime::{run_shard, ShardCommand, ShardSetup};
-use shardd_shards::{App, Listener, ShardInfo};
+use shardd_shards::runtime::{run_shard, ShardCommand, ShardConfig, ShardSetup};
+use shardd_shards::{App, Limits, Listener, ShardInfo};
 
 use crate::acceptor::Acceptor;
+use crate::bind_addr::BindAddr;
 use crate::config::{Config, ListenerMode};
 use crate::dispatch::{Dispatcher, Route};
 use crate::drain_signal::DrainSignal;
 use crate::error::Error;
 use crate::rejecter::Rejecter;
-use crate::socket::bind_listener;
+use crate::socket::{
+    bind_listener, bind_unix, inspect_inherited, prepare_for_acceptor, UnixSocketFile,
+};
 use crate::stats::{ServerStats, StatsSnapshot};
 use crate::supervisor::{ShardRunner, Supervisor};
+use crate::systemd::ListenFd;
+
+/// `LISTEN_FDNAMES` name of a socket an upgrading shardd in handoff mode passes on.
+const HANDOFF_FD_NAME: &str = "shardd-handoff";
+/// `LISTEN_FDNAMES` name of the per-shard sockets of a shardd in reuseport mode.
+const REUSEPORT_FD_NAME: &str = "shardd-reuseport";
 
 /// A configured server, not yet serving: its socket is bound (or its
 /// listener factory is set), so address errors show before any thread starts.
@@ -55,21 +69,50 @@ pub struct Server<S = BoundSocket> {
     source: S,
 }
 
-/// Connections from the address in [`Config::bind`]: accepted by the main
-/// thread and handed off, or accepted by each shard (`listener = "reuseport"`).
+/// Connections from the address in [`Config::bind`] (or from inherited
+/// sockets): accepted by the main thread and handed off, or accepted by
+/// each shard (`listener = "reuseport"`).
 pub struct BoundSocket {
     mode: Bound,
-    local_addr: SocketAddr,
+    sockets: Arc<Sockets>,
 }
 
 enum Bound {
-    /// The main thread's listening socket.
-    Handoff(Option<TcpListener>),
+    /// The main thread's listening socket (TCP or Unix).
+    Handoff(Option<OwnedFd>),
     /// One `SO_REUSEPORT` socket per shard, bound up front so errors show at
-    /// start; a restarted shard binds a new one.
-    ReusePort {
-        sockets: Arc<Mutex<Vec<Option<TcpListener>>>>,
-    },
+    /// start; each shard accepts on a duplicate (see [`Sockets::reuseport`]).
+    ReusePort,
+}
+
+/// What the server, its handle and an upgrade know of the listening sockets.
+pub struct Sockets {
+    /// What is listened on (the port resolved).
+    addr: BindAddr,
+    /// Inherited, so shared with another process (systemd, or the shardd
+    /// this one replaced): a drain must never shut them down.
+    inherited: bool,
+    /// The `LISTEN_FDNAMES` name of each socket, to pass on in an upgrade.
+    names: Vec<String>,
+    /// The Unix socket file to remove when the server stops.
+    unix_file: Option<UnixSocketFile>,
+    /// Reuseport mode: the main thread's copy of each shard's socket. A
+    /// shard accepts on a duplicate, so one restarted after its thread died
+    /// takes over the same socket (nothing queued in it is lost), and an
+    /// upgrade can pass them on. Emptied when the drain starts, so that a
+    /// shard that stops accepting closes its socket for good.
+    reuseport: Mutex<Vec<Option<TcpListener>>>,
+}
+
+impl Sockets {
+    /// The server stops listening: close the main thread's copies, remove the socket file.
+    fn close(&self) {
+        let mut reuseport = self.reuseport.lock().unwrap_or_else(|e| e.into_inner());
+        reuseport.iter_mut().for_each(|socket| *socket = None);
+        if let Some(file) = &self.unix_file {
+            file.remove();
+        }
+    }
 }
 
 /// Connections from a [`Listener`] built on each shard by a factory; no
@@ -80,41 +123,158 @@ pub struct CustomListener<LF, L> {
 }
 
 impl Server<BoundSocket> {
-    /// Validate `config` and bind its address.
+    /// Validate `config` and bind its address: a TCP address, or a Unix
+    /// socket file (`unix:/path`, handoff mode only).
     pub fn bind(config: Config) -> Result<Self, Error> {
         config.validate()?;
-        let addr = config.bind;
-        let bind_error = |source| Error::Bind { addr, source };
         let backlog = config.backlog.min(i32::MAX as u32) as i32;
-        let source = match config.listener {
-            ListenerMode::Handoff => {
-                let listener = bind_listener(addr, config.backlog).map_err(bind_error)?;
-                BoundSocket {
-                    local_addr: listener.local_addr()?,
-                    mode: Bound::Handoff(Some(listener)),
-                }
+        let mut unix_file = None;
+        let (mode, addr, reuseport) = match (&config.bind, config.listener) {
+            (BindAddr::Unix(path), _) => {
+                let (socket, file) = bind_unix(path, config.backlog, config.unix_mode)?;
+                prepare_for_acceptor(&socket)?;
+                unix_file = Some(file);
+                let addr = config.bind.clone();
+                (Bound::Handoff(Some(socket)), addr, Vec::new())
             }
-            ListenerMode::Reuseport => {
-                let first = reuseport_socket(addr, backlog).map_err(bind_error)?;
+            (&BindAddr::Tcp(addr), ListenerMode::Handoff) => {
+                let bind_error = |source| Error::Bind {
+                    addr: addr.into(),
+                    source,
+                };
+                let listener = bind_listener(addr, config.backlog).map_err(bind_error)?;
+                let local_addr = listener.local_addr()?;
+                let socket = OwnedFd::from(listener);
+                prepare_for_acceptor(&socket)?;
+                (Bound::Handoff(Some(socket)), local_addr.into(), Vec::new())
+            }
+            (&BindAddr::Tcp(addr), ListenerMode::Reuseport) => {
+                let bind_error = |addr: SocketAddr| {
+                    move |source| Error::Bind {
+                        addr: addr.into(),
+                        source,
+                    }
+                };
+                let first = reuseport_socket(addr, backlog).map_err(bind_error(addr))?;
                 let local_addr = first.local_addr()?;
                 let mut sockets = vec![Some(first)];
                 for _ in 1..config.shard_count() {
                     let socket =
-                        reuseport_socket(local_addr, backlog).map_err(|source| Error::Bind {
-                            addr: local_addr,
-                            source,
-                        })?;
+                        reuseport_socket(local_addr, backlog).map_err(bind_error(local_addr))?;
                     sockets.push(Some(socket));
                 }
-                BoundSocket {
-                    local_addr,
-                    mode: Bound::ReusePort {
-                        sockets: Arc::new(Mutex::new(sockets)),
-                    },
-                }
+                (Bound::ReusePort, local_addr.into(), sockets)
             }
         };
-        Ok(Server { config, source })
+        let name = match config.listener {
+            ListenerMode::Handoff => HANDOFF_FD_NAME,
+            ListenerMode::Reuseport => REUSEPORT_FD_NAME,
+        };
+        let sockets = Sockets {
+            addr,
+            inherited: false,
+            names: vec![name.to_owned(); reuseport.len().max(1)],
+            unix_file,
+            reuseport: Mutex::new(reuseport),
+        };
+        Ok(Server {
+            config,
+            source: BoundSocket {
+                mode,
+                sockets: Arc::new(sockets),
+            },
+        })
+    }
+
+    /// Validate `config` and serve on listening sockets passed to this
+    /// process (from [`systemd::take_listen_fds`](crate::systemd::take_listen_fds)):
+    /// systemd socket activation, or the sockets of the shardd an upgrade
+    /// replaces. `config.bind` is not used.
+    ///
+    /// In handoff mode that is one socket, TCP or Unix. In reuseport mode it
+    /// is one TCP socket per shard (an upgrading shardd in reuseport mode
+    /// passes all of its shards' sockets, so the new process must run as
+    /// many shards). Sockets passed on by a shardd (named `shardd-handoff`
+    /// or `shardd-reuseport`) must come from the same listener mode; a Unix
+    /// socket file passed on by a shardd that created it is removed when
+    /// this server stops, one from systemd is left to systemd.
+    pub fn from_listen_fds(config: Config, fds: Vec<ListenFd>) -> Result<Self, Error> {
+        config.validate()?;
+        let ours = match config.listener {
+            ListenerMode::Handoff => HANDOFF_FD_NAME,
+            ListenerMode::Reuseport => REUSEPORT_FD_NAME,
+        };
+        let mut addrs = Vec::with_capacity(fds.len());
+        for fd in &fds {
+            addrs.push(inspect_inherited(&fd.fd)?);
+            if fd.name.starts_with("shardd-") && fd.name != ours {
+                return Err(Error::Inherited(format!(
+                    "the sockets come from a shardd with a different listener mode ({}, this one is {ours}): a restart is needed to change the listener",
+                    fd.name
+                )));
+            }
+        }
+        let names: Vec<String> = fds.iter().map(|fd| fd.name.clone()).collect();
+        let Some(addr) = addrs.first().cloned() else {
+            return Err(Error::Inherited("LISTEN_FDS passed no socket".into()));
+        };
+        let (mode, unix_file, reuseport) = match config.listener {
+            ListenerMode::Handoff => {
+                let [fd] = <[ListenFd; 1]>::try_from(fds).map_err(|fds| {
+                    Error::Inherited(format!(
+                        "listener = \"handoff\" serves one socket, but {} were passed",
+                        fds.len()
+                    ))
+                })?;
+                prepare_for_acceptor(&fd.fd)?;
+                let unix_file = match &addr {
+                    BindAddr::Unix(path) if fd.name == HANDOFF_FD_NAME => {
+                        UnixSocketFile::owned(path).ok()
+                    }
+                    _ => None,
+                };
+                (Bound::Handoff(Some(fd.fd)), unix_file, Vec::new())
+            }
+            ListenerMode::Reuseport => {
+                if addrs.iter().any(|addr| addr.tcp().is_none()) {
+                    return Err(Error::Inherited(
+                        "listener = \"reuseport\" serves TCP sockets only".into(),
+                    ));
+                }
+                if fds.len() != config.shard_count() {
+                    return Err(Error::Inherited(format!(
+                        "listener = \"reuseport\" serves one socket per shard: {} were passed for {} shards (a restart is needed to change the shard count)",
+                        fds.len(),
+                        config.shard_count()
+                    )));
+                }
+                let sockets = fds
+                    .into_iter()
+                    .map(|fd| Some(TcpListener::from(fd.fd)))
+                    .collect();
+                (Bound::ReusePort, None, sockets)
+            }
+        };
+        if config.bind != addr && config.bind.tcp().is_none_or(|tcp| tcp.port() != 0) {
+            log::info!(
+                "listening socket inherited: {addr}; bind = {} is not used",
+                config.bind
+            );
+        }
+        let sockets = Sockets {
+            addr,
+            inherited: true,
+            names,
+            unix_file,
+            reuseport: Mutex::new(reuseport),
+        };
+        Ok(Server {
+            config,
+            source: BoundSocket {
+                mode,
+                sockets: Arc::new(sockets),
+            },
+        })
     }
 }
 
@@ -139,9 +299,15 @@ where
 }
 
 impl<S: ConnectionSource> Server<S> {
-    /// The address bound (useful with port 0); `None` on a custom listener.
+    /// The TCP address bound (useful with port 0); `None` on a Unix socket
+    /// or a custom listener.
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        sealed::Sealed::local_addr(&self.source)
+        self.listen_addr().and_then(|addr| addr.tcp())
+    }
+
+    /// What the server listens on, TCP or Unix; `None` on a custom listener.
+    pub fn listen_addr(&self) -> Option<&BindAddr> {
+        sealed::Sealed::sockets(&self.source).map(|sockets| &sockets.addr)
     }
 
     /// Start serving on background threads: the shards, and the acceptor
@@ -156,17 +322,21 @@ impl<S: ConnectionSource> Server<S> {
         let stats = Arc::new(ServerStats::new(config.shard_count()));
         let drain = Arc::new(DrainSignal::new()?);
         let running = start(config, source, Arc::new(make_app), &stats, &drain)?;
-        let local_addr = running.local_addr;
+        let sockets = running.sockets.clone();
         let controls = running.supervisor.controls();
+        let shard_config = running.supervisor.shard_config();
         let drainer = drain.clone();
         let thread = std::thread::Builder::new()
             .name("acceptor".into())
             .spawn(move || running.run_to_end(&drainer))?;
         Ok(ServerHandle {
-            local_addr,
+            control: ServerControl {
+                sockets,
+                drain,
+                controls,
+                shard_config,
+            },
             stats,
-            drain,
-            controls,
             thread: Some(thread),
         })
     }
@@ -177,21 +347,23 @@ impl<S: ConnectionSource> Server<S> {
 pub trait ConnectionSource: sealed::Sealed {}
 
 mod sealed {
-    use std::net::{SocketAddr, TcpListener};
+    use std::os::fd::OwnedFd;
     use std::sync::Arc;
 
     use shardd_shards::listeners::HandoffConn;
     use shardd_shards::{App, ShardInfo};
 
+    use super::Sockets;
     use crate::supervisor::ShardRunner;
 
     /// What `Server::serve` needs of a source; not nameable outside the crate.
     pub trait Sealed {
-        fn local_addr(&self) -> Option<SocketAddr>;
+        /// The listening sockets; `None` for a custom listener.
+        fn sockets(&self) -> Option<&Arc<Sockets>>;
         /// For the start-up line.
         fn mode(&self) -> &'static str;
         /// The socket the acceptor will own, in handoff mode.
-        fn take_handoff_socket(&mut self) -> Option<TcpListener>;
+        fn take_handoff_socket(&mut self) -> Option<OwnedFd>;
         /// Runs one shard; `handoff` holds each shard's channel in handoff mode.
         fn runner<F, A>(
             self,
@@ -208,21 +380,21 @@ mod sealed {
 impl ConnectionSource for BoundSocket {}
 
 impl sealed::Sealed for BoundSocket {
-    fn local_addr(&self) -> Option<SocketAddr> {
-        Some(self.local_addr)
+    fn sockets(&self) -> Option<&Arc<Sockets>> {
+        Some(&self.sockets)
     }
 
     fn mode(&self) -> &'static str {
         match self.mode {
             Bound::Handoff(_) => "handoff",
-            Bound::ReusePort { .. } => "reuseport",
+            Bound::ReusePort => "reuseport",
         }
     }
 
-    fn take_handoff_socket(&mut self) -> Option<TcpListener> {
+    fn take_handoff_socket(&mut self) -> Option<OwnedFd> {
         match &mut self.mode {
             Bound::Handoff(socket) => socket.take(),
-            Bound::ReusePort { .. } => None,
+            Bound::ReusePort => None,
         }
     }
 
@@ -245,17 +417,20 @@ impl sealed::Sealed for BoundSocket {
                     |info| make_app(info),
                 )
             }),
-            Bound::ReusePort { sockets } => {
-                let addr = self.local_addr;
+            Bound::ReusePort => {
+                let sockets = self.sockets;
+                let addr = sockets.addr.tcp().expect("reuseport sockets are TCP");
                 Arc::new(move |setup: ShardSetup| {
-                    // The socket bound at start, or a new one for a restarted shard.
-                    let bound_at_start = |info: &ShardInfo| {
-                        sockets.lock().unwrap_or_else(|e| e.into_inner())[info.shard_id].take()
+                    // A duplicate of the shard's socket (the same one after a
+                    // restart), or a new one if the server is already draining.
+                    let duplicate = |info: &ShardInfo| {
+                        let copies = sockets.reuseport.lock().unwrap_or_else(|e| e.into_inner());
+                        copies[info.shard_id].as_ref().map(TcpListener::try_clone)
                     };
                     run_shard(
                         setup,
-                        |info| match bound_at_start(info) {
-                            Some(socket) => ReusePort::from_listener(socket),
+                        |info| match duplicate(info) {
+                            Some(socket) => ReusePort::from_listener(socket?),
                             None => ReusePort::bind(addr, backlog),
                         },
                         |info| make_app(info),
@@ -278,7 +453,7 @@ where
     LF: Fn(&ShardInfo) -> io::Result<L> + Send + Sync + 'static,
     L: Listener,
 {
-    fn local_addr(&self) -> Option<SocketAddr> {
+    fn sockets(&self) -> Option<&Arc<Sockets>> {
         None
     }
 
@@ -286,7 +461,7 @@ where
         "custom"
     }
 
-    fn take_handoff_socket(&mut self) -> Option<TcpListener> {
+    fn take_handoff_socket(&mut self) -> Option<OwnedFd> {
         None
     }
 
@@ -321,8 +496,8 @@ where
     A: App,
 {
     let cores = cores(&config);
-    let local_addr = source.local_addr();
-    let summary = summary(&config, &cores, local_addr, source.mode());
+    let sockets = source.sockets().cloned();
+    let summary = summary(&config, &cores, sockets.as_deref(), source.mode());
     let backlog = config.backlog.min(i32::MAX as u32) as i32;
     let drain_timeout = config.drain_timeout();
     let Some(socket) = source.take_handoff_socket() else {
@@ -333,7 +508,7 @@ where
             supervisor,
             acceptor: None,
             summary,
-            local_addr,
+            sockets,
             drain_timeout,
         });
     };
@@ -365,6 +540,9 @@ where
         stats.acceptor.clone(),
     );
     drain.watch_listener(socket.as_raw_fd());
+    if sockets.as_ref().is_some_and(|sockets| sockets.inherited) {
+        drain.listener_is_shared();
+    }
     let acceptor = Acceptor {
         listener: socket,
         dispatcher,
@@ -379,7 +557,7 @@ where
         supervisor,
         acceptor: Some(acceptor),
         summary,
-        local_addr,
+        sockets,
         drain_timeout,
     })
 }
@@ -389,7 +567,7 @@ struct Running {
     supervisor: Supervisor,
     acceptor: Option<Acceptor>,
     summary: String,
-    local_addr: Option<SocketAddr>,
+    sockets: Option<Arc<Sockets>>,
     drain_timeout: Duration,
 }
 
@@ -404,6 +582,11 @@ impl Running {
                 None
             }
         };
+        // No longer listening (the acceptor has closed its socket; shards
+        // close theirs as they stop accepting).
+        if let Some(sockets) = &self.sockets {
+            sockets.close();
+        }
         let deadline = Instant::now() + self.drain_timeout;
         self.supervisor.drain_and_join();
         if let Some(rejecter) = rejecter {
@@ -415,18 +598,32 @@ impl Running {
 
 /// A running server. Dropping it drains the server and waits for it.
 pub struct ServerHandle {
-    local_addr: Option<SocketAddr>,
+    control: ServerControl,
     stats: Arc<ServerStats>,
-    drain: Arc<DrainSignal>,
-    #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
-    controls: Vec<flume::Sender<ShardCommand>>,
     thread: Option<JoinHandle<()>>,
 }
 
+/// Changes a running server from another thread (a signal handler, say):
+/// new limits, and handing its sockets over to a new process. Cheap to
+/// clone; from [`ServerHandle::control`].
+#[derive(Clone)]
+pub struct ServerControl {
+    sockets: Option<Arc<Sockets>>,
+    drain: Arc<DrainSignal>,
+    controls: Vec<flume::Sender<ShardCommand>>,
+    /// What a shard (re)started from now on is given.
+    shard_config: Arc<Mutex<ShardConfig>>,
+}
+
 impl ServerHandle {
-    /// The bound address (`None` for a server on a custom listener).
+    /// The bound TCP address (`None` on a Unix socket or a custom listener).
     pub fn local_addr(&self) -> Option<SocketAddr> {
-        self.local_addr
+        self.listen_addr().and_then(|addr| addr.tcp())
+    }
+
+    /// What the server listens on, TCP or Unix (`None` on a custom listener).
+    pub fn listen_addr(&self) -> Option<&BindAddr> {
+        self.control.sockets.as_ref().map(|sockets| &sockets.addr)
     }
 
     /// Current stats of the acceptor and every shard.
@@ -437,12 +634,17 @@ impl ServerHandle {
     /// Start the drain and return at once: no new connections, requests in
     /// flight finish (answered with `Connection: close`), idle connections close.
     pub fn drain(&self) {
-        self.drain.trigger();
+        self.control.drain.trigger();
     }
 
     /// Something that starts the drain from another thread (a signal handler, say).
     pub fn drain_trigger(&self) -> DrainTrigger {
-        DrainTrigger(self.drain.clone())
+        DrainTrigger(self.control.drain.clone())
+    }
+
+    /// Something that changes the server from another thread: limits, an upgrade.
+    pub fn control(&self) -> ServerControl {
+        self.control.clone()
     }
 
     /// Block until the server has stopped: after [`drain`](Self::drain) (or a
@@ -462,7 +664,8 @@ impl ServerHandle {
     /// Panic shard `index`'s thread, to exercise the supervisor (fault injection).
     #[cfg(feature = "fault-injection")]
     pub fn kill_shard(&self, index: usize) -> Result<(), String> {
-        self.controls
+        self.control
+            .controls
             .get(index)
             .ok_or_else(|| format!("no shard {index}"))?
             .send(ShardCommand::Kill)
@@ -472,10 +675,81 @@ impl ServerHandle {
 
 impl Drop for ServerHandle {
     fn drop(&mut self) {
-        self.drain.trigger();
+        self.control.drain.trigger();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
+    }
+}
+
+impl ServerControl {
+    /// Enforce `limits` on every shard from now on (a configuration
+    /// reload): new connections get them, open ones from their next read of
+    /// a limit. A shard restarted later starts with them too.
+    pub fn set_limits(&self, limits: Limits) -> Result<(), Error> {
+        Config {
+            limits: limits.clone(),
+            ..Config::default()
+        }
+        .validate()?;
+        self.shard_config
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .limits = limits.clone();
+        for control in &self.controls {
+            let _ = control.send(ShardCommand::SetLimits(limits.clone()));
+        }
+        Ok(())
+    }
+
+    /// Whether the drain has started.
+    pub fn is_draining(&self) -> bool {
+        self.drain.is_triggered()
+    }
+
+    /// Duplicates of the listening sockets (close-on-exec), in order, each
+    /// with the `LISTEN_FDNAMES` name to pass it under, for a new process
+    /// that takes over with [`Server::from_listen_fds`] (the `shardd`
+    /// binary's SIGUSR2 upgrade). Empty on a custom listener or once the
+    /// server has stopped listening.
+    ///
+    /// From this call on the sockets count as shared: a drain no longer
+    /// wakes the acceptor with `shutdown(2)`, which would close them for the
+    /// new process too (the acceptor sees the drain within 100 ms instead).
+    pub fn listen_fds_for_upgrade(&self) -> Result<Vec<ListenFd>, Error> {
+        let Some(sockets) = &self.sockets else {
+            return Ok(Vec::new());
+        };
+        self.drain.listener_is_shared();
+        let fds: Vec<OwnedFd> = match self.drain.duplicate_listener()? {
+            Some(fd) => vec![fd],
+            None => {
+                let copies = sockets.reuseport.lock().unwrap_or_else(|e| e.into_inner());
+                copies
+                    .iter()
+                    .flatten()
+                    .map(|socket| socket.try_clone().map(OwnedFd::from))
+                    .collect::<io::Result<_>>()?
+            }
+        };
+        Ok(fds
+            .into_iter()
+            .zip(&sockets.names)
+            .map(|(fd, name)| ListenFd {
+                fd,
+                name: name.clone(),
+            })
+            .collect())
+    }
+
+    /// A new process now serves on the sockets from
+    /// [`listen_fds_for_upgrade`](Self::listen_fds_for_upgrade): leave the
+    /// Unix socket file (if any) to it, and drain.
+    pub fn drain_after_upgrade(&self) {
+        if let Some(file) = self.sockets.as_ref().and_then(|s| s.unix_file.as_ref()) {
+            file.keep();
+        }
+        self.drain.trigger();
     }
 }
 
@@ -522,7 +796,7 @@ fn cores(config: &Config) -> Vec<Option<CoreId>> {
 fn summary(
     config: &Config,
     cores: &[Option<CoreId>],
-    addr: Option<SocketAddr>,
+    sockets: Option<&Sockets>,
     mode: &str,
 ) -> String {
     let cores: Vec<String> = cores
@@ -534,7 +808,19 @@ fn summary(
     } else {
         "unpinned".into()
     };
-    let place = addr.map_or("a custom listener".into(), |a| format!("http://{a}"));
+    let place = match sockets {
+        None => "a custom listener".into(),
+        Some(sockets) => {
+            let place = match &sockets.addr {
+                BindAddr::Tcp(addr) => format!("http://{addr}"),
+                unix => unix.to_string(),
+            };
+            match sockets.inherited {
+                true => format!("{place} (inherited socket)"),
+                false => place,
+            }
+        }
+    };
     format!(
         "shardd: {} shards {pinning}, listener {mode}, serving on {place}",
         config.shard_count()

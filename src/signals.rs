@@ -1,25 +1,44 @@
-//! SIGINT/SIGTERM start a drain; a second signal exits at once.
+//! Signals, on a thread of their own: SIGINT/SIGTERM start a drain (a
+//! second one exits at once), SIGHUP reloads, SIGUSR2 upgrades.
 
 use anyhow::{Context, Result};
-use shardd::DrainTrigger;
-use signal_hook::consts::{SIGINT, SIGTERM};
+use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
 
-/// Watch for SIGINT and SIGTERM on a thread of their own.
-pub fn drain_on_signals(trigger: DrainTrigger) -> Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM]).context("cannot install signal handlers")?;
+/// What each signal does.
+pub struct Handlers {
+    /// SIGINT, SIGTERM (the first one).
+    pub drain: Box<dyn FnMut() + Send>,
+    /// SIGHUP.
+    pub reload: Box<dyn FnMut() + Send>,
+    /// SIGUSR2.
+    pub upgrade: Box<dyn FnMut() + Send>,
+}
+
+/// Watch for the signals on a thread of their own.
+pub fn handle_signals(mut handlers: Handlers) -> Result<()> {
+    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR2])
+        .context("cannot install signal handlers")?;
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {
             let mut received = 0;
             for signal in signals.forever() {
-                received += 1;
-                if received == 1 {
-                    log::info!("signal {signal}: draining (send it again to exit at once)");
-                    trigger.drain();
-                } else {
-                    log::warn!("signal {signal} again: exiting without waiting for the drain");
-                    std::process::exit(1);
+                match signal {
+                    SIGHUP => (handlers.reload)(),
+                    SIGUSR2 => (handlers.upgrade)(),
+                    _ => {
+                        received += 1;
+                        if received == 1 {
+                            log::info!("signal {signal}: draining (send it again to exit at once)");
+                            (handlers.drain)();
+                        } else {
+                            log::warn!(
+                                "signal {signal} again: exiting without waiting for the drain"
+                            );
+                            std::process::exit(1);
+                        }
+                    }
                 }
             }
         })

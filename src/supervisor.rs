@@ -38,7 +38,8 @@ struct ShardRecipe {
 
 struct Shared {
     recipes: Vec<ShardRecipe>,
-    config: ShardConfig,
+    /// Changed by a configuration reload (`ServerHandle::set_limits`).
+    config: Arc<Mutex<ShardConfig>>,
     acceptor_waker: Option<Arc<AcceptorWaker>>,
     main: ShardRunner,
     events: flume::Sender<Event>,
@@ -78,7 +79,7 @@ impl Supervisor {
         let count = recipes.len();
         let shared = Arc::new(Shared {
             recipes,
-            config,
+            config: Arc::new(Mutex::new(config)),
             acceptor_waker,
             main,
             events,
@@ -102,6 +103,11 @@ impl Supervisor {
     /// Channels to send commands to each shard (drain, fault injection).
     pub fn controls(&self) -> Vec<flume::Sender<ShardCommand>> {
         self.controls.clone()
+    }
+
+    /// What a shard started (or restarted) from now on is given.
+    pub fn shard_config(&self) -> Arc<Mutex<ShardConfig>> {
+        self.shared.config.clone()
     }
 
     /// Tell every shard to drain, stop restarting, and wait for all shard threads.
@@ -173,7 +179,11 @@ fn spawn_shard(shared: &Arc<Shared>, index: usize, generation: u32) -> io::Resul
                     core: pinned.map(|core| core.id),
                     generation,
                 },
-                config: shared.config.clone(),
+                config: shared
+                    .config
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .clone(),
                 stats: recipe.stats.clone(),
                 acceptor_waker: shared.acceptor_waker.clone(),
                 commands: recipe.commands.clone(),

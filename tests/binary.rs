@@ -259,6 +259,8 @@ fn bad_flags_exit_nonzero_naming_the_flag() {
     assert_fails_naming(&["--shards", "0"], "--shards");
     assert_fails_naming(&["--listener", "nope"], "--listener");
     assert_fails_naming(&["--bind", "not-an-address"], "--bind");
+    assert_fails_naming(&["--bind", "unix:"], "unix:/path");
+    assert_fails_naming(&["--unix-mode", "0999"], "--unix-mode");
 }
 
 #[test]
@@ -290,6 +292,8 @@ fn help_lists_the_flags() {
         "--listener",
         "--no-pin",
         "--drain-timeout-ms",
+        "--unix-mode",
+        "--upgrade-timeout-ms",
         "--help",
     ] {
         assert!(help.contains(flag), "--help does not list {flag}:\n{help}");

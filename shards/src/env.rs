@@ -4,6 +4,8 @@
 //! enforces, the cached `Date`, the buffer pool, the drain and the stats.
 //! Single-threaded (`Cell`, `RefCell` inside), built once per shard.
 
+use std::cell::Cell;
+use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::acceptor_waker::AcceptorWaker;
@@ -15,7 +17,8 @@ use crate::stats::ShardStats;
 
 /// The shard-wide state a connection uses.
 pub struct ShardEnv {
-    pub limits: Limits,
+    /// Read as `&env.limits` (a `&Limits`); replaced live on a config reload.
+    pub limits: LiveLimits,
     pub date: DateCache,
     pub pool: BufferPool,
     pub drain: Drain,
@@ -23,4 +26,42 @@ pub struct ShardEnv {
     pub stats: Arc<ShardStats>,
     /// Rung when a connection ends, so an acceptor waiting for room sees it.
     pub acceptor_waker: Option<Arc<AcceptorWaker>>,
+}
+
+/// The shard's current [`Limits`], replaced whole when the configuration is
+/// reloaded (`ShardCommand::SetLimits`). Derefs to `Limits`, so the
+/// connection loop reads it as before, at the cost of one pointer load.
+///
+/// Each distinct set of limits is leaked (a few hundred bytes per shard and
+/// reload): a reload is a rare, manual act, and a `&'static Limits` lets a
+/// connection hold `&Limits` across awaits with no reference counting on the
+/// hot path. A connection sees the new limits from its next read of them.
+pub struct LiveLimits(Cell<&'static Limits>);
+
+impl LiveLimits {
+    /// Limits to start with.
+    pub fn new(limits: Limits) -> Self {
+        LiveLimits(Cell::new(Box::leak(Box::new(limits))))
+    }
+
+    /// Use `limits` from now on (nothing happens if they are unchanged).
+    pub fn set(&self, limits: Limits) {
+        if *self.0.get() != limits {
+            self.0.set(Box::leak(Box::new(limits)));
+        }
+    }
+}
+
+impl From<Limits> for LiveLimits {
+    fn from(limits: Limits) -> Self {
+        LiveLimits::new(limits)
+    }
+}
+
+impl Deref for LiveLimits {
+    type Target = Limits;
+
+    fn deref(&self) -> &Limits {
+        self.0.get()
+    }
 }

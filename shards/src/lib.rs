@@ -36,6 +36,7 @@
 //! | **upload** | a request body the app reads as it arrives ([`App::streams_body`]) |
 //! | **upgrade** | a `101` response after which the app owns the raw connection ([`Upgraded`]) |
 //! | **grace** | during a drain, the time an idle connection waits for a request already on its way |
+//! | **binary upgrade** | SIGUSR2 to the `shardd` binary: a new process takes over the listening sockets, then the old one drains (`upgrade` alone is the HTTP `101`) |
 
 #![warn(missing_docs)]
 

@@ -6,9 +6,11 @@
 //! thread, a socket of the shard's own, a Unix socket, TLS, an in-memory
 //! pipe) and the server loop does not change.
 
+use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
@@ -18,8 +20,23 @@ use tokio::io::{AsyncRead, AsyncWrite};
 pub enum PeerAddr {
     /// A TCP peer.
     Tcp(SocketAddr),
-    /// The listener cannot say (in-memory pipes, unnamed Unix sockets).
+    /// A peer on a Unix domain socket: the path its socket is bound to, or
+    /// `None` for the usual unbound client socket.
+    Unix(Option<PathBuf>),
+    /// The listener cannot say (in-memory pipes).
     Unknown,
+}
+
+/// `127.0.0.1:5000`, `unix:/path` (`unix:` for an unbound client), `unknown`.
+impl fmt::Display for PeerAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PeerAddr::Tcp(addr) => write!(f, "{addr}"),
+            PeerAddr::Unix(Some(path)) => write!(f, "unix:{}", path.display()),
+            PeerAddr::Unix(None) => f.write_str("unix:"),
+            PeerAddr::Unknown => f.write_str("unknown"),
+        }
+    }
 }
 
 /// A connection handed to the server loop.

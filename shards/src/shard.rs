@@ -31,10 +31,13 @@ use crate::stats::ShardStats;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 /// Messages from the main thread to a shard.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ShardCommand {
     /// Stop taking connections, finish the open ones, return.
     Drain,
+    /// Enforce these limits from now on (a configuration reload); open
+    /// connections see them from their next read of a limit.
+    SetLimits(Limits),
     /// Panic the shard's thread, to exercise the supervisor (fault injection).
     #[cfg(feature = "fault-injection")]
     Kill,
@@ -98,7 +101,7 @@ where
         let listener = make_listener(&setup.info)?;
         let app = make_app(&setup.info);
         let env = Rc::new(ShardEnv {
-            limits: setup.config.limits.clone(),
+            limits: setup.config.limits.clone().into(),
             date: DateCache::new(),
             pool: BufferPool::new(setup.config.pooled_buffers),
             drain: Drain::default(),
@@ -141,6 +144,10 @@ impl<A: App> Shard<A> {
                 received = &mut command => match received {
                     #[cfg(feature = "fault-injection")]
                     Ok(ShardCommand::Kill) => panic!("shard {} killed on request", self.id),
+                    Ok(ShardCommand::SetLimits(limits)) => {
+                        self.env.limits.set(limits);
+                        command.set(commands.recv_async());
+                    }
                     Ok(ShardCommand::Drain) | Err(_) => {
                         listener.stop_accepting();
                         // Serve what the listener already holds (a handoff queue, a

@@ -16,7 +16,7 @@ use super::wait::poll_until;
 /// A config for `shards` shards on 127.0.0.1, port 0, unpinned, a 1 s drain, default limits.
 pub fn config(shards: usize) -> Config {
     Config {
-        bind: SocketAddr::from(([127, 0, 0, 1], 0)),
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)).into(),
         shards,
         pin: false,
         drain_timeout_ms: 1_000,

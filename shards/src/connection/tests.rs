@@ -23,7 +23,7 @@ use crate::{app_fn, Request};
 
 fn env() -> Rc<ShardEnv> {
     Rc::new(ShardEnv {
-        limits: Limits::default(),
+        limits: Limits::default().into(),
         date: DateCache::new(),
         pool: BufferPool::new(4),
         drain: Drain::default(),

@@ -1,7 +1,7 @@
 //! `Handoff`: the default listener, fed by the main thread's acceptor.
 
 use std::io;
-use std::net::{SocketAddr, TcpStream};
+use std::os::fd::OwnedFd;
 
 use super::TcpConn;
 use crate::listener::{Accepted, Listener, PeerAddr};
@@ -9,10 +9,11 @@ use crate::listener::{Accepted, Listener, PeerAddr};
 /// A connection the acceptor accepted, on its way to a shard.
 #[derive(Debug)]
 pub struct HandoffConn {
-    /// Already non-blocking and close-on-exec (accept4).
-    pub stream: TcpStream,
+    /// The connected stream socket, TCP or Unix domain; already
+    /// non-blocking and close-on-exec (accept4).
+    pub stream: OwnedFd,
     /// From accept4 itself, so the shard needs no getpeername call.
-    pub peer: SocketAddr,
+    pub peer: PeerAddr,
 }
 
 /// Receives this shard's connections from the acceptor's channel.
@@ -46,10 +47,10 @@ impl Listener for Handoff {
         };
         // `queued` drops when the connection is registered as open on the
         // shard (connection::Registration), so the load never reads low.
-        let conn = TcpConn::new(handed.stream)?;
+        let conn = TcpConn::from_fd(handed.stream)?;
         Ok(Some(Accepted {
             conn,
-            peer: PeerAddr::Tcp(handed.peer),
+            peer: handed.peer,
         }))
     }
 }

@@ -5,8 +5,9 @@
 //! - [`ReusePort`]: the shard binds its own `SO_REUSEPORT` socket and the
 //!   kernel balances connections between shards.
 //!
-//! Both hand out [`TcpConn`], a TCP stream that reads and writes before
-//! asking epoll (see its docs).
+//! Both hand out [`TcpConn`], a stream socket that reads and writes before
+//! asking epoll (see its docs): a TCP stream, or a Unix domain stream when
+//! the acceptor listens on a `unix:` address.
 
 mod handoff;
 mod reuseport;
@@ -14,4 +15,4 @@ mod tcp;
 
 pub use handoff::{Handoff, HandoffConn};
 pub use reuseport::{reuseport_socket, ReusePort};
-pub use tcp::{accept_nonblocking, TcpConn};
+pub use tcp::{accept_nonblocking, accept_stream, TcpConn};

@@ -1,4 +1,8 @@
-//! `TcpConn`: a non-blocking TCP stream that tries the system call first.
+//! `TcpConn`: a non-blocking stream socket that tries the system call first.
+//!
+//! Despite its name it carries any connected stream socket: a TCP stream,
+//! or a Unix domain stream accepted on a `unix:` address. Its system calls
+//! (`read`, `send`, `sendmsg`, `shutdown`) are the same for both.
 //!
 //! Seed 003 (meinheld) counts system calls per request: read right after
 //! accept without waiting for readiness, and write without waiting for
@@ -16,7 +20,7 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpStream};
-use std::os::fd::{AsRawFd, FromRawFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
 
@@ -24,7 +28,10 @@ use socket2::SockAddr;
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 
-/// A TCP connection of one shard, registered with its reactor on first need.
+use crate::listener::PeerAddr;
+
+/// A connection of one shard (TCP, or a Unix domain stream), registered
+/// with its reactor on first need.
 #[derive(Debug)]
 pub struct TcpConn {
     socket: Socket,
@@ -37,28 +44,35 @@ pub struct TcpConn {
 #[derive(Debug)]
 enum Socket {
     /// Not in the epoll set yet: nothing has had to wait.
-    Unregistered(TcpStream),
-    Registered(AsyncFd<TcpStream>),
+    Unregistered(OwnedFd),
+    Registered(AsyncFd<OwnedFd>),
     /// Registration failed and the stream was closed; every call fails.
     Lost,
 }
 
 impl TcpConn {
-    /// Wrap a non-blocking stream accepted for the current shard.
+    /// Wrap a non-blocking TCP stream accepted for the current shard.
     pub fn new(stream: TcpStream) -> io::Result<Self> {
-        let fd = stream.as_raw_fd();
+        Self::from_fd(stream.into())
+    }
+
+    /// Wrap any non-blocking, connected stream socket (TCP or Unix domain)
+    /// accepted for the current shard.
+    pub fn from_fd(socket: OwnedFd) -> io::Result<Self> {
+        let fd = socket.as_raw_fd();
         Ok(TcpConn {
-            socket: Socket::Unregistered(stream),
+            socket: Socket::Unregistered(socket),
             fd,
             read_parked: false,
         })
     }
 
-    /// The stream, unless the connection was lost.
-    pub fn get_ref(&self) -> Option<&TcpStream> {
+    /// The socket, unless the connection was lost (for `getsockopt` and
+    /// the like, e.g. through `socket2::SockRef`).
+    pub fn get_ref(&self) -> Option<BorrowedFd<'_>> {
         match &self.socket {
-            Socket::Unregistered(stream) => Some(stream),
-            Socket::Registered(io) => Some(io.get_ref()),
+            Socket::Unregistered(socket) => Some(socket.as_fd()),
+            Socket::Registered(io) => Some(io.get_ref().as_fd()),
             Socket::Lost => None,
         }
     }
@@ -76,18 +90,18 @@ impl TcpConn {
     }
 
     /// The reactor registration, made now if this is the first wait.
-    fn reactor(&mut self) -> io::Result<&AsyncFd<TcpStream>> {
+    fn reactor(&mut self) -> io::Result<&AsyncFd<OwnedFd>> {
         if let Socket::Unregistered(_) = self.socket {
-            let Socket::Unregistered(stream) = std::mem::replace(&mut self.socket, Socket::Lost)
+            let Socket::Unregistered(socket) = std::mem::replace(&mut self.socket, Socket::Lost)
             else {
                 unreachable!()
             };
-            // SAFETY: the TcpStream owns its descriptor, and the AsyncFd owns the
-            // TcpStream until it is dropped, so the fd stays open and unchanged.
+            // SAFETY: the OwnedFd is the descriptor, and the AsyncFd owns it until
+            // it is dropped, so the fd stays open and unchanged.
             // EPOLL_CTL_ADD reports readiness that already exists, so data that
             // arrived since our last EAGAIN still wakes us.
             let io = unsafe {
-                AsyncFd::register_with_interest(stream, Interest::READABLE | Interest::WRITABLE)
+                AsyncFd::register_with_interest(socket, Interest::READABLE | Interest::WRITABLE)
             }
             .map_err(io::Error::from)?;
             self.socket = Socket::Registered(io);
@@ -226,6 +240,28 @@ impl AsyncWrite for TcpConn {
 /// new socket needs no further `fcntl`. Returns `WouldBlock` when none is
 /// waiting on a non-blocking listener.
 pub fn accept_nonblocking(listener: RawFd) -> io::Result<(TcpStream, SocketAddr)> {
+    let (fd, peer) = accept4(listener)?;
+    let stream = TcpStream::from(fd);
+    let peer = peer
+        .as_socket()
+        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
+    Ok((stream, peer))
+}
+
+/// [`accept_nonblocking`] on any stream listener, TCP or Unix domain: the
+/// new socket and who is on its other end ([`PeerAddr::Tcp`] or
+/// [`PeerAddr::Unix`]), both from the one `accept4` call.
+pub fn accept_stream(listener: RawFd) -> io::Result<(OwnedFd, PeerAddr)> {
+    let (fd, addr) = accept4(listener)?;
+    let peer = match addr.as_socket() {
+        Some(addr) => PeerAddr::Tcp(addr),
+        None if addr.is_unix() => PeerAddr::Unix(addr.as_pathname().map(|path| path.to_owned())),
+        None => PeerAddr::Unknown,
+    };
+    Ok((fd, peer))
+}
+
+fn accept4(listener: RawFd) -> io::Result<(OwnedFd, SockAddr)> {
     // SAFETY: accept4 fills at most `len` bytes of the storage socket2 gives us,
     // and we take ownership of the returned descriptor only when it is valid.
     let (fd, addr) = unsafe {
@@ -243,9 +279,6 @@ pub fn accept_nonblocking(listener: RawFd) -> io::Result<(TcpStream, SocketAddr)
             }
         })?
     };
-    let stream = unsafe { TcpStream::from_raw_fd(fd) };
-    let peer = addr
-        .as_socket()
-        .unwrap_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)));
-    Ok((stream, peer))
+    // SAFETY: accept4 returned a fresh descriptor that nothing else owns.
+    Ok((unsafe { OwnedFd::from_raw_fd(fd) }, addr))
 }
