@@ -1,4 +1,5 @@
-//! The `shardd` binary: the TechEmpower plaintext/json app on every core.
+//! The `shardd` binary: the TechEmpower plaintext/json app on every core,
+//! matched by hand or through the router (`--app`).
 
 mod cli;
 mod open_files;
@@ -8,9 +9,9 @@ use std::process::ExitCode;
 
 use anyhow::Result;
 use clap::Parser;
-use shardd::{Server, TechEmpower};
+use shardd::{techempower_router, Server, TechEmpower};
 
-use crate::cli::Cli;
+use crate::cli::{AppChoice, Cli};
 use crate::open_files::raise_open_file_limit;
 use crate::signals::drain_on_signals;
 
@@ -33,7 +34,11 @@ fn run(cli: &Cli) -> Result<()> {
         Ok((_, limit)) => log::info!("open-file limit is {limit}"),
         Err(error) => log::warn!("cannot raise the open-file limit: {error}"),
     }
-    let server = Server::bind(config)?.serve(|_shard| TechEmpower)?;
+    let bound = Server::bind(config)?;
+    let server = match cli.app {
+        AppChoice::Techempower => bound.serve(|_shard| TechEmpower)?,
+        AppChoice::Router => bound.serve(|_shard| techempower_router())?,
+    };
     drain_on_signals(server.drain_trigger())?;
     server.wait();
     Ok(())

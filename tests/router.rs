@@ -1,14 +1,18 @@
 //! Apps built on `shardd::router::Router`, over real TCP connections:
 //! matching, 404 and 405, HEAD through GET, typed extraction and its
-//! refusals, handler errors and panics.
+//! refusals, handler errors and panics, and the routed TechEmpower app.
 
 mod support;
+
+use std::net::TcpListener;
+use std::process::{Command, Stdio};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use shardd::http::StatusCode;
 use shardd::router::{get, post, IntoResponse, Json, Rejection, Router};
-use shardd::{Request, Response};
-use support::{config, Client, HttpResponse, TestServer};
+use shardd::{techempower_router, Request, Response, TechEmpower};
+use support::{config, poll_until, Client, HttpResponse, TestServer};
 
 #[derive(Deserialize)]
 struct Search {
@@ -320,4 +324,82 @@ fn pipelined_requests_are_routed_in_order() {
         .map(|response| response.body_str().to_string())
         .collect();
     assert_eq!(bodies, ["user 1", "not found\n", "file a/b", "x x1"]);
+}
+
+/// Every response `raws` gets from a server running `app` on each shard.
+fn answers<A: shardd::App>(
+    app: impl Fn() -> A + Send + Sync + 'static,
+    raws: &[&str],
+) -> Vec<HttpResponse> {
+    let server = TestServer::start_with(config(1), move |_| app());
+    let mut client = server.connect();
+    raws.iter()
+        .map(|raw| {
+            client.send(raw);
+            if raw.starts_with("HEAD") {
+                client.response_to_head().unwrap()
+            } else {
+                client.response().unwrap()
+            }
+        })
+        .collect()
+}
+
+#[test]
+fn the_routed_techempower_app_answers_like_techempower() {
+    let raws = [
+        "GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /json HTTP/1.1\r\nHost: t\r\n\r\n",
+        "HEAD /json HTTP/1.1\r\nHost: t\r\n\r\n",
+        "POST /plaintext HTTP/1.1\r\nHost: t\r\nContent-Length: 0\r\n\r\n",
+        "GET /plaintext/ HTTP/1.1\r\nHost: t\r\n\r\n",
+        "GET /other HTTP/1.1\r\nHost: t\r\n\r\n",
+    ];
+    let by_hand = answers(|| TechEmpower, &raws);
+    let routed = answers(techempower_router, &raws);
+    for ((raw, hand), routed) in raws.iter().zip(&by_hand).zip(&routed) {
+        let without_date = |response: &HttpResponse| {
+            let mut headers = response.headers.clone();
+            headers.retain(|(name, _)| name != "Date");
+            (response.status, headers, response.body.clone())
+        };
+        assert_eq!(without_date(hand), without_date(routed), "{raw:?}");
+    }
+}
+
+#[test]
+fn the_binary_serves_the_router_with_app_router() {
+    let help = Command::new(env!("CARGO_BIN_EXE_shardd"))
+        .arg("--help")
+        .output()
+        .expect("run shardd --help");
+    assert!(String::from_utf8_lossy(&help.stdout).contains("--app"));
+
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_shardd"))
+        .args(["--bind", &addr.to_string(), "--shards", "1", "--no-pin"])
+        .args(["--app", "router"])
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start shardd --app router");
+    let listening = poll_until(
+        "shardd --app router to listen",
+        Duration::from_secs(5),
+        || std::net::TcpStream::connect(addr).is_ok(),
+        |up| *up,
+    );
+    assert!(listening);
+    let mut client = Client::connect(addr);
+    let plaintext = client.get("/plaintext");
+    let json = client.get("/json");
+    child.kill().expect("stop shardd");
+    child.wait().expect("reap shardd");
+    assert_eq!(plaintext.body_str(), "Hello, World!");
+    assert_eq!(json.body_str(), r#"{"message":"Hello, World!"}"#);
 }
