@@ -10,8 +10,9 @@ use shardd::{BindAddr, Config, DispatchPolicy, ListenerMode, OverloadPolicy, Uni
 /// shardd: a sharded thread-per-core HTTP/1.1 server with connection handoff.
 ///
 /// Serves the TechEmpower plaintext (GET /plaintext) and json (GET /json)
-/// tests. The main thread accepts and hands each connection round-robin to
-/// one of N shard threads, each pinned to its own core.
+/// tests, matched by hand or through shardd::router::Router (--app). The
+/// main thread accepts and hands each connection round-robin to one of N
+/// shard threads, each pinned to its own core.
 ///
 /// Settings come from defaults, then --config FILE, then these flags.
 /// SIGINT/SIGTERM start a drain; a second signal exits at once. SIGHUP
@@ -72,6 +73,19 @@ pub struct Cli {
     /// milliseconds, before this one gives up on it and keeps serving [default: 10000].
     #[arg(long, value_name = "MS")]
     pub upgrade_timeout_ms: Option<u64>,
+
+    /// What serves the requests.
+    #[arg(long, value_enum, default_value_t = AppChoice::Techempower)]
+    pub app: AppChoice,
+}
+
+/// The apps the binary can serve; both answer the same requests the same way.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum AppChoice {
+    /// The TechEmpower tests, matched by hand (shardd::TechEmpower).
+    Techempower,
+    /// The same tests served through shardd::router::Router (shardd::techempower_router).
+    Router,
 }
 
 impl Cli {

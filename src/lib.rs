@@ -59,6 +59,8 @@ pub use server::{
     ServerHandle,
 };
 pub use shardd_shards::apps::techempower::TechEmpower;
+pub use shardd_shards::apps::techempower_routed::techempower_router;
+pub use shardd_shards::router;
 pub use shardd_shards::{
     app_fn, Accepted, App, Body, FnApp, HeaderText, Limits, Listener, PeerAddr, Request, Response,
     ShardInfo, ShardStatsSnapshot,

@@ -1,4 +1,5 @@
-//! The `shardd` binary: the TechEmpower plaintext/json app on every core.
+//! The `shardd` binary: the TechEmpower plaintext/json app on every core,
+//! matched by hand or through the router (`--app`).
 
 mod cli;
 mod notify;
@@ -14,9 +15,9 @@ use std::sync::{Arc, Mutex};
 use anyhow::Result;
 use clap::Parser;
 use shardd::systemd::{take_listen_fds, ListenFd};
-use shardd::{Config, Server, ServerControl, TechEmpower};
+use shardd::{techempower_router, Config, Server, ServerControl, TechEmpower};
 
-use crate::cli::Cli;
+use crate::cli::{AppChoice, Cli};
 use crate::notify::Notifier;
 use crate::open_files::raise_open_file_limit;
 use crate::signals::{handle_signals, Handlers};
@@ -66,7 +67,10 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
     } else {
         Server::from_listen_fds(config.clone(), sockets)?
     };
-    let server = server.serve(|_shard| TechEmpower)?;
+    let server = match cli.app {
+        AppChoice::Techempower => server.serve(|_shard| TechEmpower)?,
+        AppChoice::Router => server.serve(|_shard| techempower_router())?,
+    };
     let process = Arc::new(Process {
         cli,
         config: Mutex::new(config),

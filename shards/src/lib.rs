@@ -57,6 +57,7 @@ mod output;
 mod request;
 mod request_body;
 mod response;
+pub mod router;
 mod shard;
 mod slot;
 mod stats;

@@ -14,6 +14,8 @@ pub struct Request<'a> {
     peer: &'a PeerAddr,
     /// The body as it arrives, when the app asked for it as a stream.
     upload: Option<&'a Pipe>,
+    /// Path parameters the router matched, as sent (not percent-decoded).
+    params: &'a [(&'a str, &'a str)],
 }
 
 impl<'a> Request<'a> {
@@ -26,6 +28,7 @@ impl<'a> Request<'a> {
             parts,
             peer,
             upload: None,
+            params: &[],
         }
     }
 
@@ -39,7 +42,14 @@ impl<'a> Request<'a> {
             parts,
             peer,
             upload: Some(upload),
+            params: &[],
         }
+    }
+
+    /// The same request with the path parameters a route matched.
+    #[inline]
+    pub(crate) fn with_params(self, params: &'a [(&'a str, &'a str)]) -> Self {
+        Request { params, ..self }
     }
 
     /// Build a request by hand (tests, adapters).
@@ -67,6 +77,7 @@ impl<'a> Request<'a> {
             },
             peer,
             upload: None,
+            params: &[],
         }
     }
 
@@ -156,6 +167,14 @@ impl<'a> Request<'a> {
     /// Who sent it, as the listener reported.
     pub fn peer(&self) -> &'a PeerAddr {
         self.peer
+    }
+
+    /// The path parameters the [`Router`](crate::router::Router) matched
+    /// (`("id", "42")` for `/users/{id}` and `/users/42`), in the order of
+    /// the pattern and as sent, not percent-decoded; empty outside a router.
+    /// [`Request::param`] decodes and parses one.
+    pub fn params(&self) -> &'a [(&'a str, &'a str)] {
+        self.params
     }
 }
 

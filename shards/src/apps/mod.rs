@@ -1,3 +1,4 @@
 //! Apps that ship with shardd.
 
 pub mod techempower;
+pub mod techempower_routed;
