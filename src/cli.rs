@@ -3,10 +3,10 @@
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Parser;
 
-use shardd::{Config, DispatchPolicy, ListenerMode, OverloadPolicy};
+use shardd::{Config, DispatchPolicy, ListenerMode, OverloadPolicy, TlsConfig};
 
 /// shardd: a sharded thread-per-core HTTP/1.1 server with connection handoff.
 ///
@@ -16,6 +16,7 @@ use shardd::{Config, DispatchPolicy, ListenerMode, OverloadPolicy};
 ///
 /// Settings come from defaults, then --config FILE, then these flags.
 /// SIGINT/SIGTERM start a drain; a second signal exits at once.
+/// With TLS (--tls-cert, --tls-key), SIGHUP reloads the certificate and key.
 /// Log verbosity: RUST_LOG=warn|info|debug (default info).
 #[derive(Debug, Parser)]
 #[command(name = "shardd", version)]
@@ -59,6 +60,14 @@ pub struct Cli {
     /// Longest a drain may take, in milliseconds [default: 10000].
     #[arg(long, value_name = "MS")]
     pub drain_timeout_ms: Option<u64>,
+
+    /// Serve HTTPS: PEM certificate chain (server certificate first). Needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert. SIGHUP reloads both files.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Cli {
@@ -95,7 +104,31 @@ impl Cli {
         if let Some(ms) = self.drain_timeout_ms {
             config.drain_timeout_ms = ms;
         }
+        self.apply_tls(&mut config)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// --tls-cert and --tls-key: both, or one of them over a `[tls]` table.
+    fn apply_tls(&self, config: &mut Config) -> Result<()> {
+        match (&self.tls_cert, &self.tls_key, &mut config.tls) {
+            (None, None, _) => {}
+            (Some(cert), Some(key), None) => config.tls = Some(TlsConfig::new(cert, key)),
+            (cert, key, Some(tls)) => {
+                if let Some(cert) = cert {
+                    tls.cert.clone_from(cert);
+                }
+                if let Some(key) = key {
+                    tls.key.clone_from(key);
+                }
+            }
+            (Some(_), None, None) => {
+                bail!("--tls-cert needs --tls-key (or [tls] key in the config file)")
+            }
+            (None, Some(_), None) => {
+                bail!("--tls-key needs --tls-cert (or [tls] cert in the config file)")
+            }
+        }
+        Ok(())
     }
 }

@@ -4,6 +4,8 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
+use shardd_shards::listeners::TlsError;
+
 /// An error from the `shardd` library. Every message names what it is
 /// about (the setting, the file, the address) so it can be shown as is.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +39,10 @@ pub enum Error {
         /// Why (in use, no permission, ...).
         source: io::Error,
     },
+    /// The TLS certificate or key cannot be used (missing, unreadable, not
+    /// PEM, or not a matching pair); the message names the file.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// A resource the server needs could not be made (a thread, an eventfd).
     #[error("cannot start the server: {0}")]
     Start(#[from] io::Error),

@@ -43,8 +43,9 @@ mod server;
 mod socket;
 mod stats;
 mod supervisor;
+mod tls;
 
-pub use config::{Admission, Config, DispatchPolicy, ListenerMode, OverloadPolicy};
+pub use config::{Admission, Config, DispatchPolicy, ListenerMode, OverloadPolicy, TlsConfig};
 pub use error::Error;
 /// The `http` crate, whose `Method`, `StatusCode` and `Version` the API uses.
 pub use http;
@@ -57,6 +58,7 @@ pub use shardd_shards::{
     ShardInfo, ShardStatsSnapshot,
 };
 pub use stats::{AcceptorSnapshot, StatsSnapshot};
+pub use tls::TlsReloader;
 
 /// Building blocks for [`Listener`] authors: the listeners shardd ships and
 /// the TCP stream they hand out.
@@ -64,4 +66,5 @@ pub mod listeners {
     pub use shardd_shards::listeners::{
         accept_nonblocking, Handoff, HandoffConn, ReusePort, TcpConn,
     };
+    pub use shardd_shards::listeners::{TlsConn, TlsContext, TlsError, TlsListener};
 }

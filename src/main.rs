@@ -12,7 +12,7 @@ use shardd::{Server, TechEmpower};
 
 use crate::cli::Cli;
 use crate::open_files::raise_open_file_limit;
-use crate::signals::drain_on_signals;
+use crate::signals::{drain_on_signals, reload_tls_on_sighup};
 
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
@@ -35,6 +35,9 @@ fn run(cli: &Cli) -> Result<()> {
     }
     let server = Server::bind(config)?.serve(|_shard| TechEmpower)?;
     drain_on_signals(server.drain_trigger())?;
+    if let Some(reloader) = server.tls_reloader() {
+        reload_tls_on_sighup(reloader)?;
+    }
     server.wait();
     Ok(())
 }

@@ -20,8 +20,9 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use core_affinity::CoreId;
+use shardd_shards::listeners::TlsContext;
 use shardd_shards::listeners::{reuseport_socket, Handoff, HandoffConn, ReusePort};
-use shardd_shards::runtime::{run_shard, ShardCommand, ShardSetup};
+use shardd_shards::runtime::{run_shard, ShardCommand, ShardConfig, ShardSetup};
 use shardd_shards::{App, Listener, ShardInfo};
 
 use crate::acceptor::Acceptor;
@@ -33,6 +34,7 @@ use crate::rejecter::Rejecter;
 use crate::socket::bind_listener;
 use crate::stats::{ServerStats, StatsSnapshot};
 use crate::supervisor::{ShardRunner, Supervisor};
+use crate::tls::{self, TlsReloader};
 
 /// A configured server, not yet serving: its socket is bound (or its
 /// listener factory is set), so address errors show before any thread starts.
@@ -53,6 +55,8 @@ use crate::supervisor::{ShardRunner, Supervisor};
 pub struct Server<S = BoundSocket> {
     config: Config,
     source: S,
+    /// The certificate of `config.tls`, loaded by `bind`/`with_listener`.
+    tls: Option<Arc<TlsContext>>,
 }
 
 /// Connections from the address in [`Config::bind`]: accepted by the main
@@ -83,6 +87,7 @@ impl Server<BoundSocket> {
     /// Validate `config` and bind its address.
     pub fn bind(config: Config) -> Result<Self, Error> {
         config.validate()?;
+        let tls = tls::load(&config)?;
         let addr = config.bind;
         let bind_error = |source| Error::Bind { addr, source };
         let backlog = config.backlog.min(i32::MAX as u32) as i32;
@@ -114,7 +119,11 @@ impl Server<BoundSocket> {
                 }
             }
         };
-        Ok(Server { config, source })
+        Ok(Server {
+            config,
+            source,
+            tls,
+        })
     }
 }
 
@@ -125,10 +134,13 @@ where
 {
     /// Serve connections from any [`Listener`], built on each shard by
     /// `make_listener` (on the shard's own thread, so it may be `!Send`).
-    /// `config.bind`, `listener` and the admission settings do not apply.
+    /// `config.bind`, `listener` and the admission settings do not apply;
+    /// with `config.tls` set, TLS is served over the listener's connections.
     pub fn with_listener(config: Config, make_listener: LF) -> Result<Self, Error> {
         config.validate()?;
+        let tls = tls::load(&config)?;
         Ok(Server {
+            tls,
             config,
             source: CustomListener {
                 make_listener,
@@ -152,10 +164,25 @@ impl<S: ConnectionSource> Server<S> {
         F: Fn(&ShardInfo) -> A + Send + Sync + 'static,
         A: App,
     {
-        let Server { config, source } = self;
+        let Server {
+            config,
+            source,
+            tls,
+        } = self;
         let stats = Arc::new(ServerStats::new(config.shard_count()));
         let drain = Arc::new(DrainSignal::new()?);
-        let running = start(config, source, Arc::new(make_app), &stats, &drain)?;
+        let shard_config = ShardConfig {
+            tls: tls.clone(),
+            ..config.shard_config()
+        };
+        let running = start(
+            config,
+            shard_config,
+            source,
+            Arc::new(make_app),
+            &stats,
+            &drain,
+        )?;
         let local_addr = running.local_addr;
         let controls = running.supervisor.controls();
         let drainer = drain.clone();
@@ -168,6 +195,7 @@ impl<S: ConnectionSource> Server<S> {
             drain,
             controls,
             thread: Some(thread),
+            tls,
         })
     }
 }
@@ -310,6 +338,7 @@ where
 /// Start the shards (and the acceptor, in handoff mode).
 fn start<S, F, A>(
     config: Config,
+    shard_config: ShardConfig,
     mut source: S,
     make_app: Arc<F>,
     stats: &ServerStats,
@@ -327,8 +356,7 @@ where
     let drain_timeout = config.drain_timeout();
     let Some(socket) = source.take_handoff_socket() else {
         let runner = source.runner(make_app, Vec::new(), backlog);
-        let supervisor =
-            Supervisor::start(cores, &stats.shards, config.shard_config(), None, runner)?;
+        let supervisor = Supervisor::start(cores, &stats.shards, shard_config, None, runner)?;
         return Ok(Running {
             supervisor,
             acceptor: None,
@@ -345,7 +373,7 @@ where
     let supervisor = Supervisor::start(
         cores,
         &stats.shards,
-        config.shard_config(),
+        shard_config,
         Some(waker.clone()),
         runner,
     )?;
@@ -421,6 +449,7 @@ pub struct ServerHandle {
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
     controls: Vec<flume::Sender<ShardCommand>>,
     thread: Option<JoinHandle<()>>,
+    tls: Option<Arc<TlsContext>>,
 }
 
 impl ServerHandle {
@@ -443,6 +472,22 @@ impl ServerHandle {
     /// Something that starts the drain from another thread (a signal handler, say).
     pub fn drain_trigger(&self) -> DrainTrigger {
         DrainTrigger(self.drain.clone())
+    }
+
+    /// Read the TLS certificate and key files again: new handshakes use
+    /// them, open connections keep theirs. On error (the message names the
+    /// file) the certificate in force is kept. Without TLS, an error.
+    pub fn reload_tls(&self) -> Result<(), Error> {
+        match self.tls_reloader() {
+            Some(reloader) => reloader.reload(),
+            None => Err(Error::InvalidSetting("tls is not configured")),
+        }
+    }
+
+    /// Something that reloads the TLS certificate from another thread
+    /// (SIGHUP, say); `None` without TLS.
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        self.tls.clone().map(TlsReloader)
     }
 
     /// Block until the server has stopped: after [`drain`](Self::drain) (or a
@@ -534,7 +579,12 @@ fn summary(
     } else {
         "unpinned".into()
     };
-    let place = addr.map_or("a custom listener".into(), |a| format!("http://{a}"));
+    let scheme = if config.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let place = addr.map_or("a custom listener".into(), |a| format!("{scheme}://{a}"));
     format!(
         "shardd: {} shards {pinning}, listener {mode}, serving on {place}",
         config.shard_count()

@@ -25,6 +25,13 @@ pub struct ShardStats {
     pub timeouts: AtomicU64,
     /// Requests rejected by the codec (4xx/5xx before reaching the app).
     pub bad_requests: AtomicU64,
+    /// TLS handshakes completed (total).
+    pub tls_handshakes: AtomicU64,
+    /// TLS handshakes that failed: garbage or plain HTTP on the TLS port, a
+    /// protocol or certificate error, the client closing mid-handshake.
+    pub tls_handshake_failures: AtomicU64,
+    /// TLS connections closed because the handshake timeout ran out.
+    pub tls_handshake_timeouts: AtomicU64,
     /// Times the shard's thread died and was replaced.
     pub restarts: AtomicU32,
     /// False from the moment the shard's thread dies until its replacement runs.
@@ -48,6 +55,9 @@ impl ShardStats {
             handler_panics: self.handler_panics.load(Relaxed),
             timeouts: self.timeouts.load(Relaxed),
             bad_requests: self.bad_requests.load(Relaxed),
+            tls_handshakes: self.tls_handshakes.load(Relaxed),
+            tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
+            tls_handshake_timeouts: self.tls_handshake_timeouts.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
             alive: self.alive.load(Relaxed),
         }
@@ -73,6 +83,13 @@ pub struct ShardStatsSnapshot {
     pub timeouts: u64,
     /// Requests rejected by the codec (4xx/5xx before reaching the app).
     pub bad_requests: u64,
+    /// TLS handshakes completed (total).
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed: garbage or plain HTTP on the TLS port, a
+    /// protocol or certificate error, the client closing mid-handshake.
+    pub tls_handshake_failures: u64,
+    /// TLS connections closed because the handshake timeout ran out.
+    pub tls_handshake_timeouts: u64,
     /// Times the shard's thread died and was replaced.
     pub restarts: u32,
     /// False from the moment the shard's thread dies until its replacement runs.

@@ -7,11 +7,16 @@
 //!
 //! Both hand out [`TcpConn`], a TCP stream that reads and writes before
 //! asking epoll (see its docs).
+//!
+//! - [`TlsListener`] wraps any listener, handing out [`TlsConn`]s whose
+//!   handshake runs on the connection's own task.
 
 mod handoff;
 mod reuseport;
 mod tcp;
+mod tls;
 
 pub use handoff::{Handoff, HandoffConn};
 pub use reuseport::{reuseport_socket, ReusePort};
 pub use tcp::{accept_nonblocking, TcpConn};
+pub use tls::{TlsConn, TlsContext, TlsError, TlsListener};
