@@ -339,6 +339,29 @@ fn a_client_without_alpn_is_served_too() {
 }
 
 #[test]
+fn a_client_asking_only_for_h2_is_refused() {
+    let server = TlsServer::start(config(1), Duration::from_secs(10));
+    let mut config = (*server.ca.client_config(rustls::ALL_VERSIONS)).clone();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    let tcp = TcpStream::connect(server.addr()).unwrap();
+    tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
+    let name = ServerName::try_from("localhost").unwrap();
+    let mut stream = StreamOwned::new(ClientConnection::new(Arc::new(config), name).unwrap(), tcp);
+    let error = loop {
+        match stream.conn.complete_io(&mut stream.sock) {
+            Ok(_) if stream.conn.is_handshaking() => continue,
+            Ok(_) => panic!("the handshake succeeded"),
+            Err(error) => break error,
+        }
+    };
+    assert!(
+        error.to_string().contains("NoApplicationProtocol"),
+        "{error}"
+    );
+    server.wait_stats("one failed handshake", |tls| tls.failures == 1);
+}
+
+#[test]
 fn pipelining_over_tls() {
     let server = TlsServer::start(config(2), Duration::from_secs(10));
     let mut client = server.connect();
