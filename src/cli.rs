@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Parser;
 
-use shardd::{BindAddr, Config, DispatchPolicy, ListenerMode, OverloadPolicy, UnixMode};
+use shardd::{BindAddr, Config, DispatchPolicy, ListenerMode, OverloadPolicy, TlsConfig, UnixMode};
 
 /// shardd: a sharded thread-per-core HTTP/1.1 server with connection handoff.
 ///
@@ -16,7 +16,8 @@ use shardd::{BindAddr, Config, DispatchPolicy, ListenerMode, OverloadPolicy, Uni
 ///
 /// Settings come from defaults, then --config FILE, then these flags.
 /// SIGINT/SIGTERM start a drain; a second signal exits at once. SIGHUP
-/// re-reads the config file (limits change live). SIGUSR2 upgrades: a new
+/// re-reads the config file (limits change live) and, with TLS (--tls-cert,
+/// --tls-key), reloads the certificate and key. SIGUSR2 upgrades: a new
 /// process from the same binary path takes over the listening socket, then
 /// this one drains. Started by systemd with sockets (LISTEN_FDS), shardd
 /// serves on them instead of binding and reports READY=1 / STOPPING=1.
@@ -74,6 +75,14 @@ pub struct Cli {
     #[arg(long, value_name = "MS")]
     pub upgrade_timeout_ms: Option<u64>,
 
+    /// Serve HTTPS: PEM certificate chain (server certificate first). Needs --tls-key.
+    #[arg(long, value_name = "FILE")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// PEM private key of --tls-cert. SIGHUP reloads both files.
+    #[arg(long, value_name = "FILE")]
+    pub tls_key: Option<PathBuf>,
+
     /// What serves the requests.
     #[arg(long, value_enum, default_value_t = AppChoice::Techempower)]
     pub app: AppChoice,
@@ -128,7 +137,31 @@ impl Cli {
         if let Some(ms) = self.upgrade_timeout_ms {
             config.upgrade_timeout_ms = ms;
         }
+        self.apply_tls(&mut config)?;
         config.validate()?;
         Ok(config)
+    }
+
+    /// --tls-cert and --tls-key: both, or one of them over a `[tls]` table.
+    fn apply_tls(&self, config: &mut Config) -> Result<()> {
+        match (&self.tls_cert, &self.tls_key, &mut config.tls) {
+            (None, None, _) => {}
+            (Some(cert), Some(key), None) => config.tls = Some(TlsConfig::new(cert, key)),
+            (cert, key, Some(tls)) => {
+                if let Some(cert) = cert {
+                    tls.cert.clone_from(cert);
+                }
+                if let Some(key) = key {
+                    tls.key.clone_from(key);
+                }
+            }
+            (Some(_), None, None) => {
+                bail!("--tls-cert needs --tls-key (or [tls] key in the config file)")
+            }
+            (None, Some(_), None) => {
+                bail!("--tls-key needs --tls-cert (or [tls] cert in the config file)")
+            }
+        }
+        Ok(())
     }
 }

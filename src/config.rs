@@ -5,7 +5,7 @@
 //! that name the setting.
 
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
@@ -77,6 +77,45 @@ pub struct Config {
     pub admission: Admission,
     /// Per-connection limits and timeouts (the `[limits]` table).
     pub limits: Limits,
+    /// Serve HTTPS with this certificate (the `[tls]` table); `None`: plain HTTP.
+    pub tls: Option<TlsConfig>,
+}
+
+/// TLS (the `[tls]` table): every connection, whatever the listener, is
+/// served over TLS 1.3 or 1.2 with this certificate, ALPN `http/1.1`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain: the server's certificate first, then intermediates.
+    pub cert: PathBuf,
+    /// PEM private key of the certificate (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// Longest a client may take, from accept, to complete its handshake.
+    #[serde(default = "TlsConfig::default_handshake_timeout_ms")]
+    pub handshake_timeout_ms: u64,
+}
+
+impl TlsConfig {
+    /// Default handshake timeout: 10 s, as long as the header timeout.
+    pub const DEFAULT_HANDSHAKE_TIMEOUT_MS: u64 = 10_000;
+
+    /// TLS with this certificate chain and key, and the default handshake timeout.
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        TlsConfig {
+            cert: cert.into(),
+            key: key.into(),
+            handshake_timeout_ms: Self::DEFAULT_HANDSHAKE_TIMEOUT_MS,
+        }
+    }
+
+    fn default_handshake_timeout_ms() -> u64 {
+        Self::DEFAULT_HANDSHAKE_TIMEOUT_MS
+    }
+
+    /// The handshake timeout as a duration.
+    pub fn handshake_timeout(&self) -> Duration {
+        Duration::from_millis(self.handshake_timeout_ms)
+    }
 }
 
 /// Admission control (seed 004's taskmaster, per shard).
@@ -109,6 +148,7 @@ impl Default for Config {
             upgrade_timeout_ms: 10_000,
             admission: Admission::default(),
             limits: Limits::default(),
+            tls: None,
         }
     }
 }
@@ -207,6 +247,15 @@ impl Config {
         if let Some((_, message)) = checks.into_iter().find(|(ok, _)| !ok) {
             return Err(Error::InvalidSetting(message));
         }
+        if self
+            .tls
+            .as_ref()
+            .is_some_and(|tls| tls.handshake_timeout_ms == 0)
+        {
+            return Err(Error::InvalidSetting(
+                "tls.handshake_timeout_ms must be at least 1",
+            ));
+        }
         Ok(())
     }
 
@@ -253,6 +302,8 @@ impl Config {
                 "admission.max_connections_per_shard",
             ),
             (a.max_pending != b.max_pending, "admission.max_pending"),
+            // The files are re-read on SIGHUP; other paths need an upgrade.
+            (self.tls != new.tls, "tls"),
             (a.overload != b.overload, "admission.overload"),
             (a.dispatch != b.dispatch, "admission.dispatch"),
             (
@@ -355,5 +406,24 @@ mod tests {
             old.changes_needing_restart(&new),
             ["bind", "shards", "admission.max_pending"]
         );
+    }
+
+    #[test]
+    fn tls_table() {
+        let config = Config::from_toml("[tls]\ncert = \"a.pem\"\nkey = \"k.pem\"").unwrap();
+        assert_eq!(config.tls, Some(TlsConfig::new("a.pem", "k.pem")));
+        let error = Config::from_toml("[tls]\ncert = \"a.pem\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("key"), "{error}");
+        let config = Config {
+            tls: Some(TlsConfig {
+                handshake_timeout_ms: 0,
+                ..TlsConfig::new("a.pem", "k.pem")
+            }),
+            ..Config::default()
+        };
+        let error = config.validate().unwrap_err().to_string();
+        assert!(error.contains("tls.handshake_timeout_ms"), "{error}");
     }
 }

@@ -4,6 +4,7 @@ use std::io;
 use std::path::PathBuf;
 
 use crate::bind_addr::BindAddr;
+use shardd_shards::listeners::TlsError;
 
 /// An error from the `shardd` library. Every message names what it is
 /// about (the setting, the file, the address) so it can be shown as is.
@@ -57,6 +58,10 @@ pub enum Error {
     /// that cannot be served; the message says which and why.
     #[error("inherited sockets (LISTEN_FDS): {0}")]
     Inherited(String),
+    /// The TLS certificate or key cannot be used (missing, unreadable, not
+    /// PEM, or not a matching pair); the message names the file.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// A resource the server needs could not be made (a thread, an eventfd).
     #[error("cannot start the server: {0}")]
     Start(#[from] io::Error),

@@ -50,7 +50,9 @@ mod supervisor;
 pub mod systemd;
 
 pub use bind_addr::{BindAddr, UnixMode};
-pub use config::{Admission, Config, DispatchPolicy, ListenerMode, OverloadPolicy};
+mod tls;
+
+pub use config::{Admission, Config, DispatchPolicy, ListenerMode, OverloadPolicy, TlsConfig};
 pub use error::Error;
 /// The `http` crate, whose `Method`, `StatusCode` and `Version` the API uses.
 pub use http;
@@ -66,6 +68,7 @@ pub use shardd_shards::{
     ShardInfo, ShardStatsSnapshot,
 };
 pub use stats::{AcceptorSnapshot, StatsSnapshot};
+pub use tls::TlsReloader;
 
 /// Building blocks for [`Listener`] authors: the listeners shardd ships and
 /// the stream they hand out (TCP, or Unix domain).
@@ -73,4 +76,5 @@ pub mod listeners {
     pub use shardd_shards::listeners::{
         accept_nonblocking, accept_stream, Handoff, HandoffConn, ReusePort, TcpConn,
     };
+    pub use shardd_shards::listeners::{TlsConn, TlsContext, TlsError, TlsListener};
 }

@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use anyhow::Result;
 use clap::Parser;
 use shardd::systemd::{take_listen_fds, ListenFd};
-use shardd::{techempower_router, Config, Server, ServerControl, TechEmpower};
+use shardd::{techempower_router, Config, Server, ServerControl, TechEmpower, TlsReloader};
 
 use crate::cli::{AppChoice, Cli};
 use crate::notify::Notifier;
@@ -79,6 +79,7 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
         exe: inherited.exe.ok(),
         upgrading: AtomicBool::new(false),
         handed_over: AtomicBool::new(false),
+        tls: server.tls_reloader(),
     });
     let (on_drain, on_reload, on_upgrade) = (process.clone(), process.clone(), process.clone());
     let trigger = server.drain_trigger();
@@ -108,12 +109,23 @@ struct Process {
     upgrading: AtomicBool,
     /// An upgrade succeeded: the new process serves, this one drains.
     handed_over: AtomicBool,
+    /// Reloads the certificate and key, when serving TLS.
+    tls: Option<TlsReloader>,
 }
 
 impl Process {
     /// SIGHUP: read the config file again (with the same flags on top) and
     /// apply what can change live; name what needs an upgrade.
     fn reload(&self) {
+        // The certificate first: its files may change without the config's.
+        if let Some(tls) = &self.tls {
+            match tls.reload() {
+                Ok(()) => log::info!("SIGHUP: TLS certificate and key reloaded"),
+                Err(error) => {
+                    log::error!("SIGHUP: {error}; keeping the certificate in force")
+                }
+            }
+        }
         let new = match self.cli.config() {
             Ok(new) => new,
             Err(error) => {

@@ -25,7 +25,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use core_affinity::CoreId;
-use shardd_shards::listeners::{reuseport_socket, Handoff, HandoffConn, ReusePort};
+use shardd_shards::listeners::{reuseport_socket, Handoff, HandoffConn, ReusePort, TlsContext};
 use shardd_shards::runtime::{run_shard, ShardCommand, ShardConfig, ShardSetup};
 use shardd_shards::{App, Limits, Listener, ShardInfo};
 
@@ -42,6 +42,7 @@ use crate::socket::{
 use crate::stats::{ServerStats, StatsSnapshot};
 use crate::supervisor::{ShardRunner, Supervisor};
 use crate::systemd::ListenFd;
+use crate::tls::{self, TlsReloader};
 
 /// `LISTEN_FDNAMES` name of a socket an upgrading shardd in handoff mode passes on.
 const HANDOFF_FD_NAME: &str = "shardd-handoff";
@@ -67,6 +68,8 @@ const REUSEPORT_FD_NAME: &str = "shardd-reuseport";
 pub struct Server<S = BoundSocket> {
     config: Config,
     source: S,
+    /// The certificate of `config.tls`, loaded before any thread starts.
+    tls: Option<Arc<TlsContext>>,
 }
 
 /// Connections from the address in [`Config::bind`] (or from inherited
@@ -127,6 +130,7 @@ impl Server<BoundSocket> {
     /// socket file (`unix:/path`, handoff mode only).
     pub fn bind(config: Config) -> Result<Self, Error> {
         config.validate()?;
+        let tls = tls::load(&config)?;
         let backlog = config.backlog.min(i32::MAX as u32) as i32;
         let mut unix_file = None;
         let (mode, addr, reuseport) = match (&config.bind, config.listener) {
@@ -179,6 +183,7 @@ impl Server<BoundSocket> {
         };
         Ok(Server {
             config,
+            tls,
             source: BoundSocket {
                 mode,
                 sockets: Arc::new(sockets),
@@ -200,6 +205,7 @@ impl Server<BoundSocket> {
     /// this server stops, one from systemd is left to systemd.
     pub fn from_listen_fds(config: Config, fds: Vec<ListenFd>) -> Result<Self, Error> {
         config.validate()?;
+        let tls = tls::load(&config)?;
         let ours = match config.listener {
             ListenerMode::Handoff => HANDOFF_FD_NAME,
             ListenerMode::Reuseport => REUSEPORT_FD_NAME,
@@ -270,6 +276,7 @@ impl Server<BoundSocket> {
         };
         Ok(Server {
             config,
+            tls,
             source: BoundSocket {
                 mode,
                 sockets: Arc::new(sockets),
@@ -288,8 +295,10 @@ where
     /// `config.bind`, `listener` and the admission settings do not apply.
     pub fn with_listener(config: Config, make_listener: LF) -> Result<Self, Error> {
         config.validate()?;
+        let tls = tls::load(&config)?;
         Ok(Server {
             config,
+            tls,
             source: CustomListener {
                 make_listener,
                 listener: PhantomData,
@@ -318,10 +327,25 @@ impl<S: ConnectionSource> Server<S> {
         F: Fn(&ShardInfo) -> A + Send + Sync + 'static,
         A: App,
     {
-        let Server { config, source } = self;
+        let Server {
+            config,
+            source,
+            tls,
+        } = self;
         let stats = Arc::new(ServerStats::new(config.shard_count()));
         let drain = Arc::new(DrainSignal::new()?);
-        let running = start(config, source, Arc::new(make_app), &stats, &drain)?;
+        let shard_config = ShardConfig {
+            tls: tls.clone(),
+            ..config.shard_config()
+        };
+        let running = start(
+            config,
+            shard_config,
+            source,
+            Arc::new(make_app),
+            &stats,
+            &drain,
+        )?;
         let sockets = running.sockets.clone();
         let controls = running.supervisor.controls();
         let shard_config = running.supervisor.shard_config();
@@ -338,6 +362,7 @@ impl<S: ConnectionSource> Server<S> {
             },
             stats,
             thread: Some(thread),
+            tls,
         })
     }
 }
@@ -485,6 +510,7 @@ where
 /// Start the shards (and the acceptor, in handoff mode).
 fn start<S, F, A>(
     config: Config,
+    shard_config: ShardConfig,
     mut source: S,
     make_app: Arc<F>,
     stats: &ServerStats,
@@ -502,8 +528,7 @@ where
     let drain_timeout = config.drain_timeout();
     let Some(socket) = source.take_handoff_socket() else {
         let runner = source.runner(make_app, Vec::new(), backlog);
-        let supervisor =
-            Supervisor::start(cores, &stats.shards, config.shard_config(), None, runner)?;
+        let supervisor = Supervisor::start(cores, &stats.shards, shard_config, None, runner)?;
         return Ok(Running {
             supervisor,
             acceptor: None,
@@ -520,7 +545,7 @@ where
     let supervisor = Supervisor::start(
         cores,
         &stats.shards,
-        config.shard_config(),
+        shard_config,
         Some(waker.clone()),
         runner,
     )?;
@@ -601,6 +626,7 @@ pub struct ServerHandle {
     control: ServerControl,
     stats: Arc<ServerStats>,
     thread: Option<JoinHandle<()>>,
+    tls: Option<Arc<TlsContext>>,
 }
 
 /// Changes a running server from another thread (a signal handler, say):
@@ -635,6 +661,22 @@ impl ServerHandle {
     /// flight finish (answered with `Connection: close`), idle connections close.
     pub fn drain(&self) {
         self.control.drain.trigger();
+    }
+
+    /// Read the TLS certificate and key files again: new handshakes use
+    /// them, open connections keep theirs. On error (the message names the
+    /// file) the certificate in force is kept. Without TLS, an error.
+    pub fn reload_tls(&self) -> Result<(), Error> {
+        match self.tls_reloader() {
+            Some(reloader) => reloader.reload(),
+            None => Err(Error::InvalidSetting("tls is not configured")),
+        }
+    }
+
+    /// Something that reloads the TLS certificate from another thread
+    /// (SIGHUP, say); `None` without TLS.
+    pub fn tls_reloader(&self) -> Option<TlsReloader> {
+        self.tls.clone().map(TlsReloader)
     }
 
     /// Something that starts the drain from another thread (a signal handler, say).
@@ -812,6 +854,7 @@ fn summary(
         None => "a custom listener".into(),
         Some(sockets) => {
             let place = match &sockets.addr {
+                BindAddr::Tcp(addr) if config.tls.is_some() => format!("https://{addr}"),
                 BindAddr::Tcp(addr) => format!("http://{addr}"),
                 unix => unix.to_string(),
             };

@@ -24,6 +24,7 @@ use crate::http::DateCache;
 use crate::info::ShardInfo;
 use crate::limits::Limits;
 use crate::listener::{Accepted, Listener};
+use crate::listeners::{TlsContext, TlsListener};
 use crate::slot::ConnectionSlot;
 use crate::stats::ShardStats;
 
@@ -52,6 +53,8 @@ pub struct ShardConfig {
     pub drain_timeout: Duration,
     /// Buffer sets the shard keeps for reuse by its connections.
     pub pooled_buffers: usize,
+    /// Serve TLS with this certificate over whatever the listener accepts.
+    pub tls: Option<Arc<TlsContext>>,
 }
 
 impl Default for ShardConfig {
@@ -60,6 +63,7 @@ impl Default for ShardConfig {
             limits: Limits::default(),
             drain_timeout: Duration::from_secs(10),
             pooled_buffers: DEFAULT_POOLED,
+            tls: None,
         }
     }
 }
@@ -100,6 +104,7 @@ where
     tasks.block_on(&runtime, async move {
         let listener = make_listener(&setup.info)?;
         let app = make_app(&setup.info);
+        let stats = setup.stats.clone();
         let env = Rc::new(ShardEnv {
             limits: setup.config.limits.clone().into(),
             date: DateCache::new(),
@@ -113,9 +118,14 @@ where
             env,
             app: Rc::new(app),
         };
-        shard
-            .serve(listener, setup.commands, setup.config.drain_timeout)
-            .await;
+        let (commands, drain_timeout) = (setup.commands, setup.config.drain_timeout);
+        match setup.config.tls {
+            None => shard.serve(listener, commands, drain_timeout).await,
+            Some(tls) => {
+                let listener = TlsListener::counted(listener, tls, Some(stats));
+                shard.serve(listener, commands, drain_timeout).await
+            }
+        }
         Ok(())
     })
 }

@@ -54,6 +54,13 @@ pub struct ShardStats {
     pub request_duration: DurationHistogram,
     /// Requests rejected by the codec (4xx/5xx before reaching the app).
     pub bad_requests: AtomicU64,
+    /// TLS handshakes completed (total).
+    pub tls_handshakes: AtomicU64,
+    /// TLS handshakes that failed: garbage or plain HTTP on the TLS port, a
+    /// protocol or certificate error, the client closing mid-handshake.
+    pub tls_handshake_failures: AtomicU64,
+    /// TLS connections closed because the handshake timeout ran out.
+    pub tls_handshake_timeouts: AtomicU64,
     /// Times the shard's thread died and was replaced.
     pub restarts: AtomicU32,
     /// False from the moment the shard's thread dies until its replacement runs.
@@ -143,6 +150,9 @@ impl ShardStats {
             responses_by_class: self.responses_by_class.each_ref().map(|n| n.load(Relaxed)),
             request_duration: self.request_duration.snapshot(),
             bad_requests: self.bad_requests.load(Relaxed),
+            tls_handshakes: self.tls_handshakes.load(Relaxed),
+            tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
+            tls_handshake_timeouts: self.tls_handshake_timeouts.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
             alive: self.alive.load(Relaxed),
         }
@@ -174,6 +184,13 @@ pub struct ShardStatsSnapshot {
     pub request_duration: HistogramSnapshot,
     /// Requests rejected by the codec (4xx/5xx before reaching the app).
     pub bad_requests: u64,
+    /// TLS handshakes completed (total).
+    pub tls_handshakes: u64,
+    /// TLS handshakes that failed: garbage or plain HTTP on the TLS port, a
+    /// protocol or certificate error, the client closing mid-handshake.
+    pub tls_handshake_failures: u64,
+    /// TLS connections closed because the handshake timeout ran out.
+    pub tls_handshake_timeouts: u64,
     /// Times the shard's thread died and was replaced.
     pub restarts: u32,
     /// False from the moment the shard's thread dies until its replacement runs.
