@@ -59,6 +59,16 @@ pub struct Cli {
     /// Longest a drain may take, in milliseconds [default: 10000].
     #[arg(long, value_name = "MS")]
     pub drain_timeout_ms: Option<u64>,
+
+    /// Serve /metrics, /health/live, /health/ready and /status on this
+    /// address, on a thread of its own [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub admin: Option<SocketAddr>,
+
+    /// Check the settings (the config file parses, the addresses bind) and
+    /// exit: 0 with a one-line summary, or 1 naming the problem.
+    #[arg(long)]
+    pub check: bool,
 }
 
 impl Cli {
@@ -94,6 +104,9 @@ impl Cli {
         }
         if let Some(ms) = self.drain_timeout_ms {
             config.drain_timeout_ms = ms;
+        }
+        if let Some(admin) = self.admin {
+            config.admin = Some(admin);
         }
         config.validate()?;
         Ok(config)

@@ -69,6 +69,9 @@ pub struct Config {
     pub admission: Admission,
     /// Per-connection limits and timeouts (the `[limits]` table).
     pub limits: Limits,
+    /// Address of the admin port (`/metrics`, `/health/live`, `/health/ready`,
+    /// `/status`), served on a thread of its own; `None` (the default) = off.
+    pub admin: Option<SocketAddr>,
 }
 
 /// Admission control (seed 004's taskmaster, per shard).
@@ -99,6 +102,7 @@ impl Default for Config {
             drain_timeout_ms: 10_000,
             admission: Admission::default(),
             limits: Limits::default(),
+            admin: None,
         }
     }
 }

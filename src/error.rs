@@ -37,6 +37,14 @@ pub enum Error {
         /// Why (in use, no permission, ...).
         source: io::Error,
     },
+    /// The admin port's address (`admin`) could not be bound.
+    #[error("cannot bind the admin address {addr}: {source}")]
+    AdminBind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why (in use, no permission, ...).
+        source: io::Error,
+    },
     /// A resource the server needs could not be made (a thread, an eventfd).
     #[error("cannot start the server: {0}")]
     Start(#[from] io::Error),

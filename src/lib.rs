@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod acceptor;
+mod admin;
 mod config;
 mod dispatch;
 mod drain_signal;

@@ -1,5 +1,6 @@
 //! The `shardd` binary: the TechEmpower plaintext/json app on every core.
 
+mod check;
 mod cli;
 mod open_files;
 mod signals;
@@ -17,6 +18,18 @@ use crate::signals::drain_on_signals;
 fn main() -> ExitCode {
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    if cli.check {
+        return match check::check(&cli) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("shardd: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -25,6 +25,7 @@ use shardd_shards::runtime::{run_shard, ShardCommand, ShardSetup};
 use shardd_shards::{App, Listener, ShardInfo};
 
 use crate::acceptor::Acceptor;
+use crate::admin::{self, AdminPort, Capacity};
 use crate::config::{Config, ListenerMode};
 use crate::dispatch::{Dispatcher, Route};
 use crate::drain_signal::DrainSignal;
@@ -153,17 +154,34 @@ impl<S: ConnectionSource> Server<S> {
         A: App,
     {
         let Server { config, source } = self;
+        let admin_port = config.admin.map(AdminPort::bind).transpose()?;
+        let admin_addr = admin_port.as_ref().map(AdminPort::local_addr);
+        let (admission, channel_capacity) = (config.admission.clone(), config.channel_capacity);
         let stats = Arc::new(ServerStats::new(config.shard_count()));
         let drain = Arc::new(DrainSignal::new()?);
         let running = start(config, source, Arc::new(make_app), &stats, &drain)?;
         let local_addr = running.local_addr;
         let controls = running.supervisor.controls();
+        // The admin port answers until the server has stopped: through the drain.
+        let admin = match admin_port {
+            Some(port) => Some(port.start(admin::Sources {
+                stats: stats.clone(),
+                drain: drain.clone(),
+                capacity: Capacity::new(running.acceptor.is_some(), &admission, channel_capacity),
+                started: Instant::now(),
+            })?),
+            None => None,
+        };
         let drainer = drain.clone();
         let thread = std::thread::Builder::new()
             .name("acceptor".into())
-            .spawn(move || running.run_to_end(&drainer))?;
+            .spawn(move || {
+                running.run_to_end(&drainer);
+                drop(admin);
+            })?;
         Ok(ServerHandle {
             local_addr,
+            admin_addr,
             stats,
             drain,
             controls,
@@ -416,6 +434,7 @@ impl Running {
 /// A running server. Dropping it drains the server and waits for it.
 pub struct ServerHandle {
     local_addr: Option<SocketAddr>,
+    admin_addr: Option<SocketAddr>,
     stats: Arc<ServerStats>,
     drain: Arc<DrainSignal>,
     #[cfg_attr(not(feature = "fault-injection"), allow(dead_code))]
@@ -427,6 +446,11 @@ impl ServerHandle {
     /// The bound address (`None` for a server on a custom listener).
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
+    }
+
+    /// The admin port's address, when [`Config::admin`] is set (useful with port 0).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Current stats of the acceptor and every shard.

@@ -101,7 +101,7 @@ impl DurationHistogram {
     }
 }
 
-/// A copy of a [`DurationHistogram`], in Prometheus' shape.
+/// A copy of a shard's request-duration histogram, in Prometheus' shape.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct HistogramSnapshot {
     /// For each bound of [`DURATION_BOUNDS`], then `+Inf`: how many took at most that long.
