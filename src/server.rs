@@ -164,12 +164,11 @@ impl<S: ConnectionSource> Server<S> {
         let controls = running.supervisor.controls();
         // The admin port answers until the server has stopped: through the drain.
         let admin = match admin_port {
-            Some(port) => Some(port.start(admin::Sources {
-                stats: stats.clone(),
-                drain: drain.clone(),
-                capacity: Capacity::new(running.acceptor.is_some(), &admission, channel_capacity),
-                started: Instant::now(),
-            })?),
+            Some(port) => Some(port.start(admin::Sources::new(
+                stats.clone(),
+                drain.clone(),
+                Capacity::new(running.acceptor.is_some(), &admission, channel_capacity),
+            ))?),
             None => None,
         };
         let drainer = drain.clone();

@@ -404,6 +404,24 @@ fn the_status_page_is_one_self_contained_html_page_over_status_json() {
     assert!(shards.iter().all(|s| s["up"] == true), "{status}");
     assert!(status["process"]["resident_bytes"].as_u64().unwrap() > 0);
     assert!(status["uptime_seconds"].as_f64().unwrap() >= 0.0);
+
+    // Rates come from the server, over up to a second, once a reading is old enough.
+    let mut client = server.connect();
+    assert_eq!(client.get("/").status, 200);
+    let status = poll_until(
+        "status.json to have rates",
+        WITHIN,
+        || {
+            let body = admin_get(&server, "/status.json").body_str().to_owned();
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        },
+        |status| !status["rates"].is_null(),
+    );
+    let rates = &status["rates"];
+    assert_eq!(rates["requests"].as_array().unwrap().len(), 2, "{status}");
+    assert!(rates["requests"][0].as_f64().unwrap() >= 0.0, "{status}");
+    assert!(rates["over_seconds"].as_f64().unwrap() >= 0.25, "{status}");
+    assert!(rates["cpu_cores"].as_f64().unwrap() >= 0.0, "{status}");
 }
 
 #[test]

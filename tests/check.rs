@@ -152,8 +152,8 @@ fn the_binary_serves_the_admin_port_and_exits_zero_on_sigterm() {
             panic!("no admin and start-up lines within 5 s");
         };
         if let Some(rest) = line.split("admin on http://").nth(1) {
-            let addr = rest.split(':').take(2).collect::<Vec<_>>().join(":");
-            admin = Some(addr.parse().unwrap());
+            let addr = rest.split_whitespace().next().unwrap_or_default();
+            admin = Some(addr.parse().unwrap_or_else(|_| panic!("{line}")));
         }
         if line.contains("serving on") {
             break;

@@ -22,10 +22,12 @@
 //! | `metrics.rs` | the Prometheus text exposition |
 //! | `process.rs` | resident memory, open fds, CPU seconds, start time from `/proc/self` |
 //! | `status.rs` + `status.html` | the page for people and the JSON it polls |
+//! | `rates.rs` | requests, connections and CPU per second for the page |
 
 mod http;
 mod metrics;
 mod process;
+mod rates;
 mod readiness;
 mod routes;
 mod scrape;
@@ -35,7 +37,7 @@ use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
@@ -43,7 +45,9 @@ use crate::drain_signal::DrainSignal;
 use crate::error::Error;
 use crate::stats::ServerStats;
 
+use rates::RateWindow;
 pub(crate) use readiness::Capacity;
+use scrape::Scrape;
 
 /// Threads answering admin requests. Requests are tiny and answered at
 /// once; two threads keep one slow client from holding up a health check.
@@ -98,7 +102,7 @@ impl AdminPort {
                 .spawn(move || work(&listener, &stopping, &sources))?;
             admin.threads.push(thread);
         }
-        log::info!("admin on http://{local_addr}: /metrics, /health/live, /health/ready, /status");
+        log::info!("admin on http://{local_addr} (/metrics, /health/live, /health/ready, /status)");
         Ok(admin)
     }
 }
@@ -109,8 +113,37 @@ pub(crate) struct Sources {
     pub drain: Arc<DrainSignal>,
     /// Room for new connections: what readiness compares the stats with.
     pub capacity: Capacity,
-    /// When the server started (for `/status`'s uptime and rates).
+    /// When the server started (for `/status`'s uptime).
     pub started: Instant,
+    /// Earlier readings, for `/status`'s rates.
+    pub rates: Mutex<RateWindow>,
+}
+
+impl Sources {
+    /// What the admin port of a server with these stats, drain and capacity reads.
+    pub(crate) fn new(
+        stats: Arc<ServerStats>,
+        drain: Arc<DrainSignal>,
+        capacity: Capacity,
+    ) -> Sources {
+        let sources = Sources {
+            stats,
+            drain,
+            capacity,
+            started: Instant::now(),
+            rates: Mutex::default(),
+        };
+        // The first reading: rates until the page's first poll are over the time since start.
+        sources
+            .rates()
+            .rates(&Scrape::take(&sources), sources.started);
+        sources
+    }
+
+    /// The rate readings, locked.
+    pub(crate) fn rates(&self) -> std::sync::MutexGuard<'_, RateWindow> {
+        self.rates.lock().unwrap_or_else(|e| e.into_inner())
+    }
 }
 
 /// A running admin port; dropping it stops its threads.

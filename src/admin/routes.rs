@@ -11,6 +11,8 @@
 //!
 //! `GET` and `HEAD` only.
 
+use std::time::Instant;
+
 use super::http::{Reply, Request};
 use super::readiness::Readiness;
 use super::scrape::Scrape;
@@ -42,11 +44,11 @@ pub fn answer(request: &Request, sources: &Sources) -> Reply {
         }
         "/status" => Reply::new(200, "text/html; charset=utf-8", status::PAGE)
             .with_header("Content-Security-Policy", status::CONTENT_SECURITY_POLICY),
-        "/status.json" => Reply::new(
-            200,
-            "application/json",
-            status::json(&Scrape::take(sources)),
-        ),
+        "/status.json" => {
+            let scrape = Scrape::take(sources);
+            let rates = sources.rates().rates(&scrape, Instant::now());
+            Reply::new(200, "application/json", status::json(&scrape, rates))
+        }
         "/" => Reply::text(302, "see /status\n").with_header("Location", "/status"),
         _ => Reply::text(
             404,

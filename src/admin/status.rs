@@ -3,12 +3,12 @@
 //! The page (`status.html`) is one self-contained file: inline styles and
 //! a few lines of inline script, nothing fetched from anywhere but
 //! `status.json` beside it, once a second. Requests per second and CPU use
-//! are computed in the page from the difference between two readings,
-//! timed by the server's clock (`uptime_seconds`).
+//! come computed by the server (`rates.rs`), over about the last second.
 
 use serde::Serialize;
 
 use super::process::ProcessFigures;
+use super::rates::Rates;
 use super::scrape::{Scrape, VERSION};
 
 /// The page; the server adds nothing to it.
@@ -27,6 +27,8 @@ struct Status<'a> {
     acceptor: Acceptor,
     shards: Vec<Shard>,
     process: &'a ProcessFigures,
+    /// Per second, over about the last second; `null` right after start.
+    rates: Option<Rates>,
 }
 
 #[derive(Serialize)]
@@ -60,8 +62,8 @@ struct Shard {
     restarts: u32,
 }
 
-/// `status.json`: the reading as JSON.
-pub fn json(scrape: &Scrape) -> String {
+/// `status.json`: the reading and the rates as JSON.
+pub fn json(scrape: &Scrape, rates: Option<Rates>) -> String {
     let a = &scrape.stats.acceptor;
     let status = Status {
         version: VERSION,
@@ -99,6 +101,7 @@ pub fn json(scrape: &Scrape) -> String {
             })
             .collect(),
         process: &scrape.process,
+        rates,
     };
     serde_json::to_string(&status).unwrap_or_else(|_| "{}".into())
 }
