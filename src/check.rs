@@ -3,7 +3,8 @@
 //! The config file is read and parsed, the flags applied and every value
 //! validated; then each address is bound (and let go again), so a port in
 //! use shows now rather than at start. The result is one line: a summary,
-//! or the problem.
+//! or the problem. (Once TLS exists, its certificate and key files are
+//! loaded here too.)
 
 use std::net::TcpListener;
 

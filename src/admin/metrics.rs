@@ -100,6 +100,10 @@ fn acceptor(out: &mut Exposition, scrape: &Scrape) {
 }
 
 /// Per-shard stats, each series labelled `shard`.
+///
+/// Once shards count TLS handshakes, they belong here too:
+/// `shardd_tls_handshakes_total{shard}` and
+/// `shardd_tls_handshake_failures_total{shard}` (counters, from `ShardStatsSnapshot`).
 fn shards(out: &mut Exposition, scrape: &Scrape) {
     let shards = &scrape.stats.shards;
     type Figure = fn(&shardd_shards::ShardStatsSnapshot) -> u64;

@@ -36,6 +36,7 @@ mod status;
 use std::io;
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::AsRawFd;
+use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -175,7 +176,15 @@ fn work(listener: &TcpListener, stopping: &AtomicBool, sources: &Sources) {
             return;
         }
         match accepted {
-            Ok((stream, _)) => http::serve(stream, |request| routes::answer(request, sources)),
+            Ok((stream, _)) => {
+                // A bug in an answer costs that answer, not a worker.
+                let answered = std::panic::catch_unwind(AssertUnwindSafe(|| {
+                    http::serve(stream, |request| routes::answer(request, sources))
+                }));
+                if answered.is_err() {
+                    log::error!("admin port: a request panicked");
+                }
+            }
             Err(error) => match error.kind() {
                 io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => {}
                 _ => {
