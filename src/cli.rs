@@ -1,5 +1,6 @@
 //! Command-line flags; each overrides the same setting of the config file.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
@@ -83,6 +84,16 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
 
+    /// Serve /metrics, /health/live, /health/ready and /status on this
+    /// address, on a thread of its own [default: off].
+    #[arg(long, value_name = "ADDR:PORT")]
+    pub admin: Option<SocketAddr>,
+
+    /// Check the settings (the config file parses, the addresses bind) and
+    /// exit: 0 with a one-line summary, or 1 naming the problem.
+    #[arg(long)]
+    pub check: bool,
+
     /// What serves the requests.
     #[arg(long, value_enum, default_value_t = AppChoice::Techempower)]
     pub app: AppChoice,
@@ -138,6 +149,9 @@ impl Cli {
             config.upgrade_timeout_ms = ms;
         }
         self.apply_tls(&mut config)?;
+        if let Some(admin) = self.admin {
+            config.admin = Some(admin);
+        }
         config.validate()?;
         Ok(config)
     }

@@ -79,6 +79,9 @@ pub struct Config {
     pub limits: Limits,
     /// Serve HTTPS with this certificate (the `[tls]` table); `None`: plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// Address of the admin port (`/metrics`, `/health/live`, `/health/ready`,
+    /// `/status`), served on a thread of its own; `None` (the default) = off.
+    pub admin: Option<SocketAddr>,
 }
 
 /// TLS (the `[tls]` table): every connection, whatever the listener, is
@@ -149,6 +152,7 @@ impl Default for Config {
             admission: Admission::default(),
             limits: Limits::default(),
             tls: None,
+            admin: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! `Error`: what can go wrong when configuring and starting a server.
 
 use std::io;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::bind_addr::BindAddr;
@@ -62,6 +63,14 @@ pub enum Error {
     /// PEM, or not a matching pair); the message names the file.
     #[error(transparent)]
     Tls(#[from] TlsError),
+    /// The admin port's address (`admin`) could not be bound.
+    #[error("cannot bind the admin address {addr}: {source}")]
+    AdminBind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why (in use, no permission, ...).
+        source: io::Error,
+    },
     /// A resource the server needs could not be made (a thread, an eventfd).
     #[error("cannot start the server: {0}")]
     Start(#[from] io::Error),

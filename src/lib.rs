@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod acceptor;
+mod admin;
 mod bind_addr;
 mod config;
 mod dispatch;

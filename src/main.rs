@@ -1,6 +1,7 @@
 //! The `shardd` binary: the TechEmpower plaintext/json app on every core,
 //! matched by hand or through the router (`--app`).
 
+mod check;
 mod cli;
 mod notify;
 mod open_files;
@@ -45,6 +46,18 @@ fn main() -> ExitCode {
     };
     env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
+    if cli.check {
+        return match check::check(&cli) {
+            Ok(summary) => {
+                println!("{summary}");
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                eprintln!("shardd: {error:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     match run(cli, inherited) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {

@@ -30,6 +30,7 @@ use shardd_shards::runtime::{run_shard, ShardCommand, ShardConfig, ShardSetup};
 use shardd_shards::{App, Limits, Listener, ShardInfo};
 
 use crate::acceptor::Acceptor;
+use crate::admin::{self, AdminPort, Capacity};
 use crate::bind_addr::BindAddr;
 use crate::config::{Config, ListenerMode};
 use crate::dispatch::{Dispatcher, Route};
@@ -332,6 +333,9 @@ impl<S: ConnectionSource> Server<S> {
             source,
             tls,
         } = self;
+        let admin_port = config.admin.map(AdminPort::bind).transpose()?;
+        let admin_addr = admin_port.as_ref().map(AdminPort::local_addr);
+        let (admission, channel_capacity) = (config.admission.clone(), config.channel_capacity);
         let stats = Arc::new(ServerStats::new(config.shard_count()));
         let drain = Arc::new(DrainSignal::new()?);
         let shard_config = ShardConfig {
@@ -349,10 +353,22 @@ impl<S: ConnectionSource> Server<S> {
         let sockets = running.sockets.clone();
         let controls = running.supervisor.controls();
         let shard_config = running.supervisor.shard_config();
+        // The admin port answers until the server has stopped: through the drain.
+        let admin = match admin_port {
+            Some(port) => Some(port.start(admin::Sources::new(
+                stats.clone(),
+                drain.clone(),
+                Capacity::new(running.acceptor.is_some(), &admission, channel_capacity),
+            ))?),
+            None => None,
+        };
         let drainer = drain.clone();
         let thread = std::thread::Builder::new()
             .name("acceptor".into())
-            .spawn(move || running.run_to_end(&drainer))?;
+            .spawn(move || {
+                running.run_to_end(&drainer);
+                drop(admin);
+            })?;
         Ok(ServerHandle {
             control: ServerControl {
                 sockets,
@@ -360,6 +376,7 @@ impl<S: ConnectionSource> Server<S> {
                 controls,
                 shard_config,
             },
+            admin_addr,
             stats,
             thread: Some(thread),
             tls,
@@ -624,6 +641,7 @@ impl Running {
 /// A running server. Dropping it drains the server and waits for it.
 pub struct ServerHandle {
     control: ServerControl,
+    admin_addr: Option<SocketAddr>,
     stats: Arc<ServerStats>,
     thread: Option<JoinHandle<()>>,
     tls: Option<Arc<TlsContext>>,
@@ -650,6 +668,11 @@ impl ServerHandle {
     /// What the server listens on, TCP or Unix (`None` on a custom listener).
     pub fn listen_addr(&self) -> Option<&BindAddr> {
         self.control.sockets.as_ref().map(|sockets| &sockets.addr)
+    }
+
+    /// The admin port's address, when [`Config::admin`] is set (useful with port 0).
+    pub fn admin_addr(&self) -> Option<SocketAddr> {
+        self.admin_addr
     }
 
     /// Current stats of the acceptor and every shard.

@@ -1,0 +1,58 @@
+//! Which path answers what.
+//!
+//! | path | answer |
+//! | --- | --- |
+//! | `/metrics` | the Prometheus exposition |
+//! | `/health/live` | 200 while the process runs |
+//! | `/health/ready` | 200 while new connections are taken; 503 draining or full |
+//! | `/status` | the page for people |
+//! | `/status.json` | what the page polls |
+//! | `/` | a redirect to `/status` |
+//!
+//! `GET` and `HEAD` only.
+
+use std::time::Instant;
+
+use super::http::{Reply, Request};
+use super::readiness::Readiness;
+use super::scrape::Scrape;
+use super::{metrics, status, Sources};
+
+/// The reply to `request`.
+pub fn answer(request: &Request, sources: &Sources) -> Reply {
+    if request.method != "GET" && request.method != "HEAD" {
+        return Reply::text(405, "only GET and HEAD\n").with_header("Allow", "GET, HEAD");
+    }
+    match request.path.as_str() {
+        "/metrics" => Reply::new(
+            200,
+            metrics::CONTENT_TYPE,
+            metrics::render(&Scrape::take(sources)),
+        ),
+        "/health/live" => Reply::text(200, "live\n"),
+        "/health/ready" => {
+            let stats = sources.stats.snapshot();
+            let readiness = sources
+                .capacity
+                .readiness(sources.drain.is_triggered(), &stats);
+            let status = if readiness == Readiness::Ready {
+                200
+            } else {
+                503
+            };
+            Reply::text(status, format!("{}\n", readiness.as_str()))
+        }
+        "/status" => Reply::new(200, "text/html; charset=utf-8", status::PAGE)
+            .with_header("Content-Security-Policy", status::CONTENT_SECURITY_POLICY),
+        "/status.json" => {
+            let scrape = Scrape::take(sources);
+            let rates = sources.rates().rates(&scrape, Instant::now());
+            Reply::new(200, "application/json", status::json(&scrape, rates))
+        }
+        "/" => Reply::text(302, "see /status\n").with_header("Location", "/status"),
+        _ => Reply::text(
+            404,
+            "not found; try /metrics, /health/live, /health/ready, /status\n",
+        ),
+    }
+}

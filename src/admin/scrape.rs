@@ -1,0 +1,40 @@
+//! One reading of everything the admin port reports, taken once per request
+//! so `/metrics` and `/status.json` each show one moment.
+
+use std::time::Duration;
+
+use super::process::ProcessFigures;
+use super::readiness::{Capacity, Readiness};
+use super::Sources;
+use crate::stats::StatsSnapshot;
+
+/// The version in `shardd_build_info` and on the status page.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+/// Everything reported, at one moment.
+#[derive(Clone, Debug)]
+pub struct Scrape {
+    pub stats: StatsSnapshot,
+    pub readiness: Readiness,
+    pub capacity: Capacity,
+    pub process: ProcessFigures,
+    /// Time since the server started serving.
+    pub uptime: Duration,
+}
+
+impl Scrape {
+    /// Read `sources` now.
+    pub fn take(sources: &Sources) -> Scrape {
+        let stats = sources.stats.snapshot();
+        let readiness = sources
+            .capacity
+            .readiness(sources.drain.is_triggered(), &stats);
+        Scrape {
+            stats,
+            readiness,
+            capacity: sources.capacity,
+            process: ProcessFigures::read(),
+            uptime: sources.started.elapsed(),
+        }
+    }
+}

@@ -1,0 +1,43 @@
+//! `shardd --check`: validate the settings without serving, like `nginx -t`.
+//!
+//! The config file is read and parsed, the flags applied and every value
+//! validated; then each address is bound (and let go again), so a port in
+//! use shows now rather than at start. The result is one line: a summary,
+//! or the problem. With `[tls]`, the certificate and key are loaded too.
+
+use std::net::TcpListener;
+
+use anyhow::{Context, Result};
+use shardd::Server;
+
+use crate::cli::Cli;
+
+/// Check the settings `cli` gives; the one-line summary, or what is wrong.
+pub fn check(cli: &Cli) -> Result<String> {
+    let config = cli.config()?;
+    let shards = config.shard_count();
+    let listener = format!("{:?}", config.listener).to_lowercase();
+    let admin = config.admin;
+    // Bind the main address(es) and keep them while the admin address is
+    // tried, so the two cannot be the same.
+    let server = Server::bind(config)?;
+    let addr = server
+        .local_addr()
+        .map_or_else(|| "-".into(), |addr| addr.to_string());
+    let admin = match admin {
+        Some(admin_addr) => {
+            let bound = TcpListener::bind(admin_addr)
+                .with_context(|| format!("cannot bind the admin address {admin_addr}"))?;
+            format!(", admin on {}", bound.local_addr()?)
+        }
+        None => String::new(),
+    };
+    drop(server);
+    let source = match &cli.config {
+        Some(path) => format!("config {}", path.display()),
+        None => "no config file".into(),
+    };
+    Ok(format!(
+        "shardd: settings ok ({source}): {shards} shards, listener {listener} on {addr}{admin}"
+    ))
+}
