@@ -797,3 +797,36 @@ fn sighup_reloads_the_certificate_and_a_bad_file_keeps_the_old_one() {
     };
     assert!(status.success(), "{status}");
 }
+
+#[test]
+fn tls_handshakes_show_in_the_admin_metrics() {
+    let mut config = config(1);
+    config.admin = Some("127.0.0.1:0".parse().unwrap());
+    let server = TlsServer::start(config, Duration::from_secs(10));
+    assert_plaintext(&server.connect().get(PLAINTEXT));
+    let mut garbage = TcpStream::connect(server.addr()).unwrap();
+    garbage.write_all(b"GET / HTTP/1.1\r\n\r\n").unwrap();
+    closed_within(&mut garbage, Duration::from_secs(5));
+    server.wait_stats("a handshake and a failure", |tls| {
+        tls.handshakes >= 1 && tls.failures >= 1
+    });
+    let admin = server.server.handle.admin_addr().expect("admin port");
+    let mut scrape = TcpStream::connect(admin).unwrap();
+    scrape
+        .write_all(b"GET /metrics HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let mut text = String::new();
+    scrape.read_to_string(&mut text).unwrap();
+    let value = |series: &str| {
+        text.lines()
+            .find_map(|line| line.strip_prefix(series))
+            .map(|rest| rest.trim().parse::<f64>().unwrap())
+            .unwrap_or_else(|| panic!("no {series} in {text}"))
+    };
+    assert!(value("shardd_tls_handshakes_total{shard=\"0\"}") >= 1.0);
+    assert!(value("shardd_tls_handshake_failures_total{shard=\"0\"}") >= 1.0);
+    assert_eq!(
+        value("shardd_tls_handshake_timeouts_total{shard=\"0\"}"),
+        0.0
+    );
+}

@@ -107,7 +107,7 @@ fn acceptor(out: &mut Exposition, scrape: &Scrape) {
 fn shards(out: &mut Exposition, scrape: &Scrape) {
     let shards = &scrape.stats.shards;
     type Figure = fn(&shardd_shards::ShardStatsSnapshot) -> u64;
-    let simple: [(&str, &str, &str, Figure); 8] = [
+    let simple: [(&str, &str, &str, Figure); 11] = [
         (
             "shardd_connections_handed_off_total",
             "counter",
@@ -143,6 +143,24 @@ fn shards(out: &mut Exposition, scrape: &Scrape) {
             "counter",
             "Handler panics answered with 500.",
             |s| s.handler_panics,
+        ),
+        (
+            "shardd_tls_handshakes_total",
+            "counter",
+            "TLS handshakes completed (0 without TLS).",
+            |s| s.tls_handshakes,
+        ),
+        (
+            "shardd_tls_handshake_failures_total",
+            "counter",
+            "TLS handshakes that failed: not TLS, a protocol error, a client gone mid-handshake.",
+            |s| s.tls_handshake_failures,
+        ),
+        (
+            "shardd_tls_handshake_timeouts_total",
+            "counter",
+            "TLS clients closed because their handshake was not done within the handshake timeout.",
+            |s| s.tls_handshake_timeouts,
         ),
         (
             "shardd_shard_restarts_total",
