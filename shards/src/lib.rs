@@ -53,6 +53,8 @@ mod response;
 mod shard;
 mod slot;
 mod stats;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod upgrade;
 
 pub use app::{app_fn, App, FnApp};
