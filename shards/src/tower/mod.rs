@@ -3,18 +3,17 @@
 //!
 //! [`TowerApp`] is an [`App`]: for each request it builds an
 //! `http::Request<`[`RequestBody`]`>` from the borrowed [`Request`], calls
-//! the service (the shard's own instance while it is ready at once, as an
-//! axum `Router` always is; else a clone that waits for readiness), and
-//! turns the `http::Response<B>` it answers into a [`Response`]. Build the
+//! a clone of the service (`poll_ready`, then `call`), and turns the
+//! `http::Response<B>` it answers into a [`Response`]. Build the
 //! service in the app factory, so that each shard has its own
 //! (`serve(|shard| serve_tower(make_router(shard)))`): then nothing a
 //! request touches is shared with another core, not even a reference count.
 //!
-//! Per request the adapter allocates the request's `HeaderMap` (its two
-//! tables), a custom field name, and response header text that is not one
-//! of the common values it knows as static text; the request's bytes are
-//! copied into a per-shard arena that is reused, and a response body is
-//! looked at in a box kept from the previous response.
+//! Per request the adapter allocates only for a custom field name and for
+//! response header text that is not one of the common values it knows as
+//! static text: the request's bytes are copied into a per-shard arena that
+//! is reused, its `HeaderMap` is the last response's, emptied, and a
+//! response body is looked at in a box kept from the previous response.
 //!
 //! The service's futures run on the shard's thread, inside the connection's
 //! task: they may be `Send`, nothing requires it. Everything the connection
@@ -41,7 +40,6 @@
 mod request;
 mod response;
 
-use std::cell::RefCell;
 use std::future::{poll_fn, Future};
 use std::pin::pin;
 use std::task::Poll;
@@ -91,23 +89,25 @@ pub use request::RequestBody;
 /// ```
 #[derive(Debug)]
 pub struct TowerApp<S> {
-    /// The shard's instance, called directly while it is ready at once.
-    service: RefCell<S>,
+    service: S,
     peer_addr: bool,
     /// Where requests are copied (see [`request::Arena`]).
     arena: request::Arena,
     /// A response body's box, reused (see [`response::SpareBody`]).
     spare_body: response::SpareBody,
+    /// A response's `HeaderMap`, reused for a request (see [`request::SpareHeaders`]).
+    spare_headers: request::SpareHeaders,
 }
 
 impl<S: Clone> Clone for TowerApp<S> {
     /// The same service and settings, with buffers of its own.
     fn clone(&self) -> Self {
         TowerApp {
-            service: RefCell::new(self.service.borrow().clone()),
+            service: self.service.clone(),
             peer_addr: self.peer_addr,
             arena: request::Arena::default(),
             spare_body: response::SpareBody::default(),
+            spare_headers: request::SpareHeaders::default(),
         }
     }
 }
@@ -121,10 +121,11 @@ impl<S> TowerApp<S> {
     /// Serve `service`.
     pub fn new(service: S) -> Self {
         TowerApp {
-            service: RefCell::new(service),
+            service,
             peer_addr: false,
             arena: request::Arena::default(),
             spare_body: response::SpareBody::default(),
+            spare_headers: request::SpareHeaders::default(),
         }
     }
 
@@ -138,8 +139,8 @@ impl<S> TowerApp<S> {
     }
 
     /// The service.
-    pub fn into_service(self) -> S {
-        self.service.into_inner()
+    pub fn service(&self) -> &S {
+        &self.service
     }
 }
 
@@ -151,76 +152,39 @@ where
     B::Data: Buf,
     B::Error: Into<BoxError>,
 {
-    async fn call(&self, request: &Request<'_>) -> Response {
-        let Some(converted) = request::to_http(request, self.peer_addr, &self.arena) else {
-            return Response::new(StatusCode::BAD_REQUEST)
-                .with_header("Content-Type", "text/plain")
-                .with_body("invalid request target\n");
-        };
-        let answer = match self.call_if_ready(converted).await {
-            Ok(answer) => answer,
-            Err(NotReady::Failed(error)) => return service_failed(error),
-            Err(NotReady::Wait(converted)) => {
-                // tower's contract: readiness belongs to one caller, so
-                // this request waits on a clone of its own.
-                let mut service = self.service.borrow().clone();
-                if let Err(error) = poll_fn(|cx| service.poll_ready(cx)).await {
-                    return service_failed(error.into());
-                }
-                service.call(converted)
+    fn call(&self, request: &Request<'_>) -> impl Future<Output = Response> {
+        // tower's contract: readiness belongs to one caller, so each request
+        // drives a clone of its own (for a `Router`, an `Arc` count on this
+        // shard's own Router). Measured against calling the shard's instance
+        // directly while it is ready: that costs more (the bigger futures it
+        // moves around) than the two uncontended atomic operations it saves.
+        let mut service = self.service.clone();
+        async move {
+            if let Err(error) = poll_fn(|cx| service.poll_ready(cx)).await {
+                return service_failed(error.into());
             }
-        };
-        let mut answer = pin!(answer);
-        // Converted in the poll that brings the answer, with its waker
-        // for the first look at the body.
-        poll_fn(|cx| match answer.as_mut().poll(cx) {
-            Poll::Ready(Ok(answer)) => {
-                Poll::Ready(response::from_http(answer, cx, &self.spare_body))
-            }
-            Poll::Ready(Err(error)) => Poll::Ready(service_failed(error.into())),
-            Poll::Pending => Poll::Pending,
-        })
-        .await
-    }
-}
-
-/// Why the shard's instance did not take a request at once.
-enum NotReady<R> {
-    /// It is not ready: wait on a clone.
-    Wait(R),
-    /// `poll_ready` failed.
-    Failed(BoxError),
-}
-
-impl<S> TowerApp<S> {
-    /// Call the shard's own instance if it is ready now (an axum `Router`
-    /// always is), with no clone: `poll_ready` and `call` in one go, so no
-    /// other request can come between them. An instance that is not ready
-    /// may have begun to reserve something for this caller (a permit, a
-    /// slot); it is replaced by a fresh clone, so it never waits for a
-    /// caller that has gone to wait elsewhere.
-    async fn call_if_ready<B>(
-        &self,
-        request: http::Request<RequestBody>,
-    ) -> Result<S::Future, NotReady<http::Request<RequestBody>>>
-    where
-        S: Service<http::Request<RequestBody>, Response = http::Response<B>> + Clone,
-        S::Error: Into<BoxError>,
-    {
-        let mut request = Some(request);
-        poll_fn(|cx| {
-            let mut service = self.service.borrow_mut();
-            Poll::Ready(match service.poll_ready(cx) {
-                Poll::Ready(Ok(())) => Ok(service.call(request.take().expect("polled once"))),
-                Poll::Ready(Err(error)) => Err(NotReady::Failed(error.into())),
-                Poll::Pending => {
-                    let fresh = service.clone();
-                    *service = fresh;
-                    Err(NotReady::Wait(request.take().expect("polled once")))
-                }
+            let Some(converted) =
+                request::to_http(request, self.peer_addr, &self.arena, &self.spare_headers)
+            else {
+                return Response::new(StatusCode::BAD_REQUEST)
+                    .with_header("Content-Type", "text/plain")
+                    .with_body("invalid request target\n");
+            };
+            let mut answer = pin!(service.call(converted));
+            // Converted in the poll that brings the answer, with its waker
+            // for the first look at the body.
+            poll_fn(|cx| match answer.as_mut().poll(cx) {
+                Poll::Ready(Ok(answer)) => Poll::Ready(response::from_http(
+                    answer,
+                    cx,
+                    &self.spare_body,
+                    &self.spare_headers,
+                )),
+                Poll::Ready(Err(error)) => Poll::Ready(service_failed(error.into())),
+                Poll::Pending => Poll::Pending,
             })
-        })
-        .await
+            .await
+        }
     }
 }
 

@@ -3,8 +3,9 @@
 //!
 //! The target, every header value and the body are copied once, into a
 //! per-app [`Arena`]; the URI, each `HeaderValue` and the body are slices
-//! of it, so a request costs two allocations however many fields it has
-//! (the `HeaderMap`'s two tables).
+//! of it, and the `HeaderMap` is the last response's, emptied
+//! ([`SpareHeaders`]): a request whose field names are standard costs no
+//! allocation however many fields it has.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -94,6 +95,31 @@ const INLINE_FIELDS: usize = 16;
 #[derive(Debug, Default)]
 pub(crate) struct Arena(RefCell<BytesMut>);
 
+/// A `HeaderMap` kept from the last response for the next request, so
+/// that neither allocates its tables (the service drops the request's map,
+/// the adapter keeps the response's). One per app, so per shard.
+#[derive(Debug, Default)]
+pub(crate) struct SpareHeaders(pub(super) RefCell<Option<HeaderMap>>);
+
+impl SpareHeaders {
+    /// An empty map with room for `fields` fields: the kept one, if any.
+    fn take(&self, fields: usize) -> HeaderMap {
+        match self.0.borrow_mut().take() {
+            Some(mut headers) => {
+                headers.reserve(fields);
+                headers
+            }
+            None => HeaderMap::with_capacity(fields),
+        }
+    }
+
+    /// Keep `headers`, emptied, for the next request.
+    pub(crate) fn keep(&self, mut headers: HeaderMap) {
+        headers.clear();
+        *self.0.borrow_mut() = Some(headers);
+    }
+}
+
 /// One arena chunk.
 const ARENA_CHUNK: usize = 16 * 1024;
 
@@ -116,6 +142,7 @@ pub(crate) fn to_http(
     request: &Request<'_>,
     peer: bool,
     arena: &Arena,
+    spare: &SpareHeaders,
 ) -> Option<http::Request<RequestBody>> {
     let target = request.target();
     let body = request.body();
@@ -145,7 +172,7 @@ pub(crate) fn to_http(
     };
 
     let uri = Uri::from_maybe_shared(buf.slice(..target.len())).ok()?;
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    let mut headers = spare.take(fields.len());
     let mut at = target.len();
     for (name, len) in fields.drain(..) {
         let value = buf.slice(at..at + len);
@@ -244,7 +271,7 @@ mod tests {
         let body = vec![b'x'; 1024];
         let convert = || {
             let request = Request::new("POST", "/p", http::Version::HTTP_11, &body, &peer);
-            to_http(&request, false, &arena).expect("a URI")
+            to_http(&request, false, &arena, &SpareHeaders::default()).expect("a URI")
         };
         let first = convert();
         let start = path_at(&first);
@@ -276,7 +303,7 @@ mod tests {
         let arena = Arena::default();
         let body = vec![b'y'; ARENA_BODY + 1];
         let request = Request::new("POST", "/big", http::Version::HTTP_11, &body, &peer);
-        let mut converted = to_http(&request, false, &arena).unwrap();
+        let mut converted = to_http(&request, false, &arena, &SpareHeaders::default()).unwrap();
         let path = path_at(&converted);
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
@@ -294,7 +321,8 @@ mod tests {
         let peer = PeerAddr::Unknown;
         for target in ["/a/b?x=1", "http://example.com/p?q", "*"] {
             let request = Request::new("OPTIONS", target, http::Version::HTTP_11, b"", &peer);
-            let converted = to_http(&request, false, &Arena::default()).expect("a URI");
+            let converted = to_http(&request, false, &Arena::default(), &SpareHeaders::default())
+                .expect("a URI");
             assert_eq!(converted.uri().to_string(), target);
             assert!(converted.body().is_end_stream());
         }

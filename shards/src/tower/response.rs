@@ -21,6 +21,7 @@ use http_body::Frame;
 
 use crate::body::{Body, BoxError};
 use crate::response::{HeaderText, Response};
+use crate::tower::request::SpareHeaders;
 
 /// `response` as a shardd [`Response`]; `cx` is the task's, for the one
 /// look at the body.
@@ -37,6 +38,7 @@ pub(crate) fn from_http<B>(
     response: http::Response<B>,
     cx: &mut Context<'_>,
     spare: &SpareBody,
+    spare_headers: &SpareHeaders,
 ) -> Response
 where
     B: http_body::Body + 'static,
@@ -69,6 +71,7 @@ where
         };
         converted = converted.with_header(name_text(name), value);
     }
+    spare_headers.keep(parts.headers);
     converted.with_body(body)
 }
 
@@ -334,16 +337,23 @@ mod tests {
                 .body(text.to_owned())
                 .unwrap()
         };
-        let response = from_http(answer("hello"), &mut cx, &spare);
+        let headers = SpareHeaders::default();
+        let response = from_http(answer("hello"), &mut cx, &spare, &headers);
         assert!(matches!(response.body(), Body::Shared(bytes) if bytes == "hello"));
         assert_eq!(response.header("content-type"), Some("text/plain"));
         assert_eq!(response.header("content-length"), None);
         let kept = spare_at::<String>(&spare).expect("the box is kept");
-        let response = from_http(answer("again"), &mut cx, &spare);
+        // The response's HeaderMap is kept, emptied, for the next request.
+        assert!(headers
+            .0
+            .borrow()
+            .as_ref()
+            .is_some_and(|map| map.is_empty()));
+        let response = from_http(answer("again"), &mut cx, &spare, &headers);
         assert!(matches!(response.body(), Body::Shared(bytes) if bytes == "again"));
         assert_eq!(spare_at::<String>(&spare), Some(kept));
         // Without a body, the stated length stays (for HEAD and 304).
-        let response = from_http(answer(""), &mut cx, &spare);
+        let response = from_http(answer(""), &mut cx, &spare, &headers);
         assert!(matches!(response.body(), Body::Empty));
         assert_eq!(response.header("content-length"), Some("999"));
     }
@@ -378,7 +388,8 @@ mod tests {
         let spare = SpareBody::default();
         let waker = std::task::Waker::noop();
         let mut cx = Context::from_waker(waker);
-        let mut response = from_http(http::Response::new(Slow(0)), &mut cx, &spare);
+        let headers = SpareHeaders::default();
+        let mut response = from_http(http::Response::new(Slow(0)), &mut cx, &spare, &headers);
         let Body::Stream(mut stream) = response.take_body() else {
             panic!("a stream expected");
         };
