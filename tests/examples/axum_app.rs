@@ -115,6 +115,8 @@ fn router(shard: &ShardInfo) -> Router {
 }
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
+    // What shardd and the adapter report (a service error, a header it cannot send).
+    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let args = Args::parse();
     let config = Config {
         bind: args.bind,
