@@ -177,10 +177,11 @@ pub(crate) fn to_http(
     for (name, len) in fields.drain(..) {
         let value = buf.slice(at..at + len);
         at += len;
-        // SAFETY (an invariant of `HeaderValue`, not memory safety): the
-        // reader (httparse) refuses every byte `HeaderValue` refuses in a
-        // value, the control bytes but HTAB, and DEL; this is what hyper
-        // does with httparse's values. Debug builds check again.
+        // SAFETY (an invariant of `HeaderValue`, not memory safety: `http`
+        // checks bytes again wherever it relies on them, e.g. in `to_str`):
+        // the reader (httparse) refuses every byte `HeaderValue` refuses in
+        // a value, the control bytes but HTAB, and DEL; hyper trusts
+        // httparse's values the same way. Debug builds check again.
         headers.append(name, unsafe {
             HeaderValue::from_maybe_shared_unchecked(value)
         });
