@@ -2,12 +2,16 @@
 //! (feature `tower`, which the crate's dev-dependency on itself turns on):
 //! path parameters, `Json` in and out, `State`, `Query`, a streamed body,
 //! a tower-http layer, a panicking handler, a drain with a request in
-//! flight, and what the adapter does with framing fields.
+//! flight, what the adapter does with framing fields, and services that are
+//! not always ready or whose futures are not `Send`.
 
 mod support;
 
+use std::cell::Cell;
+use std::convert::Infallible;
 use std::io::{Read, Write};
 use std::net::TcpStream;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -22,10 +26,11 @@ use axum::{Extension, Json, Router};
 use bytes::Bytes;
 use futures_util::stream;
 use serde::{Deserialize, Serialize};
-use shardd::tower::serve_tower;
+use shardd::tower::{serve_tower, RequestBody};
 use shardd::{PeerAddr, ShardInfo};
 use support::{bounded_config, config, wait_until, Client, TestServer};
 use tower::limit::ConcurrencyLimit;
+use tower::service_fn;
 use tower_http::timeout::TimeoutLayer;
 
 /// What the test steers and watches, shared by every shard's Router.
@@ -312,17 +317,21 @@ fn a_streamed_body_is_forwarded_frame_by_frame() {
         assert!(n > 0, "closed early: {:?}", String::from_utf8_lossy(&got));
         got.extend_from_slice(&buf[..n]);
     }
-    let (_, rest) = support::parse_response(&got, "GET", false)
+    let (response, used) = support::parse_response(&got, "GET", false)
         .unwrap()
         .expect("one complete chunked response");
-    assert_eq!(rest, got.len());
-    let (response, _) = support::parse_response(&got, "GET", false)
-        .unwrap()
-        .unwrap();
+    assert_eq!(used, got.len(), "nothing after the last chunk");
     assert_eq!(response.body_str(), "chunk 0;chunk 1;chunk 2;");
     // The connection is still good.
-    let mut client = Client::connect(server.addr);
-    assert_eq!(client.get("/plaintext").body_str(), "Hello, World!");
+    stream
+        .write_all(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut got = Vec::new();
+    while !got.ends_with(b"Hello, World!") {
+        let n = stream.read(&mut buf).expect("the next response");
+        assert!(n > 0, "closed: {:?}", String::from_utf8_lossy(&got));
+        got.extend_from_slice(&buf[..n]);
+    }
 }
 
 #[test]
@@ -413,6 +422,29 @@ fn a_service_that_is_not_ready_makes_requests_wait_not_fail() {
     for _ in 0..3 {
         assert_eq!(server.connect().get("/plaintext").status, 200);
     }
+}
+
+#[test]
+fn a_service_whose_futures_are_not_send_is_served() {
+    // Shard-local state behind an `Rc`, held across an await: neither the
+    // service nor its futures are `Send`, and the shard does not need them to be.
+    let server = TestServer::start_with(config(1), |_| {
+        let count = Rc::new(Cell::new(0u64));
+        serve_tower(service_fn(
+            move |request: axum::http::Request<RequestBody>| {
+                let count = Rc::clone(&count);
+                async move {
+                    tokio::time::sleep(Duration::from_millis(1)).await;
+                    count.set(count.get() + 1);
+                    let text = format!("{} #{}", request.uri().path(), count.get());
+                    Ok::<_, Infallible>(axum::http::Response::new(text))
+                }
+            },
+        ))
+    });
+    let mut client = server.connect();
+    assert_eq!(client.get("/a").body_str(), "/a #1");
+    assert_eq!(client.get("/b").body_str(), "/b #2");
 }
 
 #[test]
