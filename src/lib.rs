@@ -71,6 +71,27 @@ pub use shardd_shards::{
 pub use stats::{AcceptorSnapshot, StatsSnapshot};
 pub use tls::TlsReloader;
 
+/// Serving a tower `Service` — an axum `Router` included — on the shards
+/// (feature `tower`): [`serve_tower`](tower::serve_tower) makes an [`App`]
+/// of it.
+///
+/// ```no_run
+/// use axum::{routing::get, Router};
+/// use shardd::tower::serve_tower;
+/// use shardd::{Config, Server};
+///
+/// let handle = Server::bind(Config::default())?.serve(|_shard| {
+///     // Built on each shard: nothing a request touches is shared between cores.
+///     serve_tower(Router::new().route("/", get(|| async { "hello\n" })))
+/// })?;
+/// handle.wait();
+/// # Ok::<(), shardd::Error>(())
+/// ```
+#[cfg(feature = "tower")]
+pub mod tower {
+    pub use shardd_shards::tower::{serve_tower, RequestBody, TowerApp};
+}
+
 /// Building blocks for [`Listener`] authors: the listeners shardd ships and
 /// the stream they hand out (TCP, or Unix domain).
 pub mod listeners {

@@ -24,6 +24,8 @@ pub struct Opts {
     pub churn_client_close: bool,
     pub timeout: Duration,
     pub path: String,
+    /// What every response's body must be.
+    pub body: String,
     pub workloads: Vec<Workload>,
     pub targets: Vec<Target>,
     pub out: PathBuf,
@@ -47,7 +49,9 @@ cargo bench --bench load -- [options]
                            of waiting for the server's FIN when it says Connection: close
                            (needed for servers that never close, e.g. may_minihttp)
   --timeout SECS           a response later than this is an error [8]
-  --path PATH              request target [/plaintext]
+  --path PATH              request target [/plaintext]; /json for TechEmpower's json test
+  --body TEXT              the body every response must have [{\"message\":\"Hello, World!\"}
+                           for a path ending in /json, else Hello, World!]
   --workloads LIST         pipeline,keepalive,churn [all three]
   --modes LIST             handoff-rr,handoff-lc,reuseport [all three]; 'none' for only --extra
   --extra 'LABEL=CMD ARGS' an external server beside shardd; {port} is replaced by
@@ -107,6 +111,7 @@ struct Given {
     churn_client_close: bool,
     timeout: Option<f64>,
     path: Option<String>,
+    body: Option<String>,
     workloads: Option<Vec<Workload>>,
     modes: Option<String>,
     extras: Vec<Target>,
@@ -144,6 +149,7 @@ impl Given {
             "--churn-client-close" => self.churn_client_close = true,
             "--timeout" => self.timeout = Some(number(&key, value()?)?),
             "--path" => self.path = Some(value()?),
+            "--body" => self.body = Some(value()?),
             "--workloads" => self.workloads = Some(workloads(&value()?)?),
             "--modes" => self.modes = Some(value()?),
             "--extra" => {
@@ -182,6 +188,7 @@ impl Given {
         if depth == 0 || threads == 0 {
             return Err("--depth and --threads must be at least 1".into());
         }
+        let path = self.path.unwrap_or_else(|| "/plaintext".into());
         Ok(Opts {
             duration: self.duration.unwrap_or(defaults.duration),
             warmup: self.warmup.unwrap_or(defaults.warmup),
@@ -194,7 +201,8 @@ impl Given {
             no_pin: self.no_pin,
             churn_client_close: self.churn_client_close,
             timeout: Duration::from_secs_f64(self.timeout.unwrap_or(8.0)),
-            path: self.path.unwrap_or_else(|| "/plaintext".into()),
+            body: self.body.unwrap_or_else(|| default_body(&path).into()),
+            path,
             workloads: self
                 .workloads
                 .unwrap_or_else(|| vec![Workload::Pipeline, Workload::KeepAlive, Workload::Churn]),
@@ -202,6 +210,15 @@ impl Given {
             out,
             smoke,
         })
+    }
+}
+
+/// What TechEmpower's test at `path` answers: json for `/json`, else plaintext.
+fn default_body(path: &str) -> &'static str {
+    if path.split('?').next().is_some_and(|p| p.ends_with("/json")) {
+        r#"{"message":"Hello, World!"}"#
+    } else {
+        "Hello, World!"
     }
 }
 

@@ -74,6 +74,7 @@ pub fn run_cell(server: &RunningServer, workload: Workload, opts: &Opts) -> Row 
         batch_requests,
         timeout: opts.timeout,
         client_close: opts.churn_client_close,
+        expected_body: opts.body.clone().into_bytes(),
     };
     let load = Load::start(cfg, connections, opts.threads);
     let pid = server.child.id();

@@ -6,14 +6,15 @@
 //!     [--churn-connections N] [--depth N] [--threads N] [--shards N] [--no-pin]
 //!     [--workloads pipeline,keepalive,churn] [--modes handoff-rr,handoff-lc,reuseport]
 //!     [--extra "label=CMD ARGS with {port}"]... [--server-cmd "CMD ARGS with {port}"]
-//!     [--out DIR] [--settle SECS] [--timeout SECS]
+//!     [--out DIR] [--settle SECS] [--timeout SECS] [--path /json] [--body TEXT]
 //! ```
 //!
 //! For every mode it starts the release `shardd` binary on a free port (all
 //! servers run for the whole run, idle when not measured), then for every
 //! workload and every server in turn: warm-up, a measured window, a pause.
 //! Every response is checked (status 200, `Content-Length` present and the
-//! body exactly `Hello, World!`); anything else counts as an error.
+//! body exactly `Hello, World!`, or `{"message":"Hello, World!"}` with
+//! `--path /json`); anything else counts as an error.
 //!
 //! Per cell it reports requests/s, p50/p99 latency (from the write of a
 //! request batch to each of its responses, as wrk measures), errors, and the

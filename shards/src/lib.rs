@@ -61,6 +61,8 @@ pub mod router;
 mod shard;
 mod slot;
 mod stats;
+#[cfg(feature = "tower")]
+pub mod tower;
 mod upgrade;
 
 pub use app::{app_fn, App, FnApp};

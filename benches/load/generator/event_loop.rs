@@ -10,7 +10,6 @@ use super::response::{parse_response, Parsed};
 use super::{ErrorKind, GenConfig, GenResult, MEASURE, STOP};
 use crate::workload::Workload;
 
-const EXPECTED_BODY: &[u8] = b"Hello, World!";
 /// Read buffer per connection; 16 plaintext responses take about 2.3 KiB.
 const CONN_BUF: usize = 32 * 1024;
 /// Pause before reconnecting after a failed connect.
@@ -446,7 +445,7 @@ impl Generator<'_> {
                         return self.fail(i, ErrorKind::Parse);
                     }
                     let body = &conn.buf[conn.start + body.0..conn.start + body.1];
-                    let ok = status == 200 && body == EXPECTED_BODY;
+                    let ok = status == 200 && body == self.cfg.expected_body;
                     conn.start += len;
                     conn.outstanding -= 1;
                     conn.server_closes = close;

@@ -47,6 +47,8 @@ pub struct GenConfig {
     pub timeout: Duration,
     /// Churn: close right after the response instead of waiting for the server's FIN.
     pub client_close: bool,
+    /// What every response's body must be.
+    pub expected_body: Vec<u8>,
 }
 
 /// `127.0.0.1:port` for `GenConfig::addr`.
