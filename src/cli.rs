@@ -4,9 +4,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::Result;
+use clap::builder::TypedValueParser;
 use clap::Parser;
 
-use shardd::{Config, DispatchPolicy, ListenerMode, OverloadPolicy};
+use shardd::{
+    AccessLogFormat, AccessLogTarget, Config, DispatchPolicy, ListenerMode, LogFormat,
+    OverloadPolicy,
+};
 
 /// shardd: a sharded thread-per-core HTTP/1.1 server with connection handoff.
 ///
@@ -16,7 +20,7 @@ use shardd::{Config, DispatchPolicy, ListenerMode, OverloadPolicy};
 ///
 /// Settings come from defaults, then --config FILE, then these flags.
 /// SIGINT/SIGTERM start a drain; a second signal exits at once.
-/// Log verbosity: RUST_LOG=warn|info|debug (default info).
+/// Log verbosity: RUST_LOG=warn|info|debug (default info); logs go to stderr.
 #[derive(Debug, Parser)]
 #[command(name = "shardd", version)]
 pub struct Cli {
@@ -59,6 +63,24 @@ pub struct Cli {
     /// Longest a drain may take, in milliseconds [default: 10000].
     #[arg(long, value_name = "MS")]
     pub drain_timeout_ms: Option<u64>,
+
+    /// Format of the server's own log lines on stderr [default: text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Write an access log to FILE (appended, created if missing), or to
+    /// stdout with "-"; "" turns it off [default: off].
+    #[arg(long, value_name = "FILE|-")]
+    pub access_log: Option<AccessLogTarget>,
+
+    /// Access-log line format [default: combined].
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_parser = clap::builder::PossibleValuesParser::new(AccessLogFormat::NAMES)
+            .map(|name| name.parse::<AccessLogFormat>().expect("a listed name")),
+    )]
+    pub access_log_format: Option<AccessLogFormat>,
 }
 
 impl Cli {
@@ -94,6 +116,15 @@ impl Cli {
         }
         if let Some(ms) = self.drain_timeout_ms {
             config.drain_timeout_ms = ms;
+        }
+        if let Some(format) = self.log_format {
+            config.log.format = format;
+        }
+        if let Some(target) = &self.access_log {
+            config.log.access_log = target.clone();
+        }
+        if let Some(format) = self.access_log_format {
+            config.log.access_log_format = format;
         }
         config.validate()?;
         Ok(config)

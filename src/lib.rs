@@ -34,6 +34,7 @@
 #![warn(missing_docs)]
 
 mod acceptor;
+mod access_log_writer;
 mod config;
 mod dispatch;
 mod drain_signal;
@@ -44,7 +45,10 @@ mod socket;
 mod stats;
 mod supervisor;
 
-pub use config::{Admission, Config, DispatchPolicy, ListenerMode, OverloadPolicy};
+pub use config::{
+    AccessLogTarget, Admission, Config, DispatchPolicy, ListenerMode, LogFormat, Logging,
+    OverloadPolicy,
+};
 pub use error::Error;
 /// The `http` crate, whose `Method`, `StatusCode` and `Version` the API uses.
 pub use http;
@@ -53,10 +57,10 @@ pub use server::{
 };
 pub use shardd_shards::apps::techempower::TechEmpower;
 pub use shardd_shards::{
-    app_fn, Accepted, App, Body, FnApp, HeaderText, Limits, Listener, PeerAddr, Request, Response,
-    ShardInfo, ShardStatsSnapshot,
+    app_fn, Accepted, AccessLogFormat, App, Body, FnApp, HeaderText, Limits, Listener, PeerAddr,
+    Request, Response, ShardInfo, ShardStatsSnapshot,
 };
-pub use stats::{AcceptorSnapshot, StatsSnapshot};
+pub use stats::{AcceptorSnapshot, AccessLogSnapshot, StatsSnapshot};
 
 /// Building blocks for [`Listener`] authors: the listeners shardd ships and
 /// the TCP stream they hand out.

@@ -1,6 +1,7 @@
 //! The `shardd` binary: the TechEmpower plaintext/json app on every core.
 
 mod cli;
+mod logging;
 mod open_files;
 mod signals;
 
@@ -15,7 +16,6 @@ use crate::open_files::raise_open_file_limit;
 use crate::signals::drain_on_signals;
 
 fn main() -> ExitCode {
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     match run(&cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -28,6 +28,7 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<()> {
     let config = cli.config()?;
+    logging::init(config.log.format);
     match raise_open_file_limit() {
         Ok((old, new)) if new > old => log::info!("open-file limit raised from {old} to {new}"),
         Ok((_, limit)) => log::info!("open-file limit is {limit}"),

@@ -25,6 +25,7 @@ use shardd_shards::runtime::{run_shard, ShardCommand, ShardSetup};
 use shardd_shards::{App, Listener, ShardInfo};
 
 use crate::acceptor::Acceptor;
+use crate::access_log_writer::AccessLogWriter;
 use crate::config::{Config, ListenerMode};
 use crate::dispatch::{Dispatcher, Route};
 use crate::drain_signal::DrainSignal;
@@ -325,13 +326,19 @@ where
     let summary = summary(&config, &cores, local_addr, source.mode());
     let backlog = config.backlog.min(i32::MAX as u32) as i32;
     let drain_timeout = config.drain_timeout();
+    let mut shard_config = config.shard_config();
+    let access_log =
+        AccessLogWriter::start(&config.log, stats.access_log.clone())?.map(|(writer, sink)| {
+            shard_config.access_log = Some(sink);
+            writer
+        });
     let Some(socket) = source.take_handoff_socket() else {
         let runner = source.runner(make_app, Vec::new(), backlog);
-        let supervisor =
-            Supervisor::start(cores, &stats.shards, config.shard_config(), None, runner)?;
+        let supervisor = Supervisor::start(cores, &stats.shards, shard_config, None, runner)?;
         return Ok(Running {
             supervisor,
             acceptor: None,
+            access_log,
             summary,
             local_addr,
             drain_timeout,
@@ -345,7 +352,7 @@ where
     let supervisor = Supervisor::start(
         cores,
         &stats.shards,
-        config.shard_config(),
+        shard_config,
         Some(waker.clone()),
         runner,
     )?;
@@ -378,16 +385,22 @@ where
     Ok(Running {
         supervisor,
         acceptor: Some(acceptor),
+        access_log,
         summary,
         local_addr,
         drain_timeout,
     })
 }
 
+/// How long after the drain the access-log writer may take to write what
+/// the shards handed it last.
+const ACCESS_LOG_GRACE: Duration = Duration::from_secs(1);
+
 /// A started server: shards running, acceptor (if any) ready to run.
 struct Running {
     supervisor: Supervisor,
     acceptor: Option<Acceptor>,
+    access_log: Option<AccessLogWriter>,
     summary: String,
     local_addr: Option<SocketAddr>,
     drain_timeout: Duration,
@@ -408,6 +421,10 @@ impl Running {
         self.supervisor.drain_and_join();
         if let Some(rejecter) = rejecter {
             rejecter.finish(deadline);
+        }
+        if let Some(access_log) = self.access_log {
+            // The shards are gone, so the writer has all it will get.
+            access_log.finish(Instant::now().max(deadline) + ACCESS_LOG_GRACE);
         }
         log::info!("stopped");
     }

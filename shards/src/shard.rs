@@ -15,6 +15,7 @@ use tokio::task::LocalSet;
 use tokio::time::sleep;
 
 use crate::acceptor_waker::AcceptorWaker;
+use crate::access_log::{AccessLog, AccessLogSink};
 use crate::app::App;
 use crate::buffers::{BufferPool, DEFAULT_POOLED};
 use crate::connection::serve_connection;
@@ -49,6 +50,8 @@ pub struct ShardConfig {
     pub drain_timeout: Duration,
     /// Buffer sets the shard keeps for reuse by its connections.
     pub pooled_buffers: usize,
+    /// Where the access log goes; `None`: no access log.
+    pub access_log: Option<AccessLogSink>,
 }
 
 impl Default for ShardConfig {
@@ -57,6 +60,7 @@ impl Default for ShardConfig {
             limits: Limits::default(),
             drain_timeout: Duration::from_secs(10),
             pooled_buffers: DEFAULT_POOLED,
+            access_log: None,
         }
     }
 }
@@ -97,6 +101,11 @@ where
     tasks.block_on(&runtime, async move {
         let listener = make_listener(&setup.info)?;
         let app = make_app(&setup.info);
+        let access_log = setup
+            .config
+            .access_log
+            .clone()
+            .map(|sink| AccessLog::new(sink, setup.info.shard_id, setup.stats.clone()));
         let env = Rc::new(ShardEnv {
             limits: setup.config.limits.clone(),
             date: DateCache::new(),
@@ -104,6 +113,7 @@ where
             drain: Drain::default(),
             stats: setup.stats,
             acceptor_waker: setup.acceptor_waker,
+            access_log,
         });
         let shard = Shard {
             id: setup.info.shard_id,
@@ -168,6 +178,9 @@ impl<A: App> Shard<A> {
         self.env.drain.start();
         let _ = tokio::time::timeout(drain_timeout, self.env.drain.all_closed()).await;
         date_task.abort();
+        if let Some(access_log) = &self.env.access_log {
+            access_log.flush();
+        }
     }
 
     fn spawn_connection<C>(&self, accepted: Accepted<C>)
@@ -199,7 +212,8 @@ async fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
     .await
 }
 
-/// Refresh the shard's `Date` cache just after each second boundary.
+/// Refresh the shard's `Date` cache just after each second boundary; hand
+/// the access log's lines of the last second to its writer.
 async fn refresh_date(env: Rc<ShardEnv>) {
     loop {
         let now = SystemTime::now()
@@ -208,5 +222,8 @@ async fn refresh_date(env: Rc<ShardEnv>) {
         let to_next_second = Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos()));
         sleep(to_next_second + Duration::from_millis(1)).await;
         env.date.refresh();
+        if let Some(access_log) = &env.access_log {
+            access_log.tick();
+        }
     }
 }

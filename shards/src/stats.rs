@@ -54,6 +54,9 @@ pub struct ShardStats {
     pub request_duration: DurationHistogram,
     /// Requests rejected by the codec (4xx/5xx before reaching the app).
     pub bad_requests: AtomicU64,
+    /// Access-log lines this shard dropped because the access-log writer
+    /// was behind (its queue full: a slow disk, a stuck pipe) or gone.
+    pub access_log_dropped: AtomicU64,
     /// Times the shard's thread died and was replaced.
     pub restarts: AtomicU32,
     /// False from the moment the shard's thread dies until its replacement runs.
@@ -143,6 +146,7 @@ impl ShardStats {
             responses_by_class: self.responses_by_class.each_ref().map(|n| n.load(Relaxed)),
             request_duration: self.request_duration.snapshot(),
             bad_requests: self.bad_requests.load(Relaxed),
+            access_log_dropped: self.access_log_dropped.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
             alive: self.alive.load(Relaxed),
         }
@@ -174,6 +178,8 @@ pub struct ShardStatsSnapshot {
     pub request_duration: HistogramSnapshot,
     /// Requests rejected by the codec (4xx/5xx before reaching the app).
     pub bad_requests: u64,
+    /// See [`ShardStats::access_log_dropped`].
+    pub access_log_dropped: u64,
     /// Times the shard's thread died and was replaced.
     pub restarts: u32,
     /// False from the moment the shard's thread dies until its replacement runs.

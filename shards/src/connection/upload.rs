@@ -112,7 +112,8 @@ impl Connection<'_> {
         self.wait.answered();
         let date = env.date.get();
         let output = &mut self.lease.get().output;
-        match encode_answer(env, &date, &request, response, !pipe.is_complete(), output) {
+        let must_close = !pipe.is_complete();
+        match encode_answer(env, &date, &request, response, must_close, started, output) {
             Answer::Sent { close: false } => AfterWrite::AnswerMore,
             Answer::Sent { close: true } => {
                 let buffers = self.lease.get();
