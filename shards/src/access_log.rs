@@ -16,6 +16,7 @@
 use std::cell::{Cell, RefCell};
 use std::fmt;
 use std::io::Write;
+use std::net::IpAddr;
 use std::str::FromStr;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
@@ -25,7 +26,7 @@ use flume::TrySendError;
 use http::StatusCode;
 use serde::Deserialize;
 
-use crate::http::Version;
+use crate::http::{slice, Version};
 use crate::listener::PeerAddr;
 use crate::request::Request;
 use crate::stats::ShardStats;
@@ -304,9 +305,7 @@ impl Line<'_> {
     /// `host - - [time] "METHOD target VERSION" status bytes`
     fn common(&self, time: &Timestamps, out: &mut Vec<u8>) {
         match self.peer {
-            PeerAddr::Tcp(addr) => {
-                let _ = write!(out, "{}", addr.ip());
-            }
+            PeerAddr::Tcp(addr) => push_ip(out, addr.ip()),
             _ => out.push(b'-'),
         }
         out.extend_from_slice(b" - - [");
@@ -357,7 +356,17 @@ impl Line<'_> {
         match self.peer {
             // A socket address needs no escaping.
             PeerAddr::Tcp(addr) => {
-                let _ = write!(out, "\"{addr}\"");
+                out.push(b'"');
+                if addr.is_ipv6() {
+                    out.push(b'[');
+                    push_ip(out, addr.ip());
+                    out.push(b']');
+                } else {
+                    push_ip(out, addr.ip());
+                }
+                out.push(b':');
+                out.extend_from_slice(number.format(addr.port()).as_bytes());
+                out.push(b'"');
             }
             _ => out.extend_from_slice(b"null"),
         }
@@ -392,6 +401,37 @@ impl Line<'_> {
     }
 }
 
+/// An address as `Display` writes it; IPv4 without the formatting machinery.
+fn push_ip(out: &mut Vec<u8>, ip: IpAddr) {
+    match ip {
+        IpAddr::V4(ip) => {
+            // Into a stack buffer, then one copy.
+            let mut text = [0u8; 15];
+            let mut len = 0;
+            for (at, octet) in ip.octets().into_iter().enumerate() {
+                if at > 0 {
+                    text[len] = b'.';
+                    len += 1;
+                }
+                if octet >= 100 {
+                    text[len] = b'0' + octet / 100;
+                    len += 1;
+                }
+                if octet >= 10 {
+                    text[len] = b'0' + octet / 10 % 10;
+                    len += 1;
+                }
+                text[len] = b'0' + octet % 10;
+                len += 1;
+            }
+            out.extend_from_slice(&text[..len]);
+        }
+        IpAddr::V6(ip) => {
+            let _ = write!(out, "{ip}");
+        }
+    }
+}
+
 fn version_text(version: Version) -> &'static str {
     match version {
         Version::Http10 => "HTTP/1.0",
@@ -399,32 +439,54 @@ fn version_text(version: Version) -> &'static str {
     }
 }
 
-/// The first `Referer` and `User-Agent` fields, in one pass over the head.
+/// The first `Referer` and `User-Agent` fields, in one pass over the head
+/// (names compared as bytes: no UTF-8 check of every name).
 fn referer_and_agent<'a>(request: &Request<'a>) -> (Option<&'a [u8]>, Option<&'a [u8]>) {
+    let parts = request.parts();
+    let head = parts.head_bytes;
     let (mut referer, mut agent) = (None, None);
-    for (name, value) in request.headers() {
+    for span in parts.spans {
+        let name = slice(head, span.name);
         match name.len() {
-            7 if referer.is_none() && name.eq_ignore_ascii_case("referer") => referer = Some(value),
-            10 if agent.is_none() && name.eq_ignore_ascii_case("user-agent") => agent = Some(value),
+            7 if referer.is_none() && name.eq_ignore_ascii_case(b"referer") => {
+                referer = Some(slice(head, span.value));
+            }
+            10 if agent.is_none() && name.eq_ignore_ascii_case(b"user-agent") => {
+                agent = Some(slice(head, span.value));
+            }
             _ => {}
         }
     }
     (referer, agent)
 }
 
+/// Bytes that go into a quoted field as they are: printable ASCII but `"` and `\`.
+const PLAIN: [bool; 256] = {
+    let mut plain = [false; 256];
+    let mut b = 0x20;
+    while b < 0x7f {
+        plain[b] = b != b'"' as usize && b != b'\\' as usize;
+        b += 1;
+    }
+    plain
+};
+
+fn is_plain(b: u8) -> bool {
+    PLAIN[usize::from(b)]
+}
+
 /// Inside a quoted field of the Apache formats: `"` and `\` escaped with a
 /// backslash, bytes outside printable ASCII as `\xHH` (as Apache does), so
 /// a line is always one line and a field always ends at its quote.
 fn push_clf_escaped(out: &mut Vec<u8>, bytes: &[u8]) {
-    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
-    if bytes.iter().all(|&b| plain(b)) {
+    if bytes.iter().all(|&b| is_plain(b)) {
         out.extend_from_slice(bytes);
         return;
     }
     for &b in bytes {
         match b {
             b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
-            _ if plain(b) => out.push(b),
+            _ if is_plain(b) => out.push(b),
             _ => out.extend_from_slice(&[
                 b'\\',
                 b'x',
@@ -445,15 +507,14 @@ fn push_json_string(out: &mut Vec<u8>, text: Option<&[u8]>) {
         return;
     };
     out.push(b'"');
-    let plain = |b: u8| (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\';
-    if bytes.iter().all(|&b| plain(b)) {
+    if bytes.iter().all(|&b| is_plain(b)) {
         out.extend_from_slice(bytes);
     } else {
         let utf8 = std::str::from_utf8(bytes).is_ok();
         for &b in bytes {
             match b {
                 b'"' | b'\\' => out.extend_from_slice(&[b'\\', b]),
-                _ if plain(b) || (utf8 && b >= 0x80) => out.push(b),
+                _ if is_plain(b) || (utf8 && b >= 0x80) => out.push(b),
                 _ => out.extend_from_slice(&[
                     b'\\',
                     b'u',
@@ -594,6 +655,38 @@ mod tests {
              \"method\":\"POST\",\"target\":\"/x\",\"version\":\"HTTP/1.1\",\"status\":201,\
              \"bytes\":5,\"duration_us\":1234,\"referer\":null,\"user_agent\":\"t\"}\n"
         );
+    }
+
+    #[test]
+    fn peers_are_shown_as_display_shows_them() {
+        let raw = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+        for addr in [
+            "10.0.0.255:1",
+            "100.99.10.9:80",
+            "[::1]:8080",
+            "[2001:db8::7]:65535",
+        ] {
+            let addr: std::net::SocketAddr = addr.parse().unwrap();
+            let json = line_for(
+                AccessLogFormat::Json,
+                raw,
+                PeerAddr::Tcp(addr),
+                200,
+                Some(1),
+            );
+            assert!(json.contains(&format!("\"peer\":\"{addr}\"")), "{json}");
+            let common = line_for(
+                AccessLogFormat::Common,
+                raw,
+                PeerAddr::Tcp(addr),
+                200,
+                Some(1),
+            );
+            assert!(
+                common.starts_with(&format!("{} - - [", addr.ip())),
+                "{common}"
+            );
+        }
     }
 
     #[test]

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use super::handler::{call_app, internal_error};
 use super::owned_head::OwnedHead;
+use crate::access_log::AccessLog;
 use crate::app::App;
 use crate::body::{Body, BodyStream};
 use crate::env::ShardEnv;
@@ -92,7 +93,7 @@ pub(super) fn encode_answer(
     request: &Request<'_>,
     mut response: Response,
     must_close: bool,
-    started: Instant,
+    started: &Instant,
     output: &mut Output,
 ) -> Answer {
     let version = request.parts().version;
@@ -113,24 +114,10 @@ pub(super) fn encode_answer(
     let head_at = output.bytes.len();
     let plan = encode_response(&response, &options, &mut output.bytes);
     if let Some(access_log) = &env.access_log {
-        let status = sent_status(&output.bytes[head_at..]);
-        let body_bytes = if status != response.status() {
-            None // the app's response could not be sent: a 500 went instead
-        } else if options.head_only
-            || status == ::http::StatusCode::NO_CONTENT
-            || status == ::http::StatusCode::NOT_MODIFIED
-        {
-            Some(0)
-        } else {
-            match plan {
-                BodyPlan::Written | BodyPlan::Separate => {
-                    response.body().as_bytes().map(<[u8]>::len)
-                }
-                BodyPlan::Chunked | BodyPlan::UntilClose => None,
-                BodyPlan::Upgrade => Some(0),
-            }
-        };
-        access_log.record(request, status, body_bytes, started.elapsed());
+        let head = &output.bytes[head_at..];
+        log_answer(
+            access_log, request, &response, &options, plan, head, started,
+        );
     }
     match plan {
         BodyPlan::Written => Answer::Sent { close },
@@ -154,6 +141,38 @@ pub(super) fn encode_answer(
             None => unreachable!("the plan upgrades only with a handler"),
         },
     }
+}
+
+/// Write the access-log line of an encoded answer whose bytes start with
+/// `head`. Out of line: the hot path with the access log off pays the
+/// branch that skips it, not its code.
+#[cold]
+#[inline(never)]
+fn log_answer(
+    access_log: &AccessLog,
+    request: &Request<'_>,
+    response: &Response,
+    options: &EncodeOptions<'_>,
+    plan: BodyPlan,
+    head: &[u8],
+    started: &Instant,
+) {
+    let status = sent_status(head);
+    let body_bytes = if status != response.status() {
+        None // the app's response could not be sent: a 500 went instead
+    } else if options.head_only
+        || status == ::http::StatusCode::NO_CONTENT
+        || status == ::http::StatusCode::NOT_MODIFIED
+    {
+        Some(0)
+    } else {
+        match plan {
+            BodyPlan::Written | BodyPlan::Separate => response.body().as_bytes().map(<[u8]>::len),
+            BodyPlan::Chunked | BodyPlan::UntilClose => None,
+            BodyPlan::Upgrade => Some(0),
+        }
+    };
+    access_log.record(request, status, body_bytes, started.elapsed());
 }
 
 /// The status of the response encoded at the start of `head` (`HTTP/1.1 NNN ...`).

@@ -158,7 +158,7 @@ impl Connection<'_> {
                     break AfterWrite::Linger;
                 }
             };
-            let batch_started = *started.get_or_insert_with(Instant::now);
+            let batch_started: &Instant = started.get_or_insert_with(Instant::now);
             let request = Request::from_parts(parts, peer);
             let response = respond(app, &request, env).await;
             classes[status_class(response.status())] += 1;

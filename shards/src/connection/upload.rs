@@ -113,7 +113,7 @@ impl Connection<'_> {
         let date = env.date.get();
         let output = &mut self.lease.get().output;
         let must_close = !pipe.is_complete();
-        match encode_answer(env, &date, &request, response, must_close, started, output) {
+        match encode_answer(env, &date, &request, response, must_close, &started, output) {
             Answer::Sent { close: false } => AfterWrite::AnswerMore,
             Answer::Sent { close: true } => {
                 let buffers = self.lease.get();
