@@ -7,7 +7,8 @@
 //! The writer returns each emptied buffer for reuse. A failed write is
 //! logged once and counted, never fatal. When the shards have stopped (all
 //! senders gone) it writes what is left and ends; the server waits for it
-//! only so long (a writer stuck on a dead disk is left behind).
+//! only so long (a writer stuck on a dead disk is left behind), then logs
+//! what was written, dropped and lost.
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
@@ -16,14 +17,18 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Instant;
 
-use shardd_shards::runtime::{AccessLogSink, BUFFER_CAPACITY};
+use shardd_shards::runtime::{AccessLogSink, ShardStats, BUFFER_CAPACITY};
 
 use crate::config::{AccessLogTarget, Logging};
 use crate::error::Error;
-use crate::stats::AccessLogStats;
+use crate::stats::{AccessLogStats, ServerStats};
 
 /// A buffer that grew past this (a run of huge lines) is freed, not reused.
 const MAX_REUSED_CAPACITY: usize = 4 * BUFFER_CAPACITY;
+
+/// Emptied buffers kept for reuse beyond one per shard: enough for the
+/// steady state; those emptied after a burst beyond that are freed.
+const SPARE_BEYOND_SHARDS: usize = 8;
 
 /// The running writer thread.
 pub(crate) struct AccessLogWriter {
@@ -31,6 +36,9 @@ pub(crate) struct AccessLogWriter {
     /// Disconnected when the thread ends.
     done: flume::Receiver<()>,
     target: AccessLogTarget,
+    /// For the closing line: what the writer and the shards counted.
+    stats: Arc<AccessLogStats>,
+    shards: Vec<Arc<ShardStats>>,
 }
 
 enum Output {
@@ -59,7 +67,7 @@ impl AccessLogWriter {
     /// when it is off. The sink is what each shard gets.
     pub(crate) fn start(
         settings: &Logging,
-        stats: Arc<AccessLogStats>,
+        server_stats: &ServerStats,
     ) -> Result<Option<(AccessLogWriter, AccessLogSink)>, Error> {
         let output = match &settings.access_log {
             AccessLogTarget::Off => return Ok(None),
@@ -77,14 +85,16 @@ impl AccessLogWriter {
         };
         let capacity = settings.access_log_buffers;
         let (lines, to_write) = flume::bounded(capacity);
-        let (give_back, spare) = flume::bounded(capacity);
+        let (give_back, spare) = flume::bounded(server_stats.shards.len() + SPARE_BEYOND_SHARDS);
+        let stats = server_stats.access_log.clone();
+        let writer_stats = stats.clone();
         let (finished, done) = flume::bounded::<()>(0);
         let target = settings.access_log.clone();
         let shown = target.to_string();
         let thread = std::thread::Builder::new()
             .name("access-log".into())
             .spawn(move || {
-                write_all(output, &shown, to_write, give_back, &stats);
+                write_all(output, &shown, to_write, give_back, &writer_stats);
                 drop(finished);
             })?;
         log::info!(
@@ -101,6 +111,8 @@ impl AccessLogWriter {
                 thread,
                 done,
                 target,
+                stats,
+                shards: server_stats.shards.clone(),
             },
             sink,
         )))
@@ -119,6 +131,19 @@ impl AccessLogWriter {
                 let _ = self.thread.join();
             }
         }
+        let stats = self.stats.snapshot();
+        let dropped: u64 = self
+            .shards
+            .iter()
+            .map(|shard| shard.access_log_dropped.load(Relaxed))
+            .sum();
+        log::info!(
+            "access log ({}): {} bytes written, {dropped} lines dropped (writer behind), \
+             {} lines lost to write errors",
+            self.target,
+            stats.bytes_written,
+            stats.lines_lost
+        );
     }
 }
 
@@ -152,11 +177,4 @@ fn write_all(
         }
     }
     let _ = output.flush();
-    let failed = stats.write_errors.load(Relaxed);
-    if failed > 0 {
-        log::warn!(
-            "access log ({shown}): {failed} writes failed, {} lines lost",
-            stats.lines_lost.load(Relaxed)
-        );
-    }
 }

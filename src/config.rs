@@ -115,8 +115,8 @@ pub struct Logging {
     /// How each access-log line is written.
     pub access_log_format: AccessLogFormat,
     /// Full 64 KiB buffers of access-log lines that may wait for the
-    /// writer; when that many wait, shards drop lines (and count them)
-    /// instead of waiting.
+    /// writer (a slow disk, a writer thread not scheduled); when that many
+    /// wait, shards drop lines (and count them) instead of waiting.
     pub access_log_buffers: usize,
 }
 
@@ -126,7 +126,7 @@ impl Default for Logging {
             format: LogFormat::Text,
             access_log: AccessLogTarget::Off,
             access_log_format: AccessLogFormat::Combined,
-            access_log_buffers: 64,
+            access_log_buffers: 256,
         }
     }
 }

@@ -327,11 +327,10 @@ where
     let backlog = config.backlog.min(i32::MAX as u32) as i32;
     let drain_timeout = config.drain_timeout();
     let mut shard_config = config.shard_config();
-    let access_log =
-        AccessLogWriter::start(&config.log, stats.access_log.clone())?.map(|(writer, sink)| {
-            shard_config.access_log = Some(sink);
-            writer
-        });
+    let access_log = AccessLogWriter::start(&config.log, stats)?.map(|(writer, sink)| {
+        shard_config.access_log = Some(sink);
+        writer
+    });
     let Some(socket) = source.take_handoff_socket() else {
         let runner = source.runner(make_app, Vec::new(), backlog);
         let supervisor = Supervisor::start(cores, &stats.shards, shard_config, None, runner)?;

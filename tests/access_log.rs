@@ -321,6 +321,9 @@ impl Running {
 
     /// SIGTERM, wait for a clean exit; everything it wrote to stdout.
     fn stop(mut self) -> String {
+        // The binary installs its signal handlers just after the start-up
+        // line; a SIGTERM before that would kill it rather than drain it.
+        std::thread::sleep(Duration::from_millis(300));
         let pid = self.child.id() as libc::pid_t;
         // SAFETY: kill(2) on the pid of a child we started and have not reaped.
         assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
