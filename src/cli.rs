@@ -4,9 +4,13 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Result};
+use clap::builder::TypedValueParser;
 use clap::Parser;
 
-use shardd::{BindAddr, Config, DispatchPolicy, ListenerMode, OverloadPolicy, TlsConfig, UnixMode};
+use shardd::{
+    AccessLogFormat, AccessLogTarget, BindAddr, Config, DispatchPolicy, ListenerMode, LogFormat,
+    OverloadPolicy, TlsConfig, UnixMode,
+};
 
 /// shardd: a sharded thread-per-core HTTP/1.1 server with connection handoff.
 ///
@@ -22,7 +26,7 @@ use shardd::{BindAddr, Config, DispatchPolicy, ListenerMode, OverloadPolicy, Tls
 /// process from the same binary path takes over the listening socket, then
 /// this one drains. Started by systemd with sockets (LISTEN_FDS), shardd
 /// serves on them instead of binding and reports READY=1 / STOPPING=1.
-/// Log verbosity: RUST_LOG=warn|info|debug (default info).
+/// Log verbosity: RUST_LOG=warn|info|debug (default info); logs go to stderr.
 #[derive(Debug, Parser)]
 #[command(name = "shardd", version)]
 pub struct Cli {
@@ -94,6 +98,24 @@ pub struct Cli {
     #[arg(long)]
     pub check: bool,
 
+    /// Format of the server's own log lines on stderr [default: text].
+    #[arg(long, value_enum)]
+    pub log_format: Option<LogFormat>,
+
+    /// Write an access log to FILE (appended, created if missing), or to
+    /// stdout with "-"; "" turns it off [default: off].
+    #[arg(long, value_name = "FILE|-")]
+    pub access_log: Option<AccessLogTarget>,
+
+    /// Access-log line format [default: combined].
+    #[arg(
+        long,
+        value_name = "FORMAT",
+        value_parser = clap::builder::PossibleValuesParser::new(AccessLogFormat::NAMES)
+            .map(|name| name.parse::<AccessLogFormat>().expect("a listed name")),
+    )]
+    pub access_log_format: Option<AccessLogFormat>,
+
     /// What serves the requests.
     #[arg(long, value_enum, default_value_t = AppChoice::Techempower)]
     pub app: AppChoice,
@@ -151,6 +173,15 @@ impl Cli {
         self.apply_tls(&mut config)?;
         if let Some(admin) = self.admin {
             config.admin = Some(admin);
+        }
+        if let Some(format) = self.log_format {
+            config.log.format = format;
+        }
+        if let Some(target) = &self.access_log {
+            config.log.access_log = target.clone();
+        }
+        if let Some(format) = self.access_log_format {
+            config.log.access_log_format = format;
         }
         config.validate()?;
         Ok(config)

@@ -4,13 +4,16 @@
 //! override the file (see `cli.rs`). Unknown keys and bad values are errors
 //! that name the setting.
 
+use std::convert::Infallible;
+use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
 use shardd_shards::runtime::ShardConfig;
-use shardd_shards::{Limits, MAX_HEADERS_CAP};
+use shardd_shards::{AccessLogFormat, Limits, MAX_HEADERS_CAP};
 
 use crate::bind_addr::{BindAddr, UnixMode};
 use crate::error::Error;
@@ -48,6 +51,87 @@ pub enum OverloadPolicy {
     Backlog,
 }
 
+/// How the server's own log lines (start-up, warnings, errors) are written.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum LogFormat {
+    /// Human-readable lines: time, level, target, message.
+    #[default]
+    Text,
+    /// One JSON object per line, for log shippers.
+    Json,
+}
+
+/// Where the access log goes. In the config file and on the command line:
+/// `""` is off, `"-"` is standard output, anything else a file path.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(from = "String")]
+pub enum AccessLogTarget {
+    /// No access log (the default: nothing is formatted or written).
+    #[default]
+    Off,
+    /// Standard output.
+    Stdout,
+    /// A file, appended to, created if missing.
+    File(PathBuf),
+}
+
+impl From<String> for AccessLogTarget {
+    fn from(text: String) -> Self {
+        match text.as_str() {
+            "" => AccessLogTarget::Off,
+            "-" => AccessLogTarget::Stdout,
+            _ => AccessLogTarget::File(PathBuf::from(text)),
+        }
+    }
+}
+
+impl FromStr for AccessLogTarget {
+    type Err = Infallible;
+
+    fn from_str(text: &str) -> Result<Self, Infallible> {
+        Ok(AccessLogTarget::from(text.to_owned()))
+    }
+}
+
+impl fmt::Display for AccessLogTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            AccessLogTarget::Off => f.write_str("off"),
+            AccessLogTarget::Stdout => f.write_str("standard output"),
+            AccessLogTarget::File(path) => write!(f, "{}", path.display()),
+        }
+    }
+}
+
+/// Logs: the server's own, and the access log (the `[log]` table).
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+pub struct Logging {
+    /// How the server's own log lines are written (the `shardd` binary
+    /// honours this; the library only logs through the `log` facade).
+    pub format: LogFormat,
+    /// Where the access log goes; off by default.
+    pub access_log: AccessLogTarget,
+    /// How each access-log line is written.
+    pub access_log_format: AccessLogFormat,
+    /// Full 64 KiB buffers of access-log lines that may wait for the
+    /// writer (a slow disk, a writer thread not scheduled); when that many
+    /// wait, shards drop lines (and count them) instead of waiting.
+    pub access_log_buffers: usize,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            format: LogFormat::Text,
+            access_log: AccessLogTarget::Off,
+            access_log_format: AccessLogFormat::Combined,
+            access_log_buffers: 256,
+        }
+    }
+}
+
 /// Every setting of a shardd server.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -82,6 +166,8 @@ pub struct Config {
     /// Address of the admin port (`/metrics`, `/health/live`, `/health/ready`,
     /// `/status`), served on a thread of its own; `None` (the default) = off.
     pub admin: Option<SocketAddr>,
+    /// Logs and the access log (the `[log]` table).
+    pub log: Logging,
 }
 
 /// TLS (the `[tls]` table): every connection, whatever the listener, is
@@ -153,6 +239,7 @@ impl Default for Config {
             limits: Limits::default(),
             tls: None,
             admin: None,
+            log: Logging::default(),
         }
     }
 }
@@ -196,7 +283,7 @@ impl Config {
     /// Check values that parse but make no sense; the message names the setting.
     pub fn validate(&self) -> Result<(), Error> {
         let l = &self.limits;
-        let checks: [(bool, &str); 14] = [
+        let checks = [
             (self.shards <= 1024, "shards must be at most 1024"),
             (
                 self.listener == ListenerMode::Handoff || self.bind.tcp().is_some(),
@@ -246,6 +333,10 @@ impl Config {
             (
                 self.admission.retry_after_secs <= 86_400,
                 "admission.retry_after_secs must be at most 86400",
+            ),
+            (
+                self.log.access_log_buffers >= 1,
+                "log.access_log_buffers must be at least 1",
             ),
         ];
         if let Some((_, message)) = checks.into_iter().find(|(ok, _)| !ok) {
@@ -346,6 +437,22 @@ mod tests {
     }
 
     #[test]
+    fn access_log_target_from_text() {
+        let parse = |text: &str| {
+            Config::from_toml(&format!("[log]\naccess_log = {text:?}"))
+                .unwrap()
+                .log
+                .access_log
+        };
+        assert_eq!(parse(""), AccessLogTarget::Off);
+        assert_eq!(parse("-"), AccessLogTarget::Stdout);
+        assert_eq!(
+            parse("/var/log/shardd.log"),
+            AccessLogTarget::File("/var/log/shardd.log".into())
+        );
+    }
+
+    #[test]
     fn unknown_key_is_named() {
         let error = Config::from_toml("shardz = 4").unwrap_err().to_string();
         assert!(error.contains("shardz"), "{error}");
@@ -357,6 +464,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(error.contains("max_headers"), "{error}");
+        let error = Config::from_toml("[log]\naccess_log_format = \"apache\"")
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("apache"), "{error}");
         let error = Config::from_toml("listener = \"carrier-pigeon\"")
             .unwrap_err()
             .to_string();

@@ -71,6 +71,14 @@ pub enum Error {
         /// Why (in use, no permission, ...).
         source: io::Error,
     },
+    /// The access-log file could not be opened for appending.
+    #[error("cannot open the access log {path}: {source}")]
+    AccessLog {
+        /// The file named by `log.access_log` or `--access-log`.
+        path: PathBuf,
+        /// Why (no such directory, no permission, ...).
+        source: io::Error,
+    },
     /// A resource the server needs could not be made (a thread, an eventfd).
     #[error("cannot start the server: {0}")]
     Start(#[from] io::Error),

@@ -37,6 +37,7 @@
 #![warn(missing_docs)]
 
 mod acceptor;
+mod access_log_writer;
 mod admin;
 mod bind_addr;
 mod config;
@@ -53,7 +54,10 @@ pub mod systemd;
 pub use bind_addr::{BindAddr, UnixMode};
 mod tls;
 
-pub use config::{Admission, Config, DispatchPolicy, ListenerMode, OverloadPolicy, TlsConfig};
+pub use config::{
+    AccessLogTarget, Admission, Config, DispatchPolicy, ListenerMode, LogFormat, Logging,
+    OverloadPolicy, TlsConfig,
+};
 pub use error::Error;
 /// The `http` crate, whose `Method`, `StatusCode` and `Version` the API uses.
 pub use http;
@@ -65,10 +69,10 @@ pub use shardd_shards::apps::techempower::TechEmpower;
 pub use shardd_shards::apps::techempower_routed::techempower_router;
 pub use shardd_shards::router;
 pub use shardd_shards::{
-    app_fn, Accepted, App, Body, FnApp, HeaderText, Limits, Listener, PeerAddr, Request, Response,
-    ShardInfo, ShardStatsSnapshot,
+    app_fn, Accepted, AccessLogFormat, App, Body, FnApp, HeaderText, Limits, Listener, PeerAddr,
+    Request, Response, ShardInfo, ShardStatsSnapshot,
 };
-pub use stats::{AcceptorSnapshot, StatsSnapshot};
+pub use stats::{AcceptorSnapshot, AccessLogSnapshot, StatsSnapshot};
 pub use tls::TlsReloader;
 
 /// Serving a tower `Service` — an axum `Router` included — on the shards

@@ -3,6 +3,7 @@
 
 mod check;
 mod cli;
+mod logging;
 mod notify;
 mod open_files;
 mod signals;
@@ -44,7 +45,6 @@ fn main() -> ExitCode {
             exe: std::env::current_exe(),
         }
     };
-    env_logger::Builder::from_env(env_logger::Env::default().default_filter_or("info")).init();
     let cli = Cli::parse();
     if cli.check {
         return match check::check(&cli) {
@@ -69,6 +69,7 @@ fn main() -> ExitCode {
 
 fn run(cli: Cli, inherited: Inherited) -> Result<()> {
     let config = cli.config()?;
+    logging::init(config.log.format);
     match raise_open_file_limit() {
         Ok((old, new)) if new > old => log::info!("open-file limit raised from {old} to {new}"),
         Ok((_, limit)) => log::info!("open-file limit is {limit}"),

@@ -30,6 +30,7 @@ use shardd_shards::runtime::{run_shard, ShardCommand, ShardConfig, ShardSetup};
 use shardd_shards::{App, Limits, Listener, ShardInfo};
 
 use crate::acceptor::Acceptor;
+use crate::access_log_writer::AccessLogWriter;
 use crate::admin::{self, AdminPort, Capacity};
 use crate::bind_addr::BindAddr;
 use crate::config::{Config, ListenerMode};
@@ -543,12 +544,18 @@ where
     let summary = summary(&config, &cores, sockets.as_deref(), source.mode());
     let backlog = config.backlog.min(i32::MAX as u32) as i32;
     let drain_timeout = config.drain_timeout();
+    let mut shard_config = shard_config;
+    let access_log = AccessLogWriter::start(&config.log, stats)?.map(|(writer, sink)| {
+        shard_config.access_log = Some(sink);
+        writer
+    });
     let Some(socket) = source.take_handoff_socket() else {
         let runner = source.runner(make_app, Vec::new(), backlog);
         let supervisor = Supervisor::start(cores, &stats.shards, shard_config, None, runner)?;
         return Ok(Running {
             supervisor,
             acceptor: None,
+            access_log,
             summary,
             sockets,
             drain_timeout,
@@ -598,16 +605,22 @@ where
     Ok(Running {
         supervisor,
         acceptor: Some(acceptor),
+        access_log,
         summary,
         sockets,
         drain_timeout,
     })
 }
 
+/// How long after the drain the access-log writer may take to write what
+/// the shards handed it last.
+const ACCESS_LOG_GRACE: Duration = Duration::from_secs(1);
+
 /// A started server: shards running, acceptor (if any) ready to run.
 struct Running {
     supervisor: Supervisor,
     acceptor: Option<Acceptor>,
+    access_log: Option<AccessLogWriter>,
     summary: String,
     sockets: Option<Arc<Sockets>>,
     drain_timeout: Duration,
@@ -633,6 +646,10 @@ impl Running {
         self.supervisor.drain_and_join();
         if let Some(rejecter) = rejecter {
             rejecter.finish(deadline);
+        }
+        if let Some(access_log) = self.access_log {
+            // The shards are gone, so the writer has all it will get.
+            access_log.finish(Instant::now().max(deadline) + ACCESS_LOG_GRACE);
         }
         log::info!("stopped");
     }

@@ -63,11 +63,46 @@ impl AcceptorStats {
     }
 }
 
+/// Counters kept by the access-log writer thread.
+#[derive(Debug, Default)]
+pub struct AccessLogStats {
+    /// Bytes written to the access log.
+    pub bytes_written: AtomicU64,
+    /// Writes that failed (each loses one buffer of lines).
+    pub write_errors: AtomicU64,
+    /// Lines lost to failed writes.
+    pub lines_lost: AtomicU64,
+}
+
+/// What the access-log writer has done, at one moment. Lines the shards
+/// dropped because the writer was behind are counted per shard
+/// ([`ShardStatsSnapshot::access_log_dropped`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AccessLogSnapshot {
+    /// Bytes written to the access log.
+    pub bytes_written: u64,
+    /// Writes that failed (each loses one buffer of lines).
+    pub write_errors: u64,
+    /// Lines lost to failed writes.
+    pub lines_lost: u64,
+}
+
+impl AccessLogStats {
+    pub fn snapshot(&self) -> AccessLogSnapshot {
+        AccessLogSnapshot {
+            bytes_written: self.bytes_written.load(Relaxed),
+            write_errors: self.write_errors.load(Relaxed),
+            lines_lost: self.lines_lost.load(Relaxed),
+        }
+    }
+}
+
 /// Everything a running server counts, shared by the acceptor, the shards and handles.
 #[derive(Debug)]
 pub struct ServerStats {
     pub acceptor: Arc<AcceptorStats>,
     pub shards: Vec<Arc<ShardStats>>,
+    pub access_log: Arc<AccessLogStats>,
 }
 
 impl ServerStats {
@@ -77,6 +112,7 @@ impl ServerStats {
             shards: (0..shards)
                 .map(|_| Arc::new(ShardStats::default()))
                 .collect(),
+            access_log: Arc::default(),
         }
     }
 
@@ -84,6 +120,7 @@ impl ServerStats {
         StatsSnapshot {
             acceptor: self.acceptor.snapshot(),
             shards: self.shards.iter().map(|s| s.snapshot()).collect(),
+            access_log: self.access_log.snapshot(),
         }
     }
 }
@@ -95,6 +132,8 @@ pub struct StatsSnapshot {
     pub acceptor: AcceptorSnapshot,
     /// One entry per shard, by shard index.
     pub shards: Vec<ShardStatsSnapshot>,
+    /// The access-log writer's stats (zero when the access log is off).
+    pub access_log: AccessLogSnapshot,
 }
 
 impl StatsSnapshot {
@@ -106,5 +145,10 @@ impl StatsSnapshot {
     /// Connections open on all shards.
     pub fn open_connections(&self) -> usize {
         self.shards.iter().map(|s| s.open).sum()
+    }
+
+    /// Access-log lines all shards dropped because the writer was behind.
+    pub fn access_log_dropped(&self) -> u64 {
+        self.shards.iter().map(|s| s.access_log_dropped).sum()
     }
 }

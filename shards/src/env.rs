@@ -1,7 +1,8 @@
 //! `ShardEnv`: what every connection on one shard shares.
 //!
 //! The connection loop sees its shard only through this: the limits it
-//! enforces, the cached `Date`, the buffer pool, the drain and the stats.
+//! enforces, the cached `Date`, the buffer pool, the drain, the stats and
+//! the access log.
 //! Single-threaded (`Cell`, `RefCell` inside), built once per shard.
 
 use std::cell::Cell;
@@ -9,6 +10,7 @@ use std::ops::Deref;
 use std::sync::Arc;
 
 use crate::acceptor_waker::AcceptorWaker;
+use crate::access_log::AccessLog;
 use crate::buffers::BufferPool;
 use crate::drain::Drain;
 use crate::http::DateCache;
@@ -26,6 +28,9 @@ pub struct ShardEnv {
     pub stats: Arc<ShardStats>,
     /// Rung when a connection ends, so an acceptor waiting for room sees it.
     pub acceptor_waker: Option<Arc<AcceptorWaker>>,
+    /// The shard's access log; `None` (the default) when it is off, so the
+    /// hot path pays one branch per request for it.
+    pub access_log: Option<AccessLog>,
 }
 
 /// The shard's current [`Limits`], replaced whole when the configuration is

@@ -30,17 +30,19 @@
 //! | **drain** | the graceful stop: take no new connections, finish requests in flight, close idle connections |
 //! | **linger** | after a refusal, read and discard what the client still sends before closing, so it reads the response |
 //! | **stats** | counters a shard shares with the main thread (never "counters" or "metrics") |
-//! | **env** | what the connections of one shard share: limits, date, buffer pool, drain, stats |
+//! | **env** | what the connections of one shard share: limits, date, buffer pool, drain, stats, access log |
 //! | **slot** | a connection's place in its shard's bookkeeping, held from spawn to end |
 //! | **stream** | a response body sent in chunks as the app produces them ([`Body::Stream`]) |
 //! | **upload** | a request body the app reads as it arrives ([`App::streams_body`]) |
 //! | **upgrade** | a `101` response after which the app owns the raw connection ([`Upgraded`]) |
+//! | **access log** | a line per answer, buffered per shard and written by a thread off the shards; dropped and counted, never waited for, when that thread is behind |
 //! | **grace** | during a drain, the time an idle connection waits for a request already on its way |
 //! | **binary upgrade** | SIGUSR2 to the `shardd` binary: a new process takes over the listening sockets, then the old one drains (`upgrade` alone is the HTTP `101`) |
 
 #![warn(missing_docs)]
 
 mod acceptor_waker;
+mod access_log;
 mod app;
 pub mod apps;
 mod body;
@@ -65,6 +67,7 @@ mod stats;
 pub mod tower;
 mod upgrade;
 
+pub use access_log::AccessLogFormat;
 pub use app::{app_fn, App, FnApp};
 pub use body::{Body, BodyStream, BoxError};
 pub use info::ShardInfo;
@@ -82,6 +85,7 @@ pub use upgrade::Upgraded;
 /// seams between the main thread (in `shardd`) and a shard (here).
 pub mod runtime {
     pub use crate::acceptor_waker::AcceptorWaker;
+    pub use crate::access_log::{AccessLogSink, BUFFER_CAPACITY, HAND_OFF_AT};
     pub use crate::shard::{run_shard, ShardCommand, ShardConfig, ShardSetup};
     pub use crate::stats::ShardStats;
 }

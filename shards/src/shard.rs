@@ -15,6 +15,7 @@ use tokio::task::LocalSet;
 use tokio::time::sleep;
 
 use crate::acceptor_waker::AcceptorWaker;
+use crate::access_log::{AccessLog, AccessLogSink};
 use crate::app::App;
 use crate::buffers::{BufferPool, DEFAULT_POOLED};
 use crate::connection::serve_connection;
@@ -55,6 +56,8 @@ pub struct ShardConfig {
     pub pooled_buffers: usize,
     /// Serve TLS with this certificate over whatever the listener accepts.
     pub tls: Option<Arc<TlsContext>>,
+    /// Where the access log goes; `None`: no access log.
+    pub access_log: Option<AccessLogSink>,
 }
 
 impl Default for ShardConfig {
@@ -64,6 +67,7 @@ impl Default for ShardConfig {
             drain_timeout: Duration::from_secs(10),
             pooled_buffers: DEFAULT_POOLED,
             tls: None,
+            access_log: None,
         }
     }
 }
@@ -105,6 +109,11 @@ where
         let listener = make_listener(&setup.info)?;
         let app = make_app(&setup.info);
         let stats = setup.stats.clone();
+        let access_log = setup
+            .config
+            .access_log
+            .clone()
+            .map(|sink| AccessLog::new(sink, setup.info.shard_id, setup.stats.clone()));
         let env = Rc::new(ShardEnv {
             limits: setup.config.limits.clone().into(),
             date: DateCache::new(),
@@ -112,6 +121,7 @@ where
             drain: Drain::default(),
             stats: setup.stats,
             acceptor_waker: setup.acceptor_waker,
+            access_log,
         });
         let shard = Shard {
             id: setup.info.shard_id,
@@ -185,6 +195,9 @@ impl<A: App> Shard<A> {
         self.env.drain.start();
         let _ = tokio::time::timeout(drain_timeout, self.env.drain.all_closed()).await;
         date_task.abort();
+        if let Some(access_log) = &self.env.access_log {
+            access_log.flush();
+        }
     }
 
     fn spawn_connection<C>(&self, accepted: Accepted<C>)
@@ -216,7 +229,8 @@ async fn now_or_never<F: std::future::Future>(future: F) -> Option<F::Output> {
     .await
 }
 
-/// Refresh the shard's `Date` cache just after each second boundary.
+/// Refresh the shard's `Date` cache just after each second boundary; hand
+/// the access log's lines of the last second to its writer.
 async fn refresh_date(env: Rc<ShardEnv>) {
     loop {
         let now = SystemTime::now()
@@ -225,5 +239,8 @@ async fn refresh_date(env: Rc<ShardEnv>) {
         let to_next_second = Duration::from_nanos(1_000_000_000 - u64::from(now.subsec_nanos()));
         sleep(to_next_second + Duration::from_millis(1)).await;
         env.date.refresh();
+        if let Some(access_log) = &env.access_log {
+            access_log.tick();
+        }
     }
 }

@@ -61,6 +61,9 @@ pub struct ShardStats {
     pub tls_handshake_failures: AtomicU64,
     /// TLS connections closed because the handshake timeout ran out.
     pub tls_handshake_timeouts: AtomicU64,
+    /// Access-log lines this shard dropped because the access-log writer
+    /// was behind (its queue full: a slow disk, a stuck pipe) or gone.
+    pub access_log_dropped: AtomicU64,
     /// Times the shard's thread died and was replaced.
     pub restarts: AtomicU32,
     /// False from the moment the shard's thread dies until its replacement runs.
@@ -153,6 +156,7 @@ impl ShardStats {
             tls_handshakes: self.tls_handshakes.load(Relaxed),
             tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
             tls_handshake_timeouts: self.tls_handshake_timeouts.load(Relaxed),
+            access_log_dropped: self.access_log_dropped.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
             alive: self.alive.load(Relaxed),
         }
@@ -191,6 +195,8 @@ pub struct ShardStatsSnapshot {
     pub tls_handshake_failures: u64,
     /// TLS connections closed because the handshake timeout ran out.
     pub tls_handshake_timeouts: u64,
+    /// See [`ShardStats::access_log_dropped`].
+    pub access_log_dropped: u64,
     /// Times the shard's thread died and was replaced.
     pub restarts: u32,
     /// False from the moment the shard's thread dies until its replacement runs.

@@ -22,8 +22,12 @@ use std::thread;
 use std::time::Duration;
 
 use shardd_shards::apps::techempower::TechEmpower;
-use shardd_shards::runtime::{run_shard, ShardCommand, ShardConfig, ShardSetup, ShardStats};
-use shardd_shards::{app_fn, Accepted, App, Listener, PeerAddr, Response, ShardInfo};
+use shardd_shards::runtime::{
+    run_shard, AccessLogSink, ShardCommand, ShardConfig, ShardSetup, ShardStats,
+};
+use shardd_shards::{
+    app_fn, Accepted, AccessLogFormat, App, Listener, PeerAddr, Response, ShardInfo,
+};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 
 // ---------------------------------------------------------------------------
@@ -31,7 +35,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, DuplexStream};
 // ---------------------------------------------------------------------------
 
 /// Counters per test (tests run in parallel threads of one process); slot 0 is unused.
-const SLOTS: usize = 4;
+const SLOTS: usize = 5;
 static ALLOCS: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 static BYTES: [AtomicU64; SLOTS] = [const { AtomicU64::new(0) }; SLOTS];
 /// Slots whose allocations get a backtrace (set during a measured window).
@@ -202,6 +206,29 @@ where
     A: App,
     F: FnOnce() -> A + Send + 'static,
 {
+    measure_with(
+        ShardConfig::default(),
+        slot,
+        warmup_batches,
+        batches,
+        depth,
+        make_app,
+    )
+}
+
+/// [`measure`] on a shard configured by `config`.
+fn measure_with<A, F>(
+    config: ShardConfig,
+    slot: usize,
+    warmup_batches: usize,
+    batches: usize,
+    depth: usize,
+    make_app: F,
+) -> Outcome
+where
+    A: App,
+    F: FnOnce() -> A + Send + 'static,
+{
     let (client_end, server_end) = tokio::io::duplex(64 * 1024);
     let (commands_tx, commands) = flume::unbounded();
     let stats = Arc::new(ShardStats::default());
@@ -212,7 +239,7 @@ where
             core: None,
             generation: 0,
         },
-        config: ShardConfig::default(),
+        config,
         stats: stats.clone(),
         acceptor_waker: None,
         commands,
@@ -316,6 +343,45 @@ fn keepalive_plaintext_does_not_allocate_per_request() {
     let (warmup, batches) = (500, 3000);
     let outcome = measure(2, warmup, batches, 1, || TechEmpower);
     check(2, "keep-alive", &outcome, (warmup + batches) as u64);
+}
+
+/// With the access log on, lines go into a reused buffer: the writer (a
+/// thread here that empties each buffer and hands it back) keeps the shard
+/// supplied, so logging allocates nothing per request either.
+#[test]
+fn pipelined_plaintext_with_the_access_log_does_not_allocate_per_request() {
+    let (lines, to_write) = flume::bounded::<Vec<u8>>(4);
+    let (give_back, spare) = flume::bounded(4);
+    let writer = thread::spawn(move || {
+        let mut written = 0;
+        for mut buffer in to_write.iter() {
+            written += buffer.iter().filter(|&&b| b == b'\n').count();
+            buffer.clear();
+            let _ = give_back.try_send(buffer);
+        }
+        written
+    });
+    let config = ShardConfig {
+        access_log: Some(AccessLogSink {
+            format: AccessLogFormat::Combined,
+            lines,
+            spare,
+        }),
+        ..ShardConfig::default()
+    };
+    let (warmup, batches, depth) = (64, 256, 16);
+    let outcome = measure_with(config, 4, warmup, batches, depth, || TechEmpower);
+    check(
+        4,
+        "pipelined x16, access log on",
+        &outcome,
+        ((warmup + batches) * depth) as u64,
+    );
+    let written = writer.join().unwrap();
+    assert_eq!(
+        written as u64, outcome.served,
+        "every line reached the writer"
+    );
 }
 
 /// The counter works: an app that allocates its body per request is caught.

@@ -2,15 +2,17 @@
 //! whether the connection closes after it, encoding it, and counting it.
 
 use std::sync::atomic::Ordering::Relaxed;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::handler::internal_error;
 use super::owned_head::OwnedHead;
+use crate::access_log::AccessLog;
 use crate::body::{Body, BodyStream};
 use crate::env::ShardEnv;
 use crate::http::{
     encode_error, encode_response, BodyPlan, EncodeOptions, HttpError, Version, DATE_LEN,
 };
+use crate::listener::PeerAddr;
 use crate::output::Output;
 use crate::request::Request;
 use crate::response::Response;
@@ -83,8 +85,10 @@ pub(super) enum Answer {
     Then(AfterWrite),
 }
 
-/// Encode `response` to `request` into `output`. `must_close`: the
-/// connection cannot carry another request (an upload not read to its end).
+/// Encode `response` to `request` into `output`, and log it if the access
+/// log is on. `must_close`: the connection cannot carry another request
+/// (an upload not read to its end). `started`: when answering the
+/// request's batch began (what the access log's duration counts from).
 /// The response is borrowed, not moved: it is large, and a move is a copy.
 #[inline]
 pub(super) fn encode_answer(
@@ -93,6 +97,7 @@ pub(super) fn encode_answer(
     request: &Request<'_>,
     response: &mut Response,
     must_close: bool,
+    started: &Instant,
     output: &mut Output,
 ) -> Answer {
     let version = request.parts().version;
@@ -110,7 +115,12 @@ pub(super) fn encode_answer(
         keep_alive_1_0: version == Version::Http10 && !close,
         http11: version == Version::Http11,
     };
+    let head_at = output.bytes.len();
     let plan = encode_response(response, &options, &mut output.bytes);
+    if let Some(access_log) = &env.access_log {
+        let head = &output.bytes[head_at..];
+        log_answer(access_log, request, response, &options, plan, head, started);
+    }
     match plan {
         BodyPlan::Written => Answer::Sent { close },
         BodyPlan::Separate => {
@@ -135,6 +145,45 @@ pub(super) fn encode_answer(
     }
 }
 
+/// Write the access-log line of an encoded answer whose bytes start with
+/// `head`. Out of line: the hot path with the access log off pays the
+/// branch that skips it, not its code.
+#[cold]
+#[inline(never)]
+fn log_answer(
+    access_log: &AccessLog,
+    request: &Request<'_>,
+    response: &Response,
+    options: &EncodeOptions<'_>,
+    plan: BodyPlan,
+    head: &[u8],
+    started: &Instant,
+) {
+    let status = sent_status(head);
+    let body_bytes = if status != response.status() {
+        None // the app's response could not be sent: a 500 went instead
+    } else if options.head_only
+        || status == ::http::StatusCode::NO_CONTENT
+        || status == ::http::StatusCode::NOT_MODIFIED
+    {
+        Some(0)
+    } else {
+        match plan {
+            BodyPlan::Written | BodyPlan::Separate => response.body().as_bytes().map(<[u8]>::len),
+            BodyPlan::Chunked | BodyPlan::UntilClose => None,
+            BodyPlan::Upgrade => Some(0),
+        }
+    };
+    access_log.record(request, status, body_bytes, started.elapsed());
+}
+
+/// The status of the response encoded at the start of `head` (`HTTP/1.1 NNN ...`).
+fn sent_status(head: &[u8]) -> ::http::StatusCode {
+    head.get(9..12)
+        .and_then(|code| ::http::StatusCode::from_bytes(code).ok())
+        .unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR)
+}
+
 /// A `101` only answers an HTTP/1.1 request that asked to upgrade.
 pub(super) fn may_upgrade(request: &Request<'_>) -> bool {
     request.version() == ::http::Version::HTTP_11 && request.header("upgrade").is_some()
@@ -150,9 +199,10 @@ pub(super) fn after_closing_response(more_buffered: bool) -> AfterWrite {
     }
 }
 
-/// Encode the answer to a refused request, and count it.
+/// Encode the answer to a refused request, count it and log it.
 pub(super) fn refuse(
     env: &ShardEnv,
+    peer: &PeerAddr,
     error: HttpError,
     date: &[u8; DATE_LEN],
     output: &mut Vec<u8>,
@@ -163,4 +213,8 @@ pub(super) fn refuse(
     env.stats.requests.fetch_add(1, Relaxed);
     env.stats.responses_by_class[status_class(error.status())].fetch_add(1, Relaxed);
     encode_error(error, date, output);
+    if let Some(access_log) = &env.access_log {
+        // The body `encode_error` sends: the detail and a newline.
+        access_log.record_refusal(peer, error.status(), error.detail().len() + 1);
+    }
 }

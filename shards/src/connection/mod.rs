@@ -116,8 +116,8 @@ pub async fn serve_connection<C, A>(
         conn.budget.spend_turn().await;
         match conn.read_more(&mut io).await {
             ReadOutcome::Data => {}
-            ReadOutcome::Eof => return conn.end_of_stream(&mut io).await,
-            ReadOutcome::TimedOut => return conn.timed_out(&mut io).await,
+            ReadOutcome::Eof => return conn.end_of_stream(&mut io, &peer).await,
+            ReadOutcome::TimedOut => return conn.timed_out(&mut io, &peer).await,
             ReadOutcome::Drained | ReadOutcome::Failed => return,
         }
     }
@@ -139,7 +139,7 @@ impl Connection<'_> {
         };
         let date = env.date.get();
         let mut answered = 0;
-        // For the stats: set when the first request of the batch is decoded.
+        // For the stats and the access log: set when the first request of the batch is decoded.
         let mut started = None;
         let mut classes = [0; 5];
         let after = loop {
@@ -156,15 +156,23 @@ impl Connection<'_> {
                     break AfterWrite::ReadMore;
                 }
                 Decoded::Refused(error) => {
-                    refuse(env, error, &date, &mut output.bytes);
+                    refuse(env, peer, error, &date, &mut output.bytes);
                     break AfterWrite::Linger;
                 }
             };
-            started.get_or_insert_with(Instant::now);
+            let batch_started: &Instant = started.get_or_insert_with(Instant::now);
             let request = Request::from_parts(parts, peer);
             let mut response = checked(call_app(app, &request).await, &request, env);
             classes[status_class(response.status())] += 1;
-            let answer = encode_answer(env, &date, &request, &mut response, false, output);
+            let answer = encode_answer(
+                env,
+                &date,
+                &request,
+                &mut response,
+                false,
+                batch_started,
+                output,
+            );
             answered += 1;
             wait.answered();
             match answer {
@@ -257,26 +265,31 @@ impl Connection<'_> {
     }
 
     /// The client closed its side. Mid-request, say why nothing more will come.
-    async fn end_of_stream<C: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut C) {
+    async fn end_of_stream<C: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        io: &mut C,
+        peer: &PeerAddr,
+    ) {
         let partial = match self.lease.held() {
             Some(buffers) => self.reader.has_buffered(&buffers.input),
             None => false,
         };
         if partial {
-            self.answer_and_close(io, HttpError::BadRequest("incomplete request"))
+            self.answer_and_close(io, peer, HttpError::BadRequest("incomplete request"))
                 .await;
         }
     }
 
     /// A wait ran out: a partial request gets a 408, an idle connection just closes.
-    async fn timed_out<C: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut C) {
+    async fn timed_out<C: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut C, peer: &PeerAddr) {
         self.env.stats.timed_out(match self.wait.waiting() {
             Waiting::Initial | Waiting::Head => TimeoutKind::Header,
             Waiting::Body => TimeoutKind::Body,
             Waiting::Idle | Waiting::Draining => TimeoutKind::Idle,
         });
         if matches!(self.wait.waiting(), Waiting::Head | Waiting::Body) {
-            self.answer_and_close(io, HttpError::RequestTimeout).await;
+            self.answer_and_close(io, peer, HttpError::RequestTimeout)
+                .await;
         }
     }
 
@@ -284,11 +297,18 @@ impl Connection<'_> {
     async fn answer_and_close<C: AsyncRead + AsyncWrite + Unpin>(
         &mut self,
         io: &mut C,
+        peer: &PeerAddr,
         error: HttpError,
     ) {
         let output = &mut self.lease.get().output;
         output.clear();
-        refuse(self.env, error, &self.env.date.get(), &mut output.bytes);
+        refuse(
+            self.env,
+            peer,
+            error,
+            &self.env.date.get(),
+            &mut output.bytes,
+        );
         if self.write_output(io).await.is_ok() {
             linger_close(io).await;
         }

@@ -29,6 +29,7 @@ fn env() -> Rc<ShardEnv> {
         drain: Drain::default(),
         stats: Arc::default(),
         acceptor_waker: None,
+        access_log: None,
     })
 }
 

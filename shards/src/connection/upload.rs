@@ -109,12 +109,14 @@ impl Connection<'_> {
         self.wait.answered();
         let date = env.date.get();
         let output = &mut self.lease.get().output;
+        let must_close = !pipe.is_complete();
         match encode_answer(
             env,
             &date,
             &request,
             &mut response,
-            !pipe.is_complete(),
+            must_close,
+            &started,
             output,
         ) {
             Answer::Sent { close: false } => AfterWrite::AnswerMore,
