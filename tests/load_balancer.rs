@@ -71,6 +71,33 @@ fn wait_for(what: &str, timeout: Duration, mut done: impl FnMut() -> bool) {
 }
 
 /// kill(2) `child` with `signal`; false if that failed.
+/// GET `path` on an instance's admin port: the status and body, `None` if
+/// the port does not answer (the process is gone).
+fn admin_get(admin: SocketAddr, path: &str) -> Option<(u16, String)> {
+    let mut stream = TcpStream::connect_timeout(&admin, Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    let request = format!("GET {path} HTTP/1.1\r\nHost: admin\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let status = text.get(9..12)?.parse().ok()?;
+    let body = text.split_once("\r\n\r\n")?.1.to_owned();
+    Some((status, body))
+}
+
+/// The sum of every sample of a metric family on an admin port's /metrics.
+fn metric_sum(admin: SocketAddr, family: &str) -> f64 {
+    let (status, text) = admin_get(admin, "/metrics").expect("/metrics answers");
+    assert_eq!(status, 200, "{text}");
+    text.lines()
+        .filter(|line| {
+            line.strip_prefix(family)
+                .is_some_and(|rest| rest.starts_with('{') || rest.starts_with(' '))
+        })
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
 fn send_signal(child: &Child, signal: i32) -> bool {
     let pid = child.id() as libc::pid_t;
     // SAFETY: kill(2) on the pid of a child we started and have not reaped.
@@ -170,8 +197,14 @@ impl Instance {
 
     /// SIGTERM, then wait for the drain to end and the process to exit 0.
     fn terminate(&mut self) {
+        let child = self.child.as_ref().expect("running");
+        assert!(send_signal(child, libc::SIGTERM), "SIGTERM {}", self.name);
+        self.wait_exit();
+    }
+
+    /// Wait for the drain (already started) to end and the process to exit 0.
+    fn wait_exit(&mut self) {
         let mut child = self.child.take().expect("running");
-        assert!(send_signal(&child, libc::SIGTERM), "SIGTERM {}", self.name);
         let Some(status) = wait_timeout(&mut child, DRAIN_TIMEOUT + Duration::from_secs(3)) else {
             let _ = child.kill();
             let _ = child.wait();
@@ -700,6 +733,7 @@ fn rolling_restart_under_load_loses_no_request() {
 #[test]
 fn overloaded_instance_503s_are_retried_on_the_other() {
     let _serial = one_at_a_time();
+    let (full_admin, roomy_admin) = (free_addr(), free_addr());
     let full = Instance::start(
         "full",
         &[
@@ -711,9 +745,14 @@ fn overloaded_instance_503s_are_retried_on_the_other() {
             "0",
             "--overload",
             "reject",
+            "--admin",
+            &full_admin.to_string(),
         ],
     );
-    let roomy = Instance::start("roomy", &["--shards", "2"]);
+    let roomy = Instance::start(
+        "roomy",
+        &["--shards", "2", "--admin", &roomy_admin.to_string()],
+    );
     let nginx = Nginx::start(full.addr, roomy.addr);
     let load = Load::start(nginx.addr, 8);
 
@@ -752,9 +791,52 @@ fn overloaded_instance_503s_are_retried_on_the_other() {
         answered(&log, full.addr, 200) > 0,
         "the full instance stays in rotation for its one connection"
     );
-    // TODO(admin port): once `--admin ADDR:PORT` and /metrics land, start
-    // both instances with `--admin 127.0.0.1:<free port>` and check here that
-    // the full instance's own metrics show the rejections: its rejected
-    // connections counter (and its 503 responses) at least `rejected`, one
-    // rejected connection per 503 that nginx logged; and `roomy`'s 0.
+    // The full instance's own metrics show the rejections nginx saw (one
+    // rejected connection per 503), the other's none.
+    let counted = metric_sum(full_admin, "shardd_acceptor_rejected_total");
+    assert!(
+        counted >= rejected as f64,
+        "the full instance counted {counted} rejections, nginx saw {rejected}"
+    );
+    assert_eq!(
+        metric_sum(roomy_admin, "shardd_acceptor_rejected_total"),
+        0.0
+    );
+}
+
+#[test]
+fn a_draining_instance_is_not_ready_while_it_finishes() {
+    let _serial = one_at_a_time();
+    let admin = free_addr();
+    let mut instance = Instance::start(
+        "draining",
+        &["--shards", "1", "--admin", &admin.to_string()],
+    );
+    assert_eq!(
+        admin_get(admin, "/health/ready").map(|(status, _)| status),
+        Some(200)
+    );
+    // An idle keep-alive connection keeps the drain going for its grace period.
+    let mut idle = TcpStream::connect(instance.addr).unwrap();
+    idle.write_all(b"GET /plaintext HTTP/1.1\r\nHost: t\r\n\r\n")
+        .unwrap();
+    let mut first = [0u8; 512];
+    let _ = idle.read(&mut first).unwrap();
+    let child = instance.child.as_ref().unwrap();
+    assert!(send_signal(child, libc::SIGTERM));
+    let mut saw = None;
+    wait_for(
+        "readiness to turn 503 during the drain",
+        Duration::from_secs(5),
+        || {
+            saw = admin_get(admin, "/health/ready").map(|(status, _)| status);
+            saw == Some(503)
+        },
+    );
+    // Liveness still says the process runs.
+    assert_eq!(
+        admin_get(admin, "/health/live").map(|(status, _)| status),
+        Some(200)
+    );
+    instance.wait_exit();
 }
