@@ -22,7 +22,7 @@ use shardd::{techempower_router, Config, Server, ServerControl, TechEmpower, Tls
 use crate::cli::{AppChoice, Cli};
 use crate::notify::Notifier;
 use crate::open_files::raise_open_file_limit;
-use crate::signals::{handle_signals, Handlers};
+use crate::signals::{handle_signals, install as install_signal_handlers, Handlers};
 use crate::upgrade::Upgrade;
 
 /// What the process found at start-up, before any thread ran.
@@ -76,6 +76,7 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
         Err(error) => log::warn!("cannot raise the open-file limit: {error}"),
     }
     let sockets = inherited.sockets?;
+    let signals = install_signal_handlers()?;
     let server = if sockets.is_empty() {
         Server::bind(config.clone())?
     } else {
@@ -97,16 +98,19 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
     });
     let (on_drain, on_reload, on_upgrade) = (process.clone(), process.clone(), process.clone());
     let trigger = server.drain_trigger();
-    handle_signals(Handlers {
-        drain: Box::new(move || {
-            if !on_drain.handed_over.load(SeqCst) {
-                on_drain.notifier.stopping();
-            }
-            trigger.drain();
-        }),
-        reload: Box::new(move || on_reload.reload()),
-        upgrade: Box::new(move || Process::start_upgrade(&on_upgrade)),
-    })?;
+    handle_signals(
+        signals,
+        Handlers {
+            drain: Box::new(move || {
+                if !on_drain.handed_over.load(SeqCst) {
+                    on_drain.notifier.stopping();
+                }
+                trigger.drain();
+            }),
+            reload: Box::new(move || on_reload.reload()),
+            upgrade: Box::new(move || Process::start_upgrade(&on_upgrade)),
+        },
+    )?;
     process.notifier.ready();
     server.wait();
     Ok(())

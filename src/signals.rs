@@ -15,10 +15,16 @@ pub struct Handlers {
     pub upgrade: Box<dyn FnMut() + Send>,
 }
 
-/// Watch for the signals on a thread of their own.
-pub fn handle_signals(mut handlers: Handlers) -> Result<()> {
-    let mut signals = Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR2])
-        .context("cannot install signal handlers")?;
+/// Catch the signals from now on; they wait, queued, until
+/// [`handle_signals`] acts on them. Called before the server starts, so a
+/// signal sent as soon as it says it serves is never the default action
+/// (which would kill the process instead of draining it).
+pub fn install() -> Result<Signals> {
+    Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR2]).context("cannot install signal handlers")
+}
+
+/// Act on the signals `install` caught, on a thread of their own.
+pub fn handle_signals(mut signals: Signals, mut handlers: Handlers) -> Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

@@ -254,6 +254,26 @@ fn sigterm_finishes_in_flight_request_closes_idle_and_exits_zero() {
 }
 
 #[test]
+fn a_signal_right_after_the_start_up_line_drains_instead_of_killing() {
+    for signal in [libc::SIGTERM, libc::SIGHUP] {
+        let mut shardd = Shardd::start(&["--no-pin"]);
+        // No pause: the start-up line is logged as the acceptor starts,
+        // before the binary could finish setting up anything else.
+        shardd.signal(signal);
+        if signal == libc::SIGHUP {
+            // A reload: still serving.
+            let mut client = Client::connect(shardd.addr);
+            assert_eq!(client.get("/plaintext").status, 200);
+            shardd.signal(libc::SIGTERM);
+        }
+        let status = shardd
+            .wait(DRAIN_TIMEOUT + Duration::from_secs(2))
+            .expect("shardd exits after SIGTERM");
+        assert!(status.success(), "signal {signal}: exit status {status}");
+    }
+}
+
+#[test]
 fn bad_flags_exit_nonzero_naming_the_flag() {
     assert_fails_naming(&["--shards", "zero"], "--shards");
     assert_fails_naming(&["--shards", "0"], "--shards");
