@@ -140,7 +140,12 @@ impl<'a> Request<'a> {
     pub fn headers(&self) -> impl Iterator<Item = (&'a str, &'a [u8])> + '_ {
         let head = self.parts.head_bytes;
         self.parts.spans.iter().map(move |span| {
-            let name = std::str::from_utf8(slice(head, span.name)).unwrap_or_default();
+            let name = slice(head, span.name);
+            debug_assert!(std::str::from_utf8(name).is_ok());
+            // SAFETY: spans only come from heads httparse decoded, and it
+            // accepts nothing but token characters (ASCII) in a field name;
+            // checking UTF-8 again on every call cost ~90 instructions a field.
+            let name = unsafe { std::str::from_utf8_unchecked(name) };
             (name, slice(head, span.value))
         })
     }
