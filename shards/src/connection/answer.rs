@@ -59,22 +59,26 @@ pub(super) fn record_answers(env: &ShardEnv, answered: u64, classes: &[u64; 5], 
     env.stats.request_duration.record(took, answered);
 }
 
-/// The app's answer as it will be sent: a panic (`None`) becomes a 500
-/// that closes the connection, an upgrade nobody asked for a 500.
+/// The app's answer as it will be sent, fixed in place (a `Response` is
+/// large: a move is a copy): a panic (`None`) becomes a 500 that closes the
+/// connection, an upgrade nobody asked for a 500.
 #[inline]
-pub(super) fn checked(
-    response: Option<Response>,
+pub(super) fn checked<'r>(
+    answer: &'r mut Option<Response>,
     request: &Request<'_>,
     env: &ShardEnv,
-) -> Response {
-    match response {
-        Some(response) if response.upgrades() && !may_upgrade(request) => internal_error(),
-        Some(response) => response,
+) -> &'r mut Response {
+    match answer {
+        Some(response) if response.upgrades() && !may_upgrade(request) => {
+            *response = internal_error();
+        }
+        Some(_) => {}
         None => {
             env.stats.handler_panics.fetch_add(1, Relaxed);
-            internal_error().close_connection()
+            *answer = Some(internal_error().close_connection());
         }
     }
+    answer.get_or_insert_with(internal_error)
 }
 
 /// What encoding an answer left to do.

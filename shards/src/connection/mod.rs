@@ -162,17 +162,11 @@ impl Connection<'_> {
             };
             let batch_started: &Instant = started.get_or_insert_with(Instant::now);
             let request = Request::from_parts(parts, peer);
-            let mut response = checked(call_app(app, &request).await, &request, env);
+            let mut outcome = call_app(app, &request).await;
+            let response = checked(&mut outcome, &request, env);
             classes[status_class(response.status())] += 1;
-            let answer = encode_answer(
-                env,
-                &date,
-                &request,
-                &mut response,
-                false,
-                batch_started,
-                output,
-            );
+            let answer =
+                encode_answer(env, &date, &request, response, false, batch_started, output);
             answered += 1;
             wait.answered();
             match answer {

@@ -102,7 +102,8 @@ impl Connection<'_> {
             }
         })
         .await;
-        let mut response = checked(response, &request, env);
+        let mut outcome = response;
+        let response = checked(&mut outcome, &request, env);
         let mut classes = [0; 5];
         classes[status_class(response.status())] = 1;
         record_answers(env, 1, &classes, started.elapsed());
@@ -110,15 +111,7 @@ impl Connection<'_> {
         let date = env.date.get();
         let output = &mut self.lease.get().output;
         let must_close = !pipe.is_complete();
-        match encode_answer(
-            env,
-            &date,
-            &request,
-            &mut response,
-            must_close,
-            &started,
-            output,
-        ) {
+        match encode_answer(env, &date, &request, response, must_close, &started, output) {
             Answer::Sent { close: false } => AfterWrite::AnswerMore,
             Answer::Sent { close: true } => {
                 let buffers = self.lease.get();
