@@ -5,12 +5,11 @@ mod support;
 
 use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::Client;
+use support::{Client, TempConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shardd");
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(3_000);
@@ -146,28 +145,6 @@ fn assert_fails_naming(args: &[&str], needle: &str) {
         stderr.contains(needle),
         "shardd {args:?}: stderr does not mention {needle:?}: {stderr}"
     );
-}
-
-/// A config file in the temp dir, removed on drop.
-struct TempConfig(PathBuf);
-
-impl TempConfig {
-    fn new(name: &str, text: &str) -> TempConfig {
-        let path =
-            std::env::temp_dir().join(format!("shardd-test-{}-{name}.toml", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        TempConfig(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempConfig {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 #[test]

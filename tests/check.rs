@@ -2,38 +2,14 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use support::Client;
+use support::process::Process;
+use support::{Client, TempConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shardd");
-
-/// A config file in the temp dir, removed on drop.
-struct TempConfig(PathBuf);
-
-impl TempConfig {
-    fn new(name: &str, text: &str) -> TempConfig {
-        let path =
-            std::env::temp_dir().join(format!("shardd-check-{}-{name}.toml", std::process::id()));
-        std::fs::write(&path, text).unwrap();
-        TempConfig(path)
-    }
-
-    fn path(&self) -> &str {
-        self.0.to_str().unwrap()
-    }
-}
-
-impl Drop for TempConfig {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 fn check(args: &[&str]) -> Output {
     Command::new(BIN)
@@ -123,43 +99,17 @@ fn check_names_a_bad_setting_or_a_missing_file() {
 
 #[test]
 fn the_binary_serves_the_admin_port_and_exits_zero_on_sigterm() {
-    let mut child = Command::new(BIN)
+    let mut command = Command::new(BIN);
+    command
         .args(["--bind", "127.0.0.1:0", "--shards", "2", "--no-pin"])
-        .args(["--admin", "127.0.0.1:0", "--drain-timeout-ms", "2000"])
-        .env("RUST_LOG", "info")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start shardd");
-    let (lines, stderr) = mpsc::channel();
-    let pipe = child.stderr.take().unwrap();
-    std::thread::spawn(move || {
-        for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-            if lines.send(line).is_err() {
-                break;
-            }
-        }
-    });
-    // The admin line comes first; the start-up line ("serving on") once the
-    // server runs, when the signal handlers are about to be installed.
-    let until = Instant::now() + Duration::from_secs(5);
-    let mut admin: Option<SocketAddr> = None;
-    loop {
-        let left = until.saturating_duration_since(Instant::now());
-        let Ok(line) = stderr.recv_timeout(left) else {
-            let _ = child.kill();
-            panic!("no admin and start-up lines within 5 s");
-        };
-        if let Some(rest) = line.split("admin on http://").nth(1) {
-            let addr = rest.split_whitespace().next().unwrap_or_default();
-            admin = Some(addr.parse().unwrap_or_else(|_| panic!("{line}")));
-        }
-        if line.contains("serving on") {
-            break;
-        }
-    }
-    let admin = admin.expect("the admin line comes before the start-up line");
+        .args(["--admin", "127.0.0.1:0", "--drain-timeout-ms", "2000"]);
+    let mut shardd = Process::spawn(command);
+    // The admin line comes first; the start-up line ("serving on") once the server runs.
+    let line = shardd.wait_for_line("admin on http://", Duration::from_secs(5));
+    let rest = line.split("admin on http://").nth(1).unwrap_or_default();
+    let addr = rest.split_whitespace().next().unwrap_or_default();
+    let admin: SocketAddr = addr.parse().unwrap_or_else(|_| panic!("{line}"));
+    shardd.wait_for_line("serving on", Duration::from_secs(5));
     let ready = Client::connect(admin).get("/health/ready");
     assert_eq!((ready.status, ready.body_str()), (200, "ready\n"));
     let metrics = Client::connect(admin).get("/metrics");
@@ -167,20 +117,9 @@ fn the_binary_serves_the_admin_port_and_exits_zero_on_sigterm() {
         .body_str()
         .contains("shardd_shard_up{shard=\"1\"} 1"));
 
-    // The handlers are installed right after the server starts; leave them a moment.
-    std::thread::sleep(Duration::from_millis(200));
-    // SAFETY: kill(2) on our own child.
-    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGTERM) };
-    let until = Instant::now() + Duration::from_secs(5);
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        if Instant::now() > until {
-            let _ = child.kill();
-            panic!("shardd did not exit within 5 s of SIGTERM");
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    };
+    shardd.signal(libc::SIGTERM);
+    let status = shardd
+        .wait(Duration::from_secs(5))
+        .expect("shardd exits within 5 s of SIGTERM");
     assert!(status.success(), "{status:?}");
 }
