@@ -61,6 +61,7 @@ impl Turn {
                 bytes: Vec::with_capacity(8 * 1024),
                 spans: Vec::with_capacity(16),
                 body: Vec::new(),
+                ..ReadBuffers::default()
             },
             out: Vec::with_capacity(8 * 1024),
             date: DateCache::new().get(),

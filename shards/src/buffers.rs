@@ -51,6 +51,7 @@ impl BufferPool {
                 bytes: Vec::with_capacity(READ_CAPACITY),
                 spans: Vec::with_capacity(16),
                 body: Vec::new(),
+                ..ReadBuffers::default()
             },
             output: Output::with_capacity(WRITE_CAPACITY),
         })

@@ -499,6 +499,34 @@ proptest! {
         }
     }
 
+    /// The reader remembers the last head it decoded: the same head sent
+    /// again (the usual keep-alive or pipelined client) reads exactly as it
+    /// did the first time, in one read or in pieces, and a different head
+    /// after it is decoded afresh.
+    #[test]
+    fn repeated_heads_parse_the_same(
+        reqs in prop::collection::vec(request(), 1..4),
+        repeats in prop::collection::vec(1..4usize, 4),
+        cuts in prop::collection::vec(any::<usize>(), 0..40),
+    ) {
+        // a a a b b a ...: each request repeated, then the first again.
+        let mut sent: Vec<&Req> = Vec::new();
+        for (req, times) in reqs.iter().zip(&repeats) {
+            sent.extend(std::iter::repeat_n(req, *times));
+        }
+        sent.push(&reqs[0]);
+        let stream: Vec<u8> = sent.iter().flat_map(|req| req.encode()).collect();
+        let expected: Vec<Seen> = sent.iter().map(|req| req.seen()).collect();
+
+        let mut whole = Driver::new(Limits::default());
+        prop_assert_eq!(&whole.feed_ok(&stream), &expected);
+        let mut split = Driver::new(Limits::default());
+        let (got, refused) = split.feed_all(&pieces(&stream, &cuts));
+        prop_assert_eq!(refused, None);
+        prop_assert_eq!(&got, &expected);
+        prop_assert!(!split.leftover());
+    }
+
     /// Byte at a time: the worst split, every prefix is "need more", never an
     /// error, and the reader says what it waits for: the next request between
     /// requests, the rest of a head inside one, the body after a head.

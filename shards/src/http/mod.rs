@@ -15,6 +15,7 @@ mod date;
 mod encode;
 mod error;
 mod head;
+mod head_memo;
 mod reader;
 
 pub use chunked::{decode_chunked, ChunkedDecoder, ChunkedStatus};
@@ -22,4 +23,5 @@ pub use date::{DateCache, DATE_LEN};
 pub use encode::{encode_error, encode_response, BodyPlan, EncodeOptions, COPY_LIMIT};
 pub use error::HttpError;
 pub use head::{decode_head, slice, Framing, Head, HeaderSpan, Version};
+pub use head_memo::{HeadMemo, MEMO_MAX_HEAD};
 pub use reader::{Awaiting, BodyPiece, Decoded, ReadBuffers, RequestParts, RequestReader};

@@ -12,6 +12,7 @@ use memchr::memchr;
 
 use super::chunked::{ChunkedDecoder, ChunkedStatus};
 use super::head::{decode_head, slice, Framing, Head, HeaderSpan, Version};
+use super::head_memo::HeadMemo;
 use super::HttpError;
 use crate::limits::Limits;
 
@@ -30,6 +31,8 @@ pub struct ReadBuffers {
     pub spans: Vec<HeaderSpan>,
     /// The de-chunked body of the request being decoded.
     pub body: Vec<u8>,
+    /// The last head decoded into `spans`, so the same head again is not decoded again.
+    pub memo: HeadMemo,
 }
 
 /// What the front of the unconsumed bytes holds.
@@ -150,7 +153,12 @@ impl RequestReader {
     /// Decode the request at the front of the unconsumed bytes.
     #[inline(always)] // the hot path: keeps the decode inside the connection loop
     pub fn decode<'b>(&mut self, buffers: &'b mut ReadBuffers, limits: &Limits) -> Decoded<'b> {
-        let ReadBuffers { bytes, spans, body } = buffers;
+        let ReadBuffers {
+            bytes,
+            spans,
+            body,
+            memo,
+        } = buffers;
         let avail = &bytes[self.start..];
         if avail.is_empty() {
             bytes.clear();
@@ -173,15 +181,24 @@ impl RequestReader {
             Stage::Head { parsed } if !worth_parsing(avail, *parsed, limits) => {
                 return Decoded::Incomplete(Awaiting::Head)
             }
-            Stage::Fresh | Stage::Head { .. } => match decode_head(avail, limits, spans) {
-                Ok(Some(head)) => head,
-                Ok(None) => {
-                    self.stage = Stage::Head {
-                        parsed: avail.len(),
-                    };
-                    return Decoded::Incomplete(Awaiting::Head);
+            Stage::Fresh | Stage::Head { .. } => match memo.recall(avail, limits) {
+                Some(head) => head,
+                None => {
+                    memo.forget();
+                    match decode_head(avail, limits, spans) {
+                        Ok(Some(head)) => {
+                            memo.remember(&avail[..head.len], head, limits);
+                            head
+                        }
+                        Ok(None) => {
+                            self.stage = Stage::Head {
+                                parsed: avail.len(),
+                            };
+                            return Decoded::Incomplete(Awaiting::Head);
+                        }
+                        Err(error) => return Decoded::Refused(error),
+                    }
                 }
-                Err(error) => return Decoded::Refused(error),
             },
         };
         let at = self.start;
@@ -447,6 +464,69 @@ mod tests {
             Decoded::Incomplete(Awaiting::Request)
         ));
         assert!(buffers.bytes.is_empty(), "consumed bytes are released");
+    }
+
+    #[test]
+    fn a_repeated_head_is_read_from_the_memo_with_its_own_body() {
+        let post =
+            |body: &str| format!("POST /p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{body}");
+        let stream = format!("{}{}", post("ab"), post("cd"));
+        let (mut reader, mut buffers) = reader_with(stream.as_bytes());
+        let limits = Limits::default();
+        for body in [b"ab", b"cd"] {
+            match reader.decode(&mut buffers, &limits) {
+                Decoded::Request(parts) => {
+                    assert_eq!(parts.body, body);
+                    assert_eq!(parts.spans.len(), 2, "the spans of the remembered head");
+                    assert!(parts.head_bytes.starts_with(b"POST /p "));
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert!(buffers.memo.recall(post("").as_bytes(), &limits).is_some());
+    }
+
+    #[test]
+    fn a_remembered_head_is_checked_again_under_new_limits() {
+        let head = b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\nB: 2\r\n\r\n";
+        let (mut reader, mut buffers) = reader_with(head);
+        assert!(matches!(
+            reader.decode(&mut buffers, &Limits::default()),
+            Decoded::Request(_)
+        ));
+        // The same head after a reload that allows two fields.
+        reader.feed(&mut buffers, head);
+        let tighter = Limits {
+            max_headers: 2,
+            ..Limits::default()
+        };
+        assert!(matches!(
+            reader.decode(&mut buffers, &tighter),
+            Decoded::Refused(HttpError::HeaderFieldsTooLarge)
+        ));
+    }
+
+    #[test]
+    fn a_refused_head_does_not_leave_a_memo_behind() {
+        let good = b"GET / HTTP/1.1\r\nHost: x\r\nA: 1\r\n\r\n";
+        let (mut reader, mut buffers) = reader_with(good);
+        let limits = Limits::default();
+        assert!(matches!(
+            reader.decode(&mut buffers, &limits),
+            Decoded::Request(_)
+        ));
+        // Refused after its fields were scanned: the spans now hold its fields.
+        buffers.bytes.clear();
+        let mut fresh = RequestReader::default();
+        fresh.feed(
+            &mut buffers,
+            b"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n",
+        );
+        assert!(matches!(
+            fresh.decode(&mut buffers, &limits),
+            Decoded::Refused(_)
+        ));
+        assert!(buffers.memo.recall(good, &limits).is_none());
     }
 
     #[test]
