@@ -3,7 +3,7 @@
 
 use ::http::Method;
 
-use crate::http::{slice, RequestParts, Version};
+use crate::http::{path_len, slice, RequestParts, Version};
 use crate::listener::PeerAddr;
 use crate::request_body::{Pipe, RequestBody};
 
@@ -65,6 +65,7 @@ impl<'a> Request<'a> {
             parts: RequestParts {
                 method,
                 target,
+                path_len: path_len(target.as_bytes()),
                 version: if keep_alive {
                     Version::Http11
                 } else {
@@ -108,10 +109,11 @@ impl<'a> Request<'a> {
     /// Without the scheme and authority of an absolute-form target
     /// (`GET http://host/path`, which RFC 9112 §3.2.2 says a server must accept).
     pub fn path(&self) -> &'a str {
-        let path = match self.query_start() {
-            Some(at) => &self.parts.target[..at],
-            None => self.parts.target,
-        };
+        let path = self
+            .parts
+            .target
+            .get(..self.parts.path_len)
+            .unwrap_or_default();
         if path.starts_with('/') {
             return path;
         }
@@ -120,12 +122,7 @@ impl<'a> Request<'a> {
 
     /// The text after `?`, if any.
     pub fn query(&self) -> Option<&'a str> {
-        self.query_start().map(|at| &self.parts.target[at + 1..])
-    }
-
-    /// A plain loop: targets are short, and a general substring search costs more to set up.
-    fn query_start(&self) -> Option<usize> {
-        self.parts.target.bytes().position(|b| b == b'?')
+        self.parts.target.get(self.parts.path_len + 1..)
     }
 
     /// The HTTP version.

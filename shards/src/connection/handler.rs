@@ -13,14 +13,21 @@ use crate::app::App;
 use crate::request::Request;
 use crate::response::Response;
 
-/// Run the app; `None` if it panicked.
+/// Run the app, putting its response in `answer` (`None` if it panicked).
+///
+/// The response is written where the connection keeps it rather than
+/// returned: a `Response` is 150 bytes, and each layer it would be returned
+/// through (the app's future, `catch_unwind`, this future) costs a copy.
 #[inline(always)]
 pub(crate) fn call_app<'a, A: App>(
     app: &'a A,
     request: &'a Request<'_>,
-) -> CallApp<impl Future<Output = Response> + 'a> {
+    answer: &'a mut Option<Response>,
+) -> CallApp<'a, impl Future<Output = Response> + 'a> {
+    *answer = None;
     CallApp {
         future: catch_unwind(AssertUnwindSafe(|| app.call(request))).ok(),
+        answer,
     }
 }
 
@@ -28,26 +35,38 @@ pub(crate) fn call_app<'a, A: App>(
 /// an `async fn`, so that its `poll` can be inlined into the connection's
 /// (an extra state machine per request costs ~150 instructions and a copy
 /// of the response).
-pub(crate) struct CallApp<F> {
+pub(crate) struct CallApp<'a, F> {
     /// `None`: building the future panicked.
     future: Option<F>,
+    /// Where the response goes; left `None` if the app panicked.
+    answer: &'a mut Option<Response>,
 }
 
-impl<F: Future<Output = Response>> Future for CallApp<F> {
-    type Output = Option<Response>;
+impl<F: Future<Output = Response>> Future for CallApp<'_, F> {
+    type Output = ();
 
     #[inline(always)]
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         // SAFETY: `future` is never moved out of the pinned struct; it is
-        // only polled in place (structural pinning of the one field).
-        let future = unsafe { self.map_unchecked_mut(|this| &mut this.future) };
-        let Some(future) = Option::as_pin_mut(future) else {
-            return Poll::Ready(None);
+        // only polled in place (structural pinning of that one field; the
+        // `answer` reference is not pinned and only written through).
+        let this = unsafe { self.get_unchecked_mut() };
+        let Some(future) = this.future.as_mut() else {
+            return Poll::Ready(());
         };
-        match catch_unwind(AssertUnwindSafe(|| future.poll(cx))) {
-            Ok(Poll::Ready(response)) => Poll::Ready(Some(response)),
-            Ok(Poll::Pending) => Poll::Pending,
-            Err(_) => Poll::Ready(None),
+        // SAFETY: as above, `future` stays where it is until dropped.
+        let future = unsafe { Pin::new_unchecked(future) };
+        let answer = &mut *this.answer;
+        let polled = catch_unwind(AssertUnwindSafe(|| match future.poll(cx) {
+            Poll::Ready(response) => {
+                *answer = Some(response);
+                true
+            }
+            Poll::Pending => false,
+        }));
+        match polled {
+            Ok(false) => Poll::Pending,
+            Ok(true) | Err(_) => Poll::Ready(()),
         }
     }
 }

@@ -142,6 +142,8 @@ impl Connection<'_> {
         // For the stats and the access log: set when the first request of the batch is decoded.
         let mut started = None;
         let mut classes = [0; 5];
+        // The app's response, checked and encoded in place (a move is a copy).
+        let mut outcome = None;
         let after = loop {
             let parts = match reader.decode(input, &env.limits) {
                 Decoded::Request(parts) => parts,
@@ -162,7 +164,7 @@ impl Connection<'_> {
             };
             let batch_started: &Instant = started.get_or_insert_with(Instant::now);
             let request = Request::from_parts(parts, peer);
-            let mut outcome = call_app(app, &request).await;
+            call_app(app, &request, &mut outcome).await;
             let response = checked(&mut outcome, &request, env);
             classes[status_class(response.status())] += 1;
             let answer =

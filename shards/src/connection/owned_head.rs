@@ -3,7 +3,7 @@
 
 use std::ops::Range;
 
-use crate::http::{HeaderSpan, RequestParts, Version};
+use crate::http::{path_len, HeaderSpan, RequestParts, Version};
 
 /// A copy of a request's head: the read buffer it came from keeps
 /// receiving the body while the app holds the request.
@@ -50,6 +50,7 @@ impl OwnedHead {
         RequestParts {
             method: text(&self.method),
             target: text(&self.target),
+            path_len: path_len(&self.bytes[self.target.clone()]),
             version: self.version,
             keep_alive: self.keep_alive,
             head_bytes: &self.bytes,

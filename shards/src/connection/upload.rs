@@ -53,56 +53,62 @@ impl Connection<'_> {
         self.wait.switch(Waiting::Body);
         let pipe = Pipe::default();
         let request = Request::with_upload(head.parts(), peer, &pipe);
-        let mut answer = pin!(call_app(app, &request));
-        let mut piece = Vec::new();
-        let response = poll_fn(|cx| {
-            if let Poll::Ready(response) = answer.as_mut().poll(cx) {
-                return Poll::Ready(response);
-            }
-            loop {
-                // Hand the app what is buffered, while it has room.
-                while !pipe.is_finished() && pipe.poll_room(cx) {
-                    let input = &mut self.lease.get().input;
-                    match self.reader.next_body_piece(input, &env.limits, &mut piece) {
-                        BodyPiece::Data(_) => pipe.push(Bytes::from(std::mem::take(&mut piece))),
-                        BodyPiece::NeedMore => break,
-                        BodyPiece::End => pipe.finish(Ok(())),
-                        BodyPiece::Refused(error) => pipe.finish(Err(error)),
+        let mut outcome = None;
+        {
+            let mut answer = pin!(call_app(app, &request, &mut outcome));
+            let mut piece = Vec::new();
+            poll_fn(|cx| {
+                if answer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(());
+                }
+                loop {
+                    // Hand the app what is buffered, while it has room.
+                    while !pipe.is_finished() && pipe.poll_room(cx) {
+                        let input = &mut self.lease.get().input;
+                        match self.reader.next_body_piece(input, &env.limits, &mut piece) {
+                            BodyPiece::Data(_) => {
+                                pipe.push(Bytes::from(std::mem::take(&mut piece)))
+                            }
+                            BodyPiece::NeedMore => break,
+                            BodyPiece::End => pipe.finish(Ok(())),
+                            BodyPiece::Refused(error) => pipe.finish(Err(error)),
+                        }
+                    }
+                    // Finished or full: the app wakes this task when it has taken some.
+                    if pipe.is_finished() || !pipe.poll_room(cx) {
+                        return Poll::Pending;
+                    }
+                    if !self.budget.try_spend_turn() {
+                        // A client that uploads nonstop yields to the shard's others.
+                        cx.waker().wake_by_ref();
+                        return Poll::Pending;
+                    }
+                    let read = poll_read_more(
+                        io,
+                        cx,
+                        &mut self.lease,
+                        &mut self.reader,
+                        &mut self.wait,
+                        &mut self.budget,
+                        env,
+                    );
+                    match read {
+                        Poll::Ready(ReadOutcome::Data) => self.wait.restart(),
+                        Poll::Ready(ReadOutcome::TimedOut) => {
+                            env.stats.timed_out(TimeoutKind::Body);
+                            pipe.finish(Err(HttpError::RequestTimeout));
+                        }
+                        Poll::Ready(
+                            ReadOutcome::Eof | ReadOutcome::Failed | ReadOutcome::Drained,
+                        ) => {
+                            pipe.finish(Err(HttpError::BadRequest("incomplete request")));
+                        }
+                        Poll::Pending => return Poll::Pending,
                     }
                 }
-                // Finished or full: the app wakes this task when it has taken some.
-                if pipe.is_finished() || !pipe.poll_room(cx) {
-                    return Poll::Pending;
-                }
-                if !self.budget.try_spend_turn() {
-                    // A client that uploads nonstop yields to the shard's others.
-                    cx.waker().wake_by_ref();
-                    return Poll::Pending;
-                }
-                let read = poll_read_more(
-                    io,
-                    cx,
-                    &mut self.lease,
-                    &mut self.reader,
-                    &mut self.wait,
-                    &mut self.budget,
-                    env,
-                );
-                match read {
-                    Poll::Ready(ReadOutcome::Data) => self.wait.restart(),
-                    Poll::Ready(ReadOutcome::TimedOut) => {
-                        env.stats.timed_out(TimeoutKind::Body);
-                        pipe.finish(Err(HttpError::RequestTimeout));
-                    }
-                    Poll::Ready(ReadOutcome::Eof | ReadOutcome::Failed | ReadOutcome::Drained) => {
-                        pipe.finish(Err(HttpError::BadRequest("incomplete request")));
-                    }
-                    Poll::Pending => return Poll::Pending,
-                }
-            }
-        })
-        .await;
-        let mut outcome = response;
+            })
+            .await;
+        }
         let response = checked(&mut outcome, &request, env);
         let mut classes = [0; 5];
         classes[status_class(response.status())] = 1;

@@ -57,22 +57,9 @@ pub fn encode_response(
     options: &EncodeOptions<'_>,
     out: &mut Vec<u8>,
 ) -> BodyPlan {
-    let mut own_server = false;
-    let mut own_date = false;
-    let mut own_length: Option<&str> = None;
-    let mut fields_len = 0;
-    for (name, value) in response.header_fields() {
-        fields_len += name.len() + value.len() + 4;
-        if !sendable_name(name) || !sendable_value(value) {
-            return encode_response(&invalid_response(), options, out);
-        }
-        match name.len() {
-            4 => own_date |= eq_lowercase(name.as_bytes(), b"date"),
-            6 => own_server |= eq_lowercase(name.as_bytes(), b"server"),
-            14 if eq_lowercase(name.as_bytes(), b"content-length") => own_length = Some(value),
-            _ => {}
-        }
-    }
+    let Some(fields) = AppFields::scan(response) else {
+        return encode_response(&invalid_response(), options, out);
+    };
     let status = response.status();
     let upgrade = status == StatusCode::SWITCHING_PROTOCOLS && response.upgrades();
     // Other interim (1xx) responses are the server's business: an app that
@@ -81,23 +68,32 @@ pub fn encode_response(
         return encode_response(&invalid_response(), options, out);
     }
     let body = response.body();
-    let bytes = body.as_bytes().unwrap_or_default();
-    let copied = bytes.len() <= COPY_LIMIT;
-    // Room for everything at once; `put` then copies without a call.
-    out.reserve(HEAD_ROOM + fields_len + if copied { bytes.len() } else { 0 });
-    if status == StatusCode::OK && !own_server {
-        // The common case in one copy.
-        put(out, b"HTTP/1.1 200 OK\r\nServer: shardd\r\n");
-    } else {
+    let (bytes, is_stream) = match body.as_bytes() {
+        Some(bytes) => (bytes, false),
+        None => (&[][..], true),
+    };
+    let bodyless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
+    let sends_body = !options.head_only && !bodyless && !upgrade;
+    let copied = sends_body && !is_stream && bytes.len() <= COPY_LIMIT;
+    let common = status == StatusCode::OK && !fields.server;
+    if !common {
+        // Written before the room is reserved: its length has no bound the
+        // reservation could rely on (an unknown code's reason is the app's).
         write_status_line(status, out);
-        if !own_server {
-            put(out, b"Server: shardd\r\n");
-        }
     }
-    if !own_date {
-        put(out, b"Date: ");
-        put(out, options.date);
-        put(out, b"\r\n");
+    let mut head = Appender::new(
+        out,
+        HEAD_ROOM + fields.len + if copied { bytes.len() } else { 0 },
+    );
+    if common {
+        head.put(OK_LINE);
+    } else if !fields.server {
+        head.put(SERVER_FIELD);
+    }
+    if !fields.date {
+        head.put(b"Date: ");
+        head.put(options.date);
+        head.put(b"\r\n");
     }
     for (name, value) in response.headers() {
         match name.len() {
@@ -108,73 +104,175 @@ pub fn encode_response(
             17 if eq_lowercase(name.as_bytes(), b"transfer-encoding") => continue,
             _ => {}
         }
-        put(out, name.as_bytes());
-        put(out, b": ");
-        put(out, value.as_bytes());
-        put(out, b"\r\n");
+        head.put(name.as_bytes());
+        head.put(b": ");
+        head.put(value.as_bytes());
+        head.put(b"\r\n");
     }
     if upgrade {
-        put(out, b"\r\n");
+        head.put(b"\r\n");
+        head.finish();
         return BodyPlan::Upgrade;
     }
-    let bodyless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
-    let stream = body.is_stream() && !options.head_only && !bodyless;
+    let stream = is_stream && sends_body;
     // A HEAD or 304 answer without a body may state the length the body
     // would have (RFC 9110 §8.6); otherwise the length is the body's.
-    let stated = own_length.filter(|length| {
+    let stated = fields.length.filter(|length| {
         bytes.is_empty()
             && (options.head_only || status == StatusCode::NOT_MODIFIED)
             && !length.is_empty()
             && length.bytes().all(|b| b.is_ascii_digit())
     });
     if let Some(length) = stated {
-        put(out, b"Content-Length: ");
-        put(out, length.as_bytes());
-        put(out, b"\r\n");
+        head.put(b"Content-Length: ");
+        head.put(length.as_bytes());
+        head.put(b"\r\n");
     } else if stream && options.http11 {
-        put(out, b"Transfer-Encoding: chunked\r\n");
+        head.put(b"Transfer-Encoding: chunked\r\n");
     } else if !bodyless && !stream {
-        put(out, b"Content-Length: ");
-        put(out, itoa::Buffer::new().format(bytes.len()).as_bytes());
-        put(out, b"\r\n");
+        head.put(b"Content-Length: ");
+        head.put(itoa::Buffer::new().format(bytes.len()).as_bytes());
+        head.put(b"\r\n");
     }
     if options.close {
-        put(out, b"Connection: close\r\n");
+        head.put(b"Connection: close\r\n");
     } else if options.keep_alive_1_0 {
-        put(out, b"Connection: keep-alive\r\n");
+        head.put(b"Connection: keep-alive\r\n");
     }
-    put(out, b"\r\n");
-    if options.head_only || bodyless {
+    head.put(b"\r\n");
+    if copied {
+        head.put(bytes);
+    }
+    head.finish();
+    if copied || !sends_body {
         BodyPlan::Written
     } else if stream && options.http11 {
         BodyPlan::Chunked
     } else if stream {
         BodyPlan::UntilClose
-    } else if copied {
-        put(out, bytes);
-        BodyPlan::Written
     } else {
         BodyPlan::Separate
     }
 }
 
-/// Bytes of a head besides the app's fields: status line, `Server`,
-/// `Date`, framing and `Connection` fields, the blank line.
+/// What the app's own header fields say, found in one pass that also
+/// checks they can be sent: `None` if one cannot.
+struct AppFields<'r> {
+    /// Bytes they take encoded (name, value, `": "`, CRLF).
+    len: usize,
+    /// The app sent its own `Server`, or `Date`: ours are left out.
+    server: bool,
+    date: bool,
+    /// The app's `Content-Length`, which only a bodiless answer may keep.
+    length: Option<&'r str>,
+}
+
+impl<'r> AppFields<'r> {
+    #[inline(always)]
+    fn scan(response: &'r Response) -> Option<Self> {
+        let mut fields = AppFields {
+            len: 0,
+            server: false,
+            date: false,
+            length: None,
+        };
+        for (name, value) in response.header_fields() {
+            fields.len += name.len() + value.len() + 4;
+            if !sendable_name(name) || !sendable_value(value) {
+                return None;
+            }
+            match name.len() {
+                4 => fields.date |= eq_lowercase(name.as_bytes(), b"date"),
+                6 => fields.server |= eq_lowercase(name.as_bytes(), b"server"),
+                14 if eq_lowercase(name.as_bytes(), b"content-length") => {
+                    fields.length = Some(value)
+                }
+                _ => {}
+            }
+        }
+        Some(fields)
+    }
+}
+
+/// The common status line, with our `Server` field.
+const OK_LINE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: shardd\r\n";
+const SERVER_FIELD: &[u8] = b"Server: shardd\r\n";
+
+/// Room reserved for what the server adds to a head besides the app's
+/// fields and the status line of an uncommon status: `Server`, `Date`,
+/// the framing field, `Connection`, the blank line.
 const HEAD_ROOM: usize = 256;
 
-/// Append `bytes`; the capacity check is a branch, not a call, because
-/// `encode_response` reserves room for the whole response first.
-#[inline(always)]
-fn put(out: &mut Vec<u8>, bytes: &[u8]) {
-    if out.capacity() - out.len() < bytes.len() {
-        out.reserve(bytes.len());
+// The most the server adds after the reservation, each piece at its
+// longest: the 200 line and `Server`, `Date`, `Content-Length` with 20
+// digits (a stated length is one of the app's fields, counted with them),
+// `Connection: keep-alive`, the blank line. Every other piece is the
+// app's (counted exactly) or the body (counted exactly).
+const _: () = assert!(
+    OK_LINE.len()
+        + "Date: \r\n".len()
+        + DATE_LEN
+        + "Content-Length: \r\n".len()
+        + 20
+        + "Connection: keep-alive\r\n".len()
+        + 2
+        <= HEAD_ROOM
+);
+
+/// Appends to a `Vec` through its spare capacity, reserved up front for
+/// the whole head (and small body), keeping the length in a register
+/// until `finish`: a piece costs a copy, not a capacity check and a reload
+/// and store of the vector's length (75 instructions a response).
+///
+/// The reservation is what makes this sound: `encode_response` reserves
+/// the app's fields and body exactly and [`HEAD_ROOM`] for its own pieces,
+/// whose bound is checked at compile time; debug builds (the tests, the
+/// fuzzer) check every piece as well.
+struct Appender<'v> {
+    out: &'v mut Vec<u8>,
+    at: *mut u8,
+    len: usize,
+    /// Bytes the appender may write up to (debug check only).
+    #[cfg(debug_assertions)]
+    end: usize,
+}
+
+impl<'v> Appender<'v> {
+    #[inline(always)]
+    fn new(out: &'v mut Vec<u8>, room: usize) -> Self {
+        out.reserve(room);
+        Appender {
+            at: out.as_mut_ptr(),
+            len: out.len(),
+            #[cfg(debug_assertions)]
+            end: out.len() + room,
+            out,
+        }
     }
-    // SAFETY: there is room for `bytes` after `len` (checked above), the
-    // regions cannot overlap (`bytes` is not in `out`'s spare capacity),
-    // and the new length covers exactly the bytes written.
-    unsafe {
-        std::ptr::copy_nonoverlapping(bytes.as_ptr(), out.as_mut_ptr().add(out.len()), bytes.len());
-        out.set_len(out.len() + bytes.len());
+
+    #[inline(always)]
+    fn put(&mut self, bytes: &[u8]) {
+        #[cfg(debug_assertions)]
+        assert!(
+            self.len + bytes.len() <= self.end,
+            "a piece past the reserved room"
+        );
+        // SAFETY: `at` is the vector's buffer, whose capacity covers the
+        // room reserved in `new`; every piece is within it (see the type's
+        // comment); `bytes` cannot lie in the vector's spare capacity, so
+        // the regions do not overlap.
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.at.add(self.len), bytes.len());
+        }
+        self.len += bytes.len();
+    }
+
+    /// Make what was put part of the vector.
+    #[inline(always)]
+    fn finish(self) {
+        // SAFETY: `len` is within capacity and every byte up to it was
+        // written (by the vector's owner before, or by `put`).
+        unsafe { self.out.set_len(self.len) };
     }
 }
 
@@ -223,10 +321,6 @@ pub fn encode_error(error: HttpError, date: &[u8; DATE_LEN], out: &mut Vec<u8>) 
 }
 
 fn write_status_line(status: StatusCode, out: &mut Vec<u8>) {
-    if status == StatusCode::OK {
-        out.extend_from_slice(b"HTTP/1.1 200 OK\r\n");
-        return;
-    }
     out.extend_from_slice(b"HTTP/1.1 ");
     out.extend_from_slice(status.as_str().as_bytes());
     out.push(b' ');
@@ -305,6 +399,44 @@ mod tests {
         // For GET the body decides, whatever the app claims.
         let text = encode(&head, false, false);
         assert!(text.contains("\r\nContent-Length: 0\r\n"), "{text}");
+    }
+
+    /// In a debug build every piece is checked against the reserved room:
+    /// encode the heads that add the most, with and without app fields.
+    #[test]
+    fn every_head_fits_the_room_reserved_for_it() {
+        let long_value = "v".repeat(3000);
+        let statuses = [200, 304, 511, 299, 101];
+        for status in statuses.map(|code| StatusCode::from_u16(code).unwrap()) {
+            for (head_only, keep_alive_1_0, close) in [
+                (false, true, false),
+                (true, false, true),
+                (false, false, false),
+            ] {
+                let responses = [
+                    Response::new(status).with_header("Content-Length", "12345678901234567890"),
+                    Response::new(status)
+                        .with_header("Server", "mine")
+                        .with_header("Date", "today")
+                        .with_header(String::from("X-Long"), long_value.clone())
+                        .with_body(vec![b'x'; COPY_LIMIT]),
+                    Response::new(status).with_body(vec![b'y'; COPY_LIMIT + 1]),
+                ];
+                for response in responses {
+                    let mut out = Vec::new();
+                    let options = EncodeOptions {
+                        date: DATE,
+                        head_only,
+                        close,
+                        keep_alive_1_0,
+                        http11: !keep_alive_1_0,
+                    };
+                    encode_response(&response, &options, &mut out);
+                    assert!(out.starts_with(b"HTTP/1.1 "));
+                    assert!(out.windows(4).any(|w| w == b"\r\n\r\n"));
+                }
+            }
+        }
     }
 
     #[test]

@@ -50,6 +50,9 @@ pub struct Head {
     pub method: (u32, u32),
     /// The request target as sent (path and query).
     pub target: (u32, u32),
+    /// How much of the target comes before its `?` (all of it without one):
+    /// found once here, so a remembered head never looks for it again.
+    pub path_len: u32,
     /// The protocol version.
     pub version: Version,
     /// How the body is delimited.
@@ -136,11 +139,17 @@ pub fn decode_head(
         len,
         method: method_span,
         target: target_span,
+        path_len: path_len(target) as u32,
         version,
         framing,
         keep_alive,
         expect_continue: fields.expect_continue,
     }))
+}
+
+/// The length of `target` before its `?`, if it has one.
+pub fn path_len(target: &[u8]) -> usize {
+    memchr(b'?', target).unwrap_or(target.len())
 }
 
 /// What the header fields say about framing and the connection, gathered in one pass.

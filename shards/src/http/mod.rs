@@ -22,6 +22,6 @@ pub use chunked::{decode_chunked, ChunkedDecoder, ChunkedStatus};
 pub use date::{DateCache, DATE_LEN};
 pub use encode::{encode_error, encode_response, BodyPlan, EncodeOptions, COPY_LIMIT};
 pub use error::HttpError;
-pub use head::{decode_head, slice, Framing, Head, HeaderSpan, Version};
+pub use head::{decode_head, path_len, slice, Framing, Head, HeaderSpan, Version};
 pub use head_memo::{HeadMemo, MEMO_MAX_HEAD};
 pub use reader::{Awaiting, BodyPiece, Decoded, ReadBuffers, RequestParts, RequestReader};

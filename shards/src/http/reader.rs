@@ -60,6 +60,8 @@ pub struct RequestParts<'b> {
     pub method: &'b str,
     /// The request target, as sent (path and query).
     pub target: &'b str,
+    /// How much of `target` comes before its `?` (all of it without one).
+    pub path_len: usize,
     /// The protocol version.
     pub version: Version,
     /// Whether the connection may carry another request after this one.
@@ -405,6 +407,7 @@ fn parts_of<'b>(
     RequestParts {
         method: validated_str(slice(head_bytes, head.method)),
         target: validated_str(slice(head_bytes, head.target)),
+        path_len: head.path_len as usize,
         version: head.version,
         keep_alive: head.keep_alive,
         head_bytes,
