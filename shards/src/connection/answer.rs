@@ -94,7 +94,7 @@ pub(super) enum Answer {
 /// (an upload not read to its end). `started`: when answering the
 /// request's batch began (what the access log's duration counts from).
 /// The response is borrowed, not moved: it is large, and a move is a copy.
-#[inline]
+#[inline(always)]
 pub(super) fn encode_answer(
     env: &ShardEnv,
     date: &[u8; DATE_LEN],
