@@ -89,17 +89,27 @@ impl<'a> Request<'a> {
 
     /// The method (`GET`, `POST`, ...). Standard methods are matched without allocating; an
     /// extension method longer than 15 bytes allocates.
+    #[inline]
     pub fn method(&self) -> Method {
         // httparse accepted the token, and `http` accepts the same characters.
         Method::from_bytes(self.parts.method.as_bytes()).unwrap_or_default()
     }
 
+    /// The method token as sent (`"GET"`): cheaper to compare than
+    /// [`method`](Self::method), which builds an `http::Method`.
+    #[inline]
+    pub fn method_str(&self) -> &'a str {
+        self.parts.method
+    }
+
     /// Whether the method is `HEAD` (answered without a body).
+    #[inline]
     pub fn is_head(&self) -> bool {
         self.parts.method == "HEAD"
     }
 
     /// The request target as sent: path and query.
+    #[inline]
     pub fn target(&self) -> &'a str {
         self.parts.target
     }
@@ -108,6 +118,7 @@ impl<'a> Request<'a> {
     ///
     /// Without the scheme and authority of an absolute-form target
     /// (`GET http://host/path`, which RFC 9112 §3.2.2 says a server must accept).
+    #[inline]
     pub fn path(&self) -> &'a str {
         let path = self
             .parts
@@ -121,6 +132,7 @@ impl<'a> Request<'a> {
     }
 
     /// The text after `?`, if any.
+    #[inline]
     pub fn query(&self) -> Option<&'a str> {
         self.parts.target.get(self.parts.path_len + 1..)
     }
@@ -181,6 +193,8 @@ impl<'a> Request<'a> {
 }
 
 /// `http://host:port/path` → `/path`; `http://host` → `/`; anything else unchanged.
+#[cold]
+#[inline(never)]
 fn strip_scheme_and_authority(target: &str) -> &str {
     let Some(scheme_end) = target.find("://") else {
         return target;

@@ -57,9 +57,25 @@ pub fn encode_response(
     options: &EncodeOptions<'_>,
     out: &mut Vec<u8>,
 ) -> BodyPlan {
-    let Some(fields) = AppFields::scan(response) else {
-        return encode_response(&invalid_response(), options, out);
-    };
+    encode_with(response, options, out, OwnFields::default())
+}
+
+/// Fields the app set itself, so the server leaves its own out. Rare: the
+/// encoder assumes none and starts over if a field says otherwise, so the
+/// usual response is encoded in one pass over its fields.
+#[derive(Clone, Copy, Default)]
+struct OwnFields {
+    server: bool,
+    date: bool,
+}
+
+#[inline(always)]
+fn encode_with(
+    response: &Response,
+    options: &EncodeOptions<'_>,
+    out: &mut Vec<u8>,
+    own: OwnFields,
+) -> BodyPlan {
     let status = response.status();
     let upgrade = status == StatusCode::SWITCHING_PROTOCOLS && response.upgrades();
     // Other interim (1xx) responses are the server's business: an app that
@@ -75,35 +91,58 @@ pub fn encode_response(
     let bodyless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let sends_body = !options.head_only && !bodyless && !upgrade;
     let copied = sends_body && !is_stream && bytes.len() <= COPY_LIMIT;
-    let common = status == StatusCode::OK && !fields.server;
+    let start = out.len();
+    let common = status == StatusCode::OK && !own.server;
     if !common {
         // Written before the room is reserved: its length has no bound the
         // reservation could rely on (an unknown code's reason is the app's).
         write_status_line(status, out);
     }
-    let mut head = Appender::new(
-        out,
-        HEAD_ROOM + fields.len + if copied { bytes.len() } else { 0 },
-    );
+    let mut head = Appender::new(out, HEAD_ROOM + if copied { bytes.len() } else { 0 });
     if common {
         head.put(OK_LINE);
-    } else if !fields.server {
+    } else if !own.server {
         head.put(SERVER_FIELD);
     }
-    if !fields.date {
+    if !own.date {
         head.put(b"Date: ");
         head.put(options.date);
         head.put(b"\r\n");
     }
-    for (name, value) in response.headers() {
+    let mut length = None;
+    for (name, value) in response.header_fields() {
+        if !sendable_name(name) || !sendable_value(value) {
+            head.abandon(start);
+            return encode_response(&invalid_response(), options, out);
+        }
         match name.len() {
+            4 if !own.date && eq_lowercase(name.as_bytes(), b"date") => {
+                head.abandon(start);
+                return encode_with(response, options, out, OwnFields { date: true, ..own });
+            }
+            6 if !own.server && eq_lowercase(name.as_bytes(), b"server") => {
+                head.abandon(start);
+                return encode_with(
+                    response,
+                    options,
+                    out,
+                    OwnFields {
+                        server: true,
+                        ..own
+                    },
+                );
+            }
             // Framing and connection management are the server's job
             // (but for the `Connection: upgrade` of a 101).
             10 if !upgrade && eq_lowercase(name.as_bytes(), b"connection") => continue,
-            14 if eq_lowercase(name.as_bytes(), b"content-length") => continue,
+            14 if eq_lowercase(name.as_bytes(), b"content-length") => {
+                length = Some(&**value);
+                continue;
+            }
             17 if eq_lowercase(name.as_bytes(), b"transfer-encoding") => continue,
             _ => {}
         }
+        head.reserve(name.len() + value.len() + 4);
         head.put(name.as_bytes());
         head.put(b": ");
         head.put(value.as_bytes());
@@ -117,13 +156,14 @@ pub fn encode_response(
     let stream = is_stream && sends_body;
     // A HEAD or 304 answer without a body may state the length the body
     // would have (RFC 9110 §8.6); otherwise the length is the body's.
-    let stated = fields.length.filter(|length| {
+    let stated = length.filter(|length| {
         bytes.is_empty()
             && (options.head_only || status == StatusCode::NOT_MODIFIED)
             && !length.is_empty()
             && length.bytes().all(|b| b.is_ascii_digit())
     });
     if let Some(length) = stated {
+        head.reserve(length.len());
         head.put(b"Content-Length: ");
         head.put(length.as_bytes());
         head.put(b"\r\n");
@@ -155,52 +195,13 @@ pub fn encode_response(
     }
 }
 
-/// What the app's own header fields say, found in one pass that also
-/// checks they can be sent: `None` if one cannot.
-struct AppFields<'r> {
-    /// Bytes they take encoded (name, value, `": "`, CRLF).
-    len: usize,
-    /// The app sent its own `Server`, or `Date`: ours are left out.
-    server: bool,
-    date: bool,
-    /// The app's `Content-Length`, which only a bodiless answer may keep.
-    length: Option<&'r str>,
-}
-
-impl<'r> AppFields<'r> {
-    #[inline(always)]
-    fn scan(response: &'r Response) -> Option<Self> {
-        let mut fields = AppFields {
-            len: 0,
-            server: false,
-            date: false,
-            length: None,
-        };
-        for (name, value) in response.header_fields() {
-            fields.len += name.len() + value.len() + 4;
-            if !sendable_name(name) || !sendable_value(value) {
-                return None;
-            }
-            match name.len() {
-                4 => fields.date |= eq_lowercase(name.as_bytes(), b"date"),
-                6 => fields.server |= eq_lowercase(name.as_bytes(), b"server"),
-                14 if eq_lowercase(name.as_bytes(), b"content-length") => {
-                    fields.length = Some(value)
-                }
-                _ => {}
-            }
-        }
-        Some(fields)
-    }
-}
-
 /// The common status line, with our `Server` field.
 const OK_LINE: &[u8] = b"HTTP/1.1 200 OK\r\nServer: shardd\r\n";
 const SERVER_FIELD: &[u8] = b"Server: shardd\r\n";
 
 /// Room reserved for what the server adds to a head besides the app's
-/// fields and the status line of an uncommon status: `Server`, `Date`,
-/// the framing field, `Connection`, the blank line.
+/// fields (each reserved as it comes) and the status line of an uncommon
+/// status: `Server`, `Date`, the framing field, `Connection`, the blank line.
 const HEAD_ROOM: usize = 256;
 
 // The most the server adds after the reservation, each piece at its
@@ -224,28 +225,33 @@ const _: () = assert!(
 /// until `finish`: a piece costs a copy, not a capacity check and a reload
 /// and store of the vector's length (75 instructions a response).
 ///
-/// The reservation is what makes this sound: `encode_response` reserves
-/// the app's fields and body exactly and [`HEAD_ROOM`] for its own pieces,
-/// whose bound is checked at compile time; debug builds (the tests, the
-/// fuzzer) check every piece as well.
+/// The reservations are what make this sound: `encode_response` reserves
+/// the body and [`HEAD_ROOM`] for its own pieces up front (their bound is
+/// checked at compile time) and each app field before it is put; debug
+/// builds (the tests, the fuzzer) check every piece as well.
 struct Appender<'v> {
     out: &'v mut Vec<u8>,
     at: *mut u8,
     len: usize,
+    /// Room kept free after each app field for what is still to come
+    /// (the server's own pieces and a copied body).
+    tail: usize,
     /// Bytes the appender may write up to (debug check only).
     #[cfg(debug_assertions)]
     end: usize,
 }
 
 impl<'v> Appender<'v> {
+    /// Start appending, with `tail` bytes reserved for the server's pieces and the body.
     #[inline(always)]
-    fn new(out: &'v mut Vec<u8>, room: usize) -> Self {
-        out.reserve(room);
+    fn new(out: &'v mut Vec<u8>, tail: usize) -> Self {
+        out.reserve(tail);
         Appender {
             at: out.as_mut_ptr(),
             len: out.len(),
+            tail,
             #[cfg(debug_assertions)]
-            end: out.len() + room,
+            end: out.len() + tail,
             out,
         }
     }
@@ -257,12 +263,29 @@ impl<'v> Appender<'v> {
             self.len + bytes.len() <= self.end,
             "a piece past the reserved room"
         );
-        // SAFETY: `at` is the vector's buffer, whose capacity covers the
-        // room reserved in `new`; every piece is within it (see the type's
-        // comment); `bytes` cannot lie in the vector's spare capacity, so
-        // the regions do not overlap.
+        // SAFETY: `at` is the vector's buffer, and its capacity covers
+        // every piece (see the type's comment); `bytes` cannot lie in the
+        // vector's spare capacity, so the regions do not overlap.
         unsafe { copy_small(bytes, self.at.add(self.len)) };
         self.len += bytes.len();
+    }
+
+    /// Make room for an app field of `more` bytes, keeping the tail free.
+    #[inline(always)]
+    fn reserve(&mut self, more: usize) {
+        if self.out.capacity() - self.len < more + self.tail {
+            grow(self.out, self.len, more + self.tail);
+            self.at = self.out.as_mut_ptr();
+        }
+        #[cfg(debug_assertions)]
+        {
+            self.end = self.end.max(self.len + more + self.tail);
+        }
+    }
+
+    /// Drop what was put since `start` (the encoding starts over).
+    fn abandon(self, start: usize) {
+        self.out.truncate(start);
     }
 
     /// Make what was put part of the vector.
@@ -301,6 +324,14 @@ fn sendable_value(value: &HeaderText) -> bool {
             .bytes()
             .all(|b| b == b'\t' || (b >= 0x20 && b != 0x7f)),
     }
+}
+
+/// Grow `out`, whose first `len` bytes are written, by at least `room`.
+#[cold]
+fn grow(out: &mut Vec<u8>, len: usize, room: usize) {
+    // SAFETY: every byte up to `len` was written (by the vector's owner or `put`).
+    unsafe { out.set_len(len) };
+    out.reserve(room);
 }
 
 /// Copy `bytes` to `to`. Most pieces of a head are a few bytes long and
@@ -487,6 +518,38 @@ mod tests {
                 .chain(&target[3 + len..])
                 .all(|&b| b == 0));
         }
+    }
+
+    #[test]
+    fn the_apps_own_server_and_date_replace_ours() {
+        let own = Response::text("x")
+            .with_header("X-First", "1")
+            .with_header("Server", "mine")
+            .with_header("Date", "today")
+            .with_header("X-Last", "2");
+        let text = encode(&own, false, false);
+        assert_eq!(text.matches("Server:").count(), 1, "{text}");
+        assert_eq!(text.matches("Date:").count(), 1, "{text}");
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nX-First: 1\r\nServer: mine\r\nDate: today\r\nX-Last: 2\r\n"), "{text}");
+    }
+
+    #[test]
+    fn a_bad_field_after_good_ones_leaves_only_the_500() {
+        let mut out = b"previous response".to_vec();
+        let bad = Response::text("x")
+            .with_header("X-Good", "1")
+            .with_header("X-Bad", String::from("a\nb"));
+        let options = EncodeOptions {
+            date: DATE,
+            head_only: false,
+            close: false,
+            keep_alive_1_0: false,
+            http11: true,
+        };
+        encode_response(&bad, &options, &mut out);
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.starts_with("previous responseHTTP/1.1 500 "), "{text}");
+        assert!(!text.contains("X-Good"), "{text}");
     }
 
     #[test]
