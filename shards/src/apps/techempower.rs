@@ -20,6 +20,7 @@ struct Message {
 
 impl TechEmpower {
     /// The synchronous core, shared by the async [`App`] impl and benchmarks.
+    #[inline]
     pub fn respond(&self, request: &Request<'_>) -> Response {
         let readable = matches!(request.method_str(), "GET" | "HEAD");
         match request.path() {
