@@ -17,6 +17,7 @@ use futures_util::stream;
 use http::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, TRANSFER_ENCODING};
 use http::{Method, StatusCode, Version};
 use http_body::Body as _;
+use proptest::prelude::*;
 use shardd::tower::{serve_tower, RequestBody};
 use shardd::{app_fn, Body, HttpConversionError, PeerAddr, Request, Response};
 use shardd_shards::http::{Decoded, ReadBuffers, RequestReader};
@@ -107,6 +108,20 @@ fn the_converted_request_owns_its_bytes() {
     };
     assert_eq!(converted.headers()["cookie"], "a=1");
     assert_eq!(converted.uri().path(), "/users/7");
+}
+
+#[test]
+fn a_target_the_reader_takes_and_the_http_crate_refuses_is_an_error() {
+    // httparse lets `<` through in a target; `http::Uri` does not.
+    let error = with_request(b"GET /a<b HTTP/1.1\r\nHost: h\r\n\r\n", |request| {
+        assert_eq!(request.target(), "/a<b");
+        request.to_http().unwrap_err()
+    });
+    assert!(
+        matches!(error, HttpConversionError::Uri { ref target, .. } if target == "/a<b"),
+        "{error:?}"
+    );
+    assert!(error.to_string().contains("/a<b"), "{error}");
 }
 
 #[test]
@@ -427,6 +442,22 @@ fn shardd_s_body_is_an_http_body() {
 }
 
 #[test]
+fn the_adapter_answers_400_for_a_target_the_http_crate_refuses() {
+    let server = TestServer::start_with(config(1), |_| {
+        serve_tower(service_fn(|_: http::Request<RequestBody>| async {
+            Ok::<_, Infallible>(http::Response::new(String::from("served")))
+        }))
+    });
+    let mut client = server.connect();
+    client.send("GET /a<b HTTP/1.1\r\nHost: h\r\n\r\n");
+    let answer = client.response().unwrap();
+    assert_eq!(answer.status, 400);
+    assert_eq!(answer.body_str(), "invalid request target\n");
+    // The connection serves on.
+    assert_eq!(client.get("/fine").body_str(), "served");
+}
+
+#[test]
 fn a_tower_service_may_answer_with_a_converted_shardd_response() {
     let server = TestServer::start_with(config(1), |_| {
         serve_tower(service_fn(
@@ -456,4 +487,55 @@ fn a_tower_service_may_answer_with_a_converted_shardd_response() {
     let answer = client.get("/stream");
     assert_eq!(answer.body_str(), "streamed from shardd");
     assert_eq!(answer.header("transfer-encoding"), Some("chunked"));
+}
+
+proptest! {
+    /// Any header fields shardd can send come back from a round trip
+    /// through `http::Response` with their values intact: names in lower
+    /// case (the `http` crate's spelling), each name's values together and
+    /// in the order added (a `HeaderMap` groups them), the status and
+    /// body unchanged.
+    #[test]
+    fn any_fields_survive_a_round_trip(
+        fields in proptest::collection::vec(
+            (
+                prop_oneof![
+                    Just("Content-Type"), Just("vary"), Just("Set-Cookie"),
+                    Just("X-Custom"), Just("x-custom"), Just("ETag"), Just("x-a.b_c~1"),
+                ],
+                "[ -~\t]{0,24}",
+            ),
+            0..8,
+        ),
+        status in 200u16..600,
+        body in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut response = Response::new(StatusCode::from_u16(status).unwrap())
+            .with_body(body.clone());
+        for (name, value) in &fields {
+            response = response.with_header(*name, value.clone());
+        }
+        let back = Response::from_http(response.into_http().unwrap()).unwrap();
+
+        let mut expected: Vec<(String, Vec<String>)> = Vec::new();
+        for (name, value) in &fields {
+            let name = name.to_ascii_lowercase();
+            match expected.iter_mut().find(|(seen, _)| *seen == name) {
+                Some((_, values)) => values.push(value.clone()),
+                None => expected.push((name, vec![value.clone()])),
+            }
+        }
+        let expected: Vec<(String, String)> = expected
+            .into_iter()
+            .flat_map(|(name, values)| values.into_iter().map(move |value| (name.clone(), value)))
+            .collect();
+        let got: Vec<(String, String)> = back
+            .headers()
+            .map(|(name, value)| (name.to_owned(), value.to_owned()))
+            .collect();
+        prop_assert_eq!(got, expected);
+        prop_assert_eq!(back.status().as_u16(), status);
+        prop_assert_eq!(back.body().as_bytes().unwrap(), &body[..]);
+        prop_assert!(!back.closes_connection());
+    }
 }

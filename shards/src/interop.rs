@@ -72,8 +72,8 @@ impl Request<'_> {
     ///
     /// Method, URI (the target as sent: origin-form `/path?query`,
     /// absolute-form `http://host/path` or `*`), version, every header
-    /// field in the order sent (a name repeated stays repeated) and the
-    /// body. The head and the body are copied once, into one buffer the
+    /// field (a repeated name keeps all its values, in the order sent; a
+    /// `HeaderMap` holds each name's values together) and the body. The head and the body are copied once, into one buffer the
     /// URI, the header values and the body share. The body is empty when
     /// the app reads it as a stream ([`Request::body_stream`]); the peer
     /// address and the router's path parameters are not part of an
@@ -239,7 +239,8 @@ pub(crate) fn header_name(name: &[u8]) -> Option<HeaderName> {
 
 impl Response {
     /// The response as an `http::Response` with the same status, header
-    /// fields (in order, repeated names kept) and body.
+    /// fields and body (a repeated name keeps all its values, in the order
+    /// added; a `HeaderMap` holds each name's values together).
     ///
     /// [`close_connection`](Self::close_connection) becomes a
     /// `Connection: close` field (unless one is there already), as
@@ -303,7 +304,8 @@ impl Response {
     /// `&'static str`, `&'static [u8]`. (With feature `tower`, map any
     /// `http_body::Body` with `Body::from_http_body` first.)
     ///
-    /// Status, header fields in order (repeated names kept) and body.
+    /// Status, header fields in the map's order (a repeated name keeps all
+    /// its values) and body.
     /// Framing is the server's job, so `Transfer-Encoding` is dropped, and
     /// `Content-Length` too unless the body is empty (a `HEAD` or `304`
     /// answer may state the length of the body it does not carry); a
