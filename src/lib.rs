@@ -69,8 +69,8 @@ pub use shardd_shards::apps::techempower::TechEmpower;
 pub use shardd_shards::apps::techempower_routed::techempower_router;
 pub use shardd_shards::router;
 pub use shardd_shards::{
-    app_fn, Accepted, AccessLogFormat, App, Body, FnApp, HeaderText, Limits, Listener, PeerAddr,
-    Request, Response, ShardInfo, ShardStatsSnapshot,
+    app_fn, Accepted, AccessLogFormat, App, Body, FnApp, HeaderText, HttpConversionError, Limits,
+    Listener, PeerAddr, Request, Response, ShardInfo, ShardStatsSnapshot,
 };
 pub use stats::{AcceptorSnapshot, AccessLogSnapshot, StatsSnapshot};
 pub use tls::TlsReloader;

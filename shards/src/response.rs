@@ -163,4 +163,31 @@ impl Response {
     pub(crate) fn take_upgrade(&mut self) -> Option<OnUpgrade> {
         self.on_upgrade.take()
     }
+
+    /// Add a header field in place (conversions build a response without
+    /// moving it through the by-value builder once per field).
+    #[inline]
+    pub(crate) fn push_header(&mut self, name: HeaderText, value: HeaderText) {
+        self.headers.push((name, value));
+    }
+
+    /// Set the body in place.
+    #[inline]
+    pub(crate) fn set_body(&mut self, body: Body) {
+        self.body = body;
+    }
+
+    /// Close the connection once this response is sent, in place.
+    #[inline]
+    pub(crate) fn set_close(&mut self) {
+        self.close = true;
+    }
+
+    /// The status and the header fields, taking them out.
+    pub(crate) fn into_head(self) -> (StatusCode, SmallVec<[(HeaderText, HeaderText); 2]>) {
+        let Response {
+            status, headers, ..
+        } = self;
+        (status, headers)
+    }
 }

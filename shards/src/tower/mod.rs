@@ -4,7 +4,10 @@
 //! [`TowerApp`] is an [`App`]: for each request it builds an
 //! `http::Request<`[`RequestBody`]`>` from the borrowed [`Request`], calls
 //! a clone of the service (`poll_ready`, then `call`), and turns the
-//! `http::Response<B>` it answers into a [`Response`]. Build the
+//! `http::Response<B>` it answers into a [`Response`]. Both conversions are
+//! the public ones ([`Request::to_http`], [`Response::from_http`],
+//! [`Body::from_http_body`](crate::Body::from_http_body)), with buffers
+//! the adapter keeps between requests. Build the
 //! service in the app factory, so that each shard has its own
 //! (`serve(|shard| serve_tower(make_router(shard)))`): then nothing a
 //! request touches is shared with another core, not even a reference count.
@@ -163,13 +166,17 @@ where
             if let Err(error) = poll_fn(|cx| service.poll_ready(cx)).await {
                 return service_failed(error.into());
             }
-            let Some(converted) =
-                request::to_http(request, self.peer_addr, &self.arena, &self.spare_headers)
-            else {
-                return Response::new(StatusCode::BAD_REQUEST)
-                    .with_header("Content-Type", "text/plain")
-                    .with_body("invalid request target\n");
-            };
+            let converted =
+                match request::to_http(request, self.peer_addr, &self.arena, &self.spare_headers) {
+                    Ok(converted) => converted,
+                    // What httparse accepts and `http` refuses: some targets.
+                    Err(error) => {
+                        log::debug!("tower adapter: {error}; answering 400");
+                        return Response::new(StatusCode::BAD_REQUEST)
+                            .with_header("Content-Type", "text/plain")
+                            .with_body("invalid request target\n");
+                    }
+                };
             let mut answer = pin!(service.call(converted));
             // Converted in the poll that brings the answer, with its waker
             // for the first look at the body.

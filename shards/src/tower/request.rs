@@ -1,11 +1,11 @@
 //! The borrowed [`Request`] → an owned `http::Request<RequestBody>`, the
 //! shape every tower service (an axum `Router` included) takes.
 //!
-//! The target, every header value and the body are copied once, into a
-//! per-app [`Arena`]; the URI, each `HeaderValue` and the body are slices
-//! of it, and the `HeaderMap` is the last response's, emptied
-//! ([`SpareHeaders`]): a request whose field names are standard costs no
-//! allocation however many fields it has.
+//! The conversion is the public [`Request::to_http`]'s: the head and the
+//! body are copied once, here into a per-app [`Arena`]; the URI, each
+//! `HeaderValue` and the body are slices of it, and the `HeaderMap` is the
+//! last response's, emptied ([`SpareHeaders`]): a request whose field names
+//! are standard costs no allocation however many fields it has.
 
 use std::cell::RefCell;
 use std::convert::Infallible;
@@ -13,11 +13,10 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::{Bytes, BytesMut};
-use http::header::{self, HeaderMap, HeaderName, HeaderValue};
-use http::Uri;
+use http::header::HeaderMap;
 use http_body::{Frame, SizeHint};
-use smallvec::SmallVec;
 
+use crate::interop::{request_to_http, HttpConversionError};
 use crate::request::Request;
 
 /// The body of a request handed to a tower service: the request's whole
@@ -84,9 +83,6 @@ impl http_body::Body for RequestBody {
     }
 }
 
-/// Fields a request may have before the list spills to the heap.
-const INLINE_FIELDS: usize = 16;
-
 /// Where the requests of one app (one shard) are copied: chunks of
 /// [`ARENA_CHUNK`] bytes, each shared by the requests copied into it and
 /// reused once they are all dropped, so a request costs no allocation for
@@ -102,15 +98,9 @@ pub(crate) struct Arena(RefCell<BytesMut>);
 pub(crate) struct SpareHeaders(pub(super) RefCell<Option<HeaderMap>>);
 
 impl SpareHeaders {
-    /// An empty map with room for `fields` fields: the kept one, if any.
-    fn take(&self, fields: usize) -> HeaderMap {
-        match self.0.borrow_mut().take() {
-            Some(mut headers) => {
-                headers.reserve(fields);
-                headers
-            }
-            None => HeaderMap::with_capacity(fields),
-        }
+    /// An empty map: the kept one, if any.
+    fn take(&self) -> HeaderMap {
+        self.0.borrow_mut().take().unwrap_or_default()
     }
 
     /// Keep `headers`, emptied, for the next request.
@@ -129,98 +119,36 @@ const ARENA_ROOM: usize = 4 * 1024;
 /// A body larger than this gets a buffer of its own, so that a chunk stays small.
 const ARENA_BODY: usize = 2 * 1024;
 
-/// `request` as an `http::Request`, or `None` if its target is not a URI
-/// the `http` crate accepts (the caller answers 400).
-///
-/// Method, URI (the target as sent: origin-form, absolute-form or `*`),
-/// version, every header field in order, and the body; with `peer`, the
-/// [`PeerAddr`](crate::PeerAddr) as an extension. A field name the `http`
-/// crate would refuse (the reader lets none through) is left out rather
-/// than failing the request.
+/// `request` as an `http::Request`: [`Request::to_http`], with the
+/// request's bytes copied into the app's [`Arena`] (a large body into a
+/// buffer of its own), the map kept in [`SpareHeaders`] filled, and, with
+/// `peer`, the [`PeerAddr`](crate::PeerAddr) as an extension.
 #[inline(never)] // one frame in profiles: what the adapter costs on the way in
 pub(crate) fn to_http(
     request: &Request<'_>,
     peer: bool,
     arena: &Arena,
     spare: &SpareHeaders,
-) -> Option<http::Request<RequestBody>> {
-    let target = request.target();
+) -> Result<http::Request<RequestBody>, HttpConversionError> {
     let body = request.body();
-    let mut fields: SmallVec<[(HeaderName, usize); INLINE_FIELDS]> = SmallVec::new();
-    let (buf, body) = {
+    let inline = body.len() <= ARENA_BODY;
+    let (mut parts, data) = {
         let mut buf = arena.0.borrow_mut();
         if buf.capacity() < ARENA_ROOM {
             // Reclaims the chunk if no request holds it any more, else starts another.
             buf.reserve(ARENA_CHUNK);
         }
-        buf.extend_from_slice(target.as_bytes());
-        // One pass over the fields (each costs a UTF-8 check of its name):
-        // values into the arena, names parsed, lengths noted.
-        for (name, value) in request.headers() {
-            if let Some(name) = header_name(name) {
-                buf.extend_from_slice(value);
-                fields.push((name, value.len()));
-            }
-        }
-        let body = if body.len() <= ARENA_BODY {
-            buf.extend_from_slice(body);
-            None
-        } else {
-            Some(Bytes::copy_from_slice(body))
-        };
-        (buf.split().freeze(), body)
+        request_to_http(request, &mut buf, spare.take(), inline)?
     };
-
-    let uri = Uri::from_maybe_shared(buf.slice(..target.len())).ok()?;
-    let mut headers = spare.take(fields.len());
-    let mut at = target.len();
-    for (name, len) in fields.drain(..) {
-        let value = buf.slice(at..at + len);
-        at += len;
-        // SAFETY (an invariant of `HeaderValue`, not memory safety: `http`
-        // checks bytes again wherever it relies on them, e.g. in `to_str`):
-        // the reader (httparse) refuses every byte `HeaderValue` refuses in
-        // a value, the control bytes but HTAB, and DEL; hyper trusts
-        // httparse's values the same way. Debug builds check again.
-        headers.append(name, unsafe {
-            HeaderValue::from_maybe_shared_unchecked(value)
-        });
-    }
-    let body = body.unwrap_or_else(|| buf.slice(at..));
-
-    let mut converted = http::Request::new(RequestBody::new(body));
-    *converted.method_mut() = request.method();
-    *converted.uri_mut() = uri;
-    *converted.version_mut() = request.version();
-    *converted.headers_mut() = headers;
+    let data = if inline {
+        data
+    } else {
+        Bytes::copy_from_slice(body)
+    };
     if peer {
-        converted.extensions_mut().insert(request.peer().clone());
+        parts.extensions.insert(request.peer().clone());
     }
-    Some(converted)
-}
-
-/// The field name: a common one as most clients spell it is matched as
-/// bytes (a few instructions); any other is parsed by the `http` crate.
-fn header_name(name: &str) -> Option<HeaderName> {
-    let known = match name.as_bytes() {
-        b"Host" | b"host" => header::HOST,
-        b"Accept" | b"accept" => header::ACCEPT,
-        b"Connection" | b"connection" => header::CONNECTION,
-        b"User-Agent" | b"user-agent" => header::USER_AGENT,
-        b"Accept-Encoding" | b"accept-encoding" => header::ACCEPT_ENCODING,
-        b"Accept-Language" | b"accept-language" => header::ACCEPT_LANGUAGE,
-        b"Content-Type" | b"content-type" => header::CONTENT_TYPE,
-        b"Content-Length" | b"content-length" => header::CONTENT_LENGTH,
-        b"Cookie" | b"cookie" => header::COOKIE,
-        b"Referer" | b"referer" => header::REFERER,
-        b"Origin" | b"origin" => header::ORIGIN,
-        b"Authorization" | b"authorization" => header::AUTHORIZATION,
-        b"Cache-Control" | b"cache-control" => header::CACHE_CONTROL,
-        b"If-None-Match" | b"if-none-match" => header::IF_NONE_MATCH,
-        b"Transfer-Encoding" | b"transfer-encoding" => header::TRANSFER_ENCODING,
-        other => return HeaderName::from_bytes(other).ok(),
-    };
-    Some(known)
+    Ok(http::Request::from_parts(parts, RequestBody::new(data)))
 }
 
 #[cfg(test)]
@@ -246,18 +174,6 @@ mod tests {
             Poll::Ready(None)
         ));
         assert!(RequestBody::from(Vec::new()).is_end_stream());
-    }
-
-    #[test]
-    fn field_names_in_any_case() {
-        assert_eq!(header_name("Host"), Some(header::HOST));
-        assert_eq!(header_name("cOnNeCtIoN"), Some(header::CONNECTION));
-        assert_eq!(header_name("Accept-Charset"), Some(header::ACCEPT_CHARSET));
-        assert_eq!(
-            header_name("X-Request-Id"),
-            Some(HeaderName::from_static("x-request-id"))
-        );
-        assert_eq!(header_name("bad name"), None);
     }
 
     /// Where the request's path bytes are.

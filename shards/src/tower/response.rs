@@ -7,7 +7,6 @@
 //! (chunked, with the connection's backpressure). Trailers are dropped.
 
 use std::any::Any;
-use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
 use std::pin::Pin;
@@ -15,24 +14,23 @@ use std::task::{Context, Poll};
 
 use bytes::{Buf, Bytes};
 use futures_core::Stream;
-use http::header::{self, HeaderName, HeaderValue};
 use http::StatusCode;
 use http_body::Frame;
 
 use crate::body::{Body, BoxError};
-use crate::response::{HeaderText, Response};
+use crate::interop::response_from_http;
+use crate::response::Response;
 use crate::tower::request::SpareHeaders;
 
 /// `response` as a shardd [`Response`]; `cx` is the task's, for the one
 /// look at the body.
 ///
-/// Framing is the connection's job: `Content-Length` and
-/// `Transfer-Encoding` are not copied (a `Content-Length` is kept only on a
-/// response without a body, so a `HEAD` answer states the length its `GET`
-/// would have), and `Connection: close` becomes
-/// [`Response::close_connection`]. A header value that is not UTF-8 cannot
-/// be sent as shardd header text: the response becomes a 500, as the
-/// encoder does for any field it cannot send safely.
+/// The head is converted as by [`Response::from_http`] (framing fields
+/// are the connection's, `Connection: close` becomes
+/// [`Response::close_connection`]); a header value that is not UTF-8
+/// cannot be sent as shardd header text, so the response becomes a 500, as
+/// the encoder does for any field it cannot send safely. The service's
+/// `HeaderMap` is kept, emptied, for the next request.
 #[inline(never)] // one frame in profiles: what the adapter costs on the way out
 pub(crate) fn from_http<B>(
     response: http::Response<B>,
@@ -53,26 +51,105 @@ where
             return invalid_response();
         }
     };
-    let bodyless = matches!(body, Body::Empty);
-    let mut converted = Response::new(parts.status);
-    for (name, value) in &parts.headers {
-        if *name == header::CONTENT_LENGTH && !bodyless || *name == header::TRANSFER_ENCODING {
-            continue;
-        }
-        if *name == header::CONNECTION {
-            if has_close(value) {
-                converted = converted.close_connection();
-            }
-            continue;
-        }
-        let Some(value) = value_text(value) else {
-            log::error!("tower service: the value of {name} is not UTF-8; answering 500");
-            return invalid_response();
-        };
-        converted = converted.with_header(name_text(name), value);
-    }
+    let converted = response_from_http(&parts, body);
     spare_headers.keep(parts.headers);
-    converted.with_body(body)
+    converted.unwrap_or_else(|error| {
+        log::error!("tower service: {error}; answering 500");
+        invalid_response()
+    })
+}
+
+impl Body {
+    /// A body from any `http_body::Body` (feature `tower`): a hyper or axum
+    /// body, `http_body_util::Full`, a stream of frames.
+    ///
+    /// Looked at once, as the tower adapter looks at a service's: a body
+    /// that is complete at once becomes [`Body::Shared`] (sent with a
+    /// `Content-Length`, nothing copied), an empty one [`Body::Empty`], any
+    /// other a [`Body::Stream`] of its data frames (trailers dropped),
+    /// polled when it is sent. The look uses a waker that does nothing; a
+    /// body not ready then registers the connection's waker when the
+    /// stream is polled. A body that fails at that first look becomes a
+    /// stream that fails, so the connection is closed without a complete
+    /// response, as for any failing stream.
+    ///
+    /// With [`Response::from_http`]:
+    ///
+    /// ```
+    /// use shardd_shards::{Body, Response};
+    ///
+    /// let answer = http::Response::new(axum_like_body("hello"));
+    /// let response = Response::from_http(answer.map(Body::from_http_body))?;
+    /// assert_eq!(response.body().as_bytes(), Some(&b"hello"[..]));
+    /// # fn axum_like_body(text: &'static str) -> impl http_body::Body<Data = bytes::Bytes, Error = std::convert::Infallible> {
+    /// #     shardd_shards::tower::RequestBody::from(text)
+    /// # }
+    /// # Ok::<(), shardd_shards::HttpConversionError>(())
+    /// ```
+    pub fn from_http_body<B>(body: B) -> Body
+    where
+        B: http_body::Body + 'static,
+        B::Data: Buf,
+        B::Error: Into<BoxError>,
+    {
+        let mut cx = Context::from_waker(std::task::Waker::noop());
+        into_body(body, &mut cx, &SpareBody::default())
+            .unwrap_or_else(|error| Body::stream(Failed(Some(error))))
+    }
+}
+
+/// A stream that fails at once with the error it holds.
+struct Failed(Option<BoxError>);
+
+impl Stream for Failed {
+    type Item = Result<Bytes, BoxError>;
+
+    fn poll_next(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.get_mut().0.take().map(Err))
+    }
+}
+
+/// Feature `tower`: shardd's body is an `http_body::Body`, so an
+/// `http::Response<Body>` ([`Response::into_http`]) can be handed to code
+/// written for the `http` types, or be a tower service's answer.
+///
+/// Bytes are one data frame; a stream, its chunks; a stream's error ends
+/// the body with that error.
+impl http_body::Body for Body {
+    type Data = Bytes;
+    type Error = BoxError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BoxError>>> {
+        let this = self.get_mut();
+        let data = match std::mem::take(this) {
+            Body::Empty => return Poll::Ready(None),
+            Body::Static(bytes) => Bytes::from_static(bytes),
+            Body::Owned(bytes) => Bytes::from(bytes),
+            Body::Shared(bytes) => bytes,
+            Body::Stream(mut stream) => {
+                let polled = stream.poll_next(cx);
+                if !matches!(polled, Poll::Ready(None)) {
+                    *this = Body::Stream(stream);
+                }
+                return polled.map(|chunk| chunk.map(|chunk| chunk.map(Frame::data)));
+            }
+        };
+        Poll::Ready((!data.is_empty()).then(|| Ok(Frame::data(data))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.as_bytes().is_some_and(<[u8]>::is_empty)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        match self.as_bytes() {
+            Some(bytes) => http_body::SizeHint::with_exact(bytes.len() as u64),
+            None => http_body::SizeHint::default(),
+        }
+    }
 }
 
 /// What a client gets when the service failed or answered something that
@@ -219,104 +296,9 @@ fn data<D: Buf>(frame: Frame<D>) -> Option<Bytes> {
     (!bytes.is_empty()).then_some(bytes)
 }
 
-/// Whether a `Connection` value lists `close`.
-fn has_close(value: &HeaderValue) -> bool {
-    value
-        .as_bytes()
-        .split(|&b| b == b',')
-        .any(|token| token.trim_ascii().eq_ignore_ascii_case(b"close"))
-}
-
-/// Header names apps commonly send, so that theirs cost no allocation.
-static KNOWN_NAMES: [HeaderName; 28] = [
-    header::CONTENT_TYPE,
-    header::SERVER,
-    header::DATE,
-    header::CACHE_CONTROL,
-    header::CONTENT_ENCODING,
-    header::VARY,
-    header::LOCATION,
-    header::SET_COOKIE,
-    header::ETAG,
-    header::LAST_MODIFIED,
-    header::ALLOW,
-    header::EXPIRES,
-    header::CONTENT_DISPOSITION,
-    header::CONTENT_LANGUAGE,
-    header::CONTENT_RANGE,
-    header::ACCEPT_RANGES,
-    header::AGE,
-    header::RETRY_AFTER,
-    header::WWW_AUTHENTICATE,
-    header::STRICT_TRANSPORT_SECURITY,
-    header::X_CONTENT_TYPE_OPTIONS,
-    header::X_FRAME_OPTIONS,
-    header::ACCESS_CONTROL_ALLOW_ORIGIN,
-    header::ACCESS_CONTROL_ALLOW_METHODS,
-    header::ACCESS_CONTROL_ALLOW_HEADERS,
-    header::ACCESS_CONTROL_ALLOW_CREDENTIALS,
-    header::ACCESS_CONTROL_EXPOSE_HEADERS,
-    header::ACCESS_CONTROL_MAX_AGE,
-];
-
-/// Header values apps commonly send (axum's and tower-http's defaults).
-static KNOWN_VALUES: [&str; 12] = [
-    "text/plain; charset=utf-8",
-    "application/json",
-    "text/html; charset=utf-8",
-    "text/plain",
-    "application/octet-stream",
-    "application/x-www-form-urlencoded",
-    "gzip",
-    "br",
-    "zstd",
-    "deflate",
-    "accept-encoding",
-    "no-cache",
-];
-
-/// The name as header text: static for a common name, else owned.
-fn name_text(name: &HeaderName) -> HeaderText {
-    match KNOWN_NAMES.iter().find(|known| *known == name) {
-        Some(known) => Cow::Borrowed(known.as_str()),
-        None => Cow::Owned(name.as_str().to_owned()),
-    }
-}
-
-/// The value as header text, `None` if it is not UTF-8.
-fn value_text(value: &HeaderValue) -> Option<HeaderText> {
-    let bytes = value.as_bytes();
-    if let Some(known) = KNOWN_VALUES.iter().find(|known| known.as_bytes() == bytes) {
-        return Some(Cow::Borrowed(known));
-    }
-    std::str::from_utf8(bytes)
-        .ok()
-        .map(|text| Cow::Owned(text.to_owned()))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn common_names_and_values_are_static() {
-        assert!(matches!(
-            name_text(&header::CONTENT_TYPE),
-            Cow::Borrowed("content-type")
-        ));
-        assert!(matches!(
-            name_text(&HeaderName::from_static("x-custom")),
-            Cow::Owned(ref name) if name == "x-custom"
-        ));
-        assert!(matches!(
-            value_text(&HeaderValue::from_static("application/json")),
-            Some(Cow::Borrowed("application/json"))
-        ));
-        let utf8 = HeaderValue::from_bytes("café".as_bytes()).unwrap();
-        assert_eq!(value_text(&utf8).as_deref(), Some("café"));
-        let latin1 = HeaderValue::from_bytes(b"caf\xe9").unwrap();
-        assert_eq!(value_text(&latin1), None);
-    }
 
     /// Where the spare box's body is, if there is one for `B`.
     fn spare_at<B: 'static>(spare: &SpareBody) -> Option<usize> {
@@ -402,11 +384,5 @@ mod tests {
             }
         }
         assert_eq!(got.concat(), b"one;|two;");
-    }
-
-    #[test]
-    fn connection_close_is_found_in_a_list() {
-        assert!(has_close(&HeaderValue::from_static("keep-alive, Close")));
-        assert!(!has_close(&HeaderValue::from_static("keep-alive")));
     }
 }
