@@ -75,6 +75,7 @@ impl<'a> Request<'a> {
                 head_bytes: &[],
                 spans: &[],
                 body,
+                _private: (),
             },
             peer,
             upload: None,

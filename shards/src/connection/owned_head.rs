@@ -56,6 +56,7 @@ impl OwnedHead {
             head_bytes: &self.bytes,
             spans: &self.spans,
             body: &[],
+            _private: (),
         }
     }
 }

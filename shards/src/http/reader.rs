@@ -72,6 +72,9 @@ pub struct RequestParts<'b> {
     pub spans: &'b [HeaderSpan],
     /// The body, de-chunked if it was sent chunked.
     pub body: &'b [u8],
+    /// Only this crate builds parts: [`Request::headers`](crate::Request::headers)
+    /// relies on `spans` pointing at field names httparse checked.
+    pub(crate) _private: (),
 }
 
 /// What an incomplete read is waiting for: each has its own timeout.
@@ -413,6 +416,7 @@ fn parts_of<'b>(
         head_bytes,
         spans,
         body,
+        _private: (),
     }
 }
 
