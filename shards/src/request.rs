@@ -75,7 +75,6 @@ impl<'a> Request<'a> {
                 head_bytes: &[],
                 spans: &[],
                 body,
-                _private: (),
             },
             peer,
             upload: None,

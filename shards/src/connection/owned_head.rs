@@ -56,7 +56,6 @@ impl OwnedHead {
             head_bytes: &self.bytes,
             spans: &self.spans,
             body: &[],
-            _private: (),
         }
     }
 }

@@ -54,7 +54,11 @@ pub enum Decoded<'b> {
 
 /// One complete request, borrowed from the [`ReadBuffers`]: what an app's
 /// `Request` is made of, so handing it over copies a few words, no bytes.
+///
+/// Only this crate builds them (`non_exhaustive`): [`Request::headers`](crate::Request::headers)
+/// relies on `spans` pointing at field names httparse checked.
 #[derive(Clone, Copy, Debug)]
+#[non_exhaustive]
 pub struct RequestParts<'b> {
     /// The method token, as sent.
     pub method: &'b str,
@@ -72,9 +76,6 @@ pub struct RequestParts<'b> {
     pub spans: &'b [HeaderSpan],
     /// The body, de-chunked if it was sent chunked.
     pub body: &'b [u8],
-    /// Only this crate builds parts: [`Request::headers`](crate::Request::headers)
-    /// relies on `spans` pointing at field names httparse checked.
-    pub(crate) _private: (),
 }
 
 /// What an incomplete read is waiting for: each has its own timeout.
@@ -416,7 +417,6 @@ fn parts_of<'b>(
         head_bytes,
         spans,
         body,
-        _private: (),
     }
 }
 
