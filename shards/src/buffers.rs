@@ -29,10 +29,13 @@ pub struct ConnBuffers {
     pub(crate) output: Output,
 }
 
-/// A shard-local free list of [`ConnBuffers`].
+/// A shard-local free list of [`ConnBuffers`], boxed: a keep-alive
+/// connection takes a set and gives it back on every request, and moving
+/// a pointer costs nothing where moving the set was three `memcpy` calls.
 #[derive(Debug)]
 pub struct BufferPool {
-    free: RefCell<Vec<ConnBuffers>>,
+    #[allow(clippy::vec_box)] // the box is the point: sets move in and out
+    free: RefCell<Vec<Box<ConnBuffers>>>,
     /// Keep at most this many sets; the rest are freed, so memory follows load back down.
     max_pooled: usize,
 }
@@ -45,20 +48,22 @@ impl BufferPool {
         }
     }
 
-    pub fn take(&self) -> ConnBuffers {
-        self.free.borrow_mut().pop().unwrap_or_else(|| ConnBuffers {
-            input: ReadBuffers {
-                bytes: Vec::with_capacity(READ_CAPACITY),
-                spans: Vec::with_capacity(16),
-                body: Vec::new(),
-                ..ReadBuffers::default()
-            },
-            output: Output::with_capacity(WRITE_CAPACITY),
+    pub fn take(&self) -> Box<ConnBuffers> {
+        self.free.borrow_mut().pop().unwrap_or_else(|| {
+            Box::new(ConnBuffers {
+                input: ReadBuffers {
+                    bytes: Vec::with_capacity(READ_CAPACITY),
+                    spans: Vec::with_capacity(16),
+                    body: Vec::new(),
+                    ..ReadBuffers::default()
+                },
+                output: Output::with_capacity(WRITE_CAPACITY),
+            })
         })
     }
 
     /// Return a set; buffers that grew for a large request are shrunk back.
-    pub fn give(&self, mut buffers: ConnBuffers) {
+    pub fn give(&self, mut buffers: Box<ConnBuffers>) {
         let mut free = self.free.borrow_mut();
         if free.len() >= self.max_pooled {
             return;
@@ -85,7 +90,7 @@ impl BufferPool {
 /// when the connection ends, however it ends.
 pub struct BufferLease<'p> {
     pool: &'p BufferPool,
-    buffers: Option<ConnBuffers>,
+    buffers: Option<Box<ConnBuffers>>,
 }
 
 impl<'p> BufferLease<'p> {
@@ -104,7 +109,7 @@ impl<'p> BufferLease<'p> {
 
     /// The buffers if the lease holds them (it does not while idle).
     pub fn held(&mut self) -> Option<&mut ConnBuffers> {
-        self.buffers.as_mut()
+        self.buffers.as_deref_mut()
     }
 
     /// Return the buffers to the pool until the connection has work again.
