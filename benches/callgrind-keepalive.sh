@@ -1,0 +1,82 @@
+#!/usr/bin/env bash
+# User-space instructions per keep-alive request, under callgrind.
+#
+#   benches/callgrind-keepalive.sh [CONNECTIONS=16] [ROUNDS=500] [-- shardd flags]
+#
+# ../shared/peers/callgrind.sh measures pipelined requests (100 per write);
+# this measures the other common shape: CONNECTIONS keep-alive connections,
+# and ROUNDS rounds in which every connection sends one request and waits
+# for its response, so each request costs a wake-up, a read and a write.
+# It starts the release shardd (1 shard, unpinned) under valgrind, warms it
+# up with 20 rounds, zeroes the counters, runs the measured rounds, dumps,
+# and prints Ir per request and the functions with the most self cost.
+# Needs valgrind and python3; exits 0 with a message if either is missing.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+root=$(cd "$here/.." && pwd)
+conns=${1:-16}; rounds=${2:-500}
+shift $(( $# > 2 ? 2 : $# )) || true
+[ "${1:-}" = "--" ] && shift
+for tool in valgrind callgrind_control python3; do
+  command -v $tool >/dev/null || { echo "callgrind-keepalive.sh: $tool is not installed; skipping"; exit 0; }
+done
+cargo build --release --manifest-path "$root/Cargo.toml" --bin shardd >/dev/null
+port=${PORT:-18520}
+work=$(mktemp -d /tmp/shardd-cg-keepalive-XXXX)
+cat > "$work/client.py" <<'PY'
+import socket, sys
+port, conns, rounds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+REQ = (b"GET /plaintext HTTP/1.1\r\nHost: tfb-server\r\n"
+       b"Accept: text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7\r\n"
+       b"Connection: keep-alive\r\n\r\n")
+socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(conns)]
+for s in socks:
+    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+for _ in range(rounds):
+    for s in socks:
+        s.sendall(REQ)
+    for s in socks:
+        got = b""
+        while not got.endswith(b"Hello, World!"):
+            chunk = s.recv(4096)
+            if not chunk:
+                sys.exit("the server closed a connection")
+            got += chunk
+PY
+valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
+  "$root/target/release/shardd" --bind "127.0.0.1:$port" --shards 1 --no-pin "$@" \
+  >"$work/server.log" 2>&1 &
+vpid=$!
+trap 'kill -TERM $vpid 2>/dev/null || true; rm -rf "$work"' EXIT
+for _ in $(seq 150); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.2; done
+python3 "$work/client.py" "$port" "$conns" 20
+callgrind_control -z "$vpid" >/dev/null 2>&1
+python3 "$work/client.py" "$port" "$conns" "$rounds"
+callgrind_control -d "$vpid" >/dev/null 2>&1
+dump=$(ls "$work"/cg.out.* | sort | tail -1)
+total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
+echo "keep-alive: $conns connections x $rounds rounds = $((conns * rounds)) requests"
+echo "Ir/request = $(python3 -c "print(round($total / ($conns * $rounds), 1))")"
+# Self cost per function (callgrind_annotate folds everything under the
+# thread's entry point for these dumps, so it is summed here).
+python3 - "$dump" <<'PY'
+import collections, re, sys
+names, cost, current, skip = {}, collections.Counter(), "?", False
+for line in open(sys.argv[1], errors="replace"):
+    if line.startswith(("fn=", "cfn=")):
+        m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
+        if m and m.group(2) is not None:
+            names[m.group(1)] = m.group(2)
+        if line.startswith("fn=") and m:
+            current = names.get(m.group(1), "?")
+    elif line.startswith("calls="):
+        skip = True
+    elif line[:1].isdigit() or line[:1] in "+-*":
+        if skip:
+            skip = False
+        elif len(line.split()) > 1:
+            cost[current] += int(line.split()[1])
+total = sum(cost.values())
+for name, ir in cost.most_common(15):
+    print(f"{ir:>12,} {100 * ir / total:5.1f}%  {name[:110]}")
+PY
