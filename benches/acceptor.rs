@@ -36,6 +36,8 @@ use std::time::{Duration, Instant};
 
 use shardd::acceptor_bench::{BenchAcceptor, BenchShard};
 
+mod support;
+
 struct Args {
     duration: f64,
     warmup: f64,
@@ -321,6 +323,8 @@ fn measure_burst(args: &Args, shards: usize) -> Cell {
 
 fn main() {
     let args = parse_args();
+    // A burst holds both ends of up to 4096 connections at once.
+    support::raise_open_file_limit();
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     println!(
         "acceptor: {} s per cell after {} s warm-up; {} client threads; {cores} cores",

@@ -8,7 +8,7 @@ use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::Duration;
 
-use support::{config, TestServer};
+use support::{config, parse_response, TestServer};
 
 const REQUEST: &[u8] = b"GET /shard HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n";
 
@@ -43,10 +43,12 @@ fn outcome(stream: &mut TcpStream) -> Option<usize> {
     if bytes.is_empty() {
         return None;
     }
-    let text = String::from_utf8_lossy(&bytes);
-    assert!(text.starts_with("HTTP/1.1 200 "), "{text:?}");
-    let body = text.split("\r\n\r\n").nth(1).expect("a body");
-    Some(body.parse().expect("a shard id"))
+    let (response, used) = parse_response(&bytes, "GET", true)
+        .expect("a well-formed response")
+        .expect("a whole response");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(used, bytes.len(), "one response, nothing after it");
+    Some(response.body_str().parse().expect("a shard id"))
 }
 
 fn burst_is_answered_round_robin(shards: usize, per_shard: usize) {
