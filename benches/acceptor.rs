@@ -117,16 +117,30 @@ fn usage(error: &str) -> ! {
 struct Cell {
     kind: &'static str,
     shards: usize,
-    accepted_per_sec: f64,
-    handed_off_per_sec: f64,
-    acceptor_us_per_conn: f64,
-    acceptor_busy: f64,
-    acceptor_sleeps_per_conn: f64,
-    consumers_us_per_conn: f64,
+    accepted: u64,
+    handed: u64,
+    /// Wall time the counts were taken over, seconds.
+    wall: f64,
+    /// The acceptor thread's CPU time, ns.
+    acceptor_ns: u64,
+    /// The acceptor thread's voluntary context switches.
+    sleeps: u64,
+    /// The pretend shards' CPU time, ns.
+    consumers_ns: u64,
     client_errors: u64,
     refused: u64,
     /// Connections each pretend shard took (burst: must be even).
     per_shard: Vec<u64>,
+}
+
+impl Cell {
+    fn per_conn(&self, count: u64) -> f64 {
+        count as f64 / self.handed.max(1) as f64
+    }
+
+    fn acceptor_us_per_conn(&self) -> f64 {
+        self.per_conn(self.acceptor_ns) / 1_000.0
+    }
 }
 
 /// CPU time (ns) and voluntary context switches of one thread of this process.
@@ -250,16 +264,15 @@ fn measure_loop(args: &Args, shards: usize) -> Cell {
         .into_iter()
         .map(|c| c.join().unwrap_or(0))
         .collect();
-    let per_conn = |ns: u64| ns as f64 / 1_000.0 / handed.max(1) as f64;
     Cell {
         kind: "loop",
         shards,
-        accepted_per_sec: accepted as f64 / elapsed,
-        handed_off_per_sec: handed as f64 / elapsed,
-        acceptor_us_per_conn: per_conn(cpu_after - cpu_before),
-        acceptor_busy: (cpu_after - cpu_before) as f64 / 1e9 / elapsed,
-        acceptor_sleeps_per_conn: (sleeps_after - sleeps_before) as f64 / handed.max(1) as f64,
-        consumers_us_per_conn: per_conn(consumers_after - consumers_before),
+        accepted,
+        handed,
+        wall: elapsed,
+        acceptor_ns: cpu_after - cpu_before,
+        sleeps: sleeps_after - sleeps_before,
+        consumers_ns: consumers_after - consumers_before,
         client_errors,
         refused,
         per_shard,
@@ -270,7 +283,7 @@ fn measure_loop(args: &Args, shards: usize) -> Cell {
 /// `--rounds` times.
 fn measure_burst(args: &Args, shards: usize) -> Cell {
     let (mut wall, mut cpu, mut sleeps, mut consumer_cpu) = (0.0, 0, 0, 0);
-    let (mut handed, mut client_errors, mut refused) = (0, 0, 0);
+    let (mut accepted, mut handed, mut client_errors, mut refused) = (0, 0, 0, 0);
     let mut per_shard = vec![0; shards];
     for _ in 0..args.rounds {
         let (mut acceptor, consumers) =
@@ -297,6 +310,7 @@ fn measure_burst(args: &Args, shards: usize) -> Cell {
         cpu += acceptor_cpu;
         sleeps += acceptor_sleeps;
         consumer_cpu += consumers_cpu(&tids.lock().unwrap()) - consumers_before;
+        accepted += acceptor.accepted();
         handed += acceptor.handed_off();
         refused += acceptor.refused();
         acceptor.stop();
@@ -305,16 +319,15 @@ fn measure_burst(args: &Args, shards: usize) -> Cell {
         }
         drop(clients);
     }
-    let per_conn = |ns: u64| ns as f64 / 1_000.0 / handed.max(1) as f64;
     Cell {
         kind: "burst",
         shards,
-        accepted_per_sec: handed as f64 / wall,
-        handed_off_per_sec: handed as f64 / wall,
-        acceptor_us_per_conn: per_conn(cpu),
-        acceptor_busy: cpu as f64 / 1e9 / wall,
-        acceptor_sleeps_per_conn: sleeps as f64 / handed.max(1) as f64,
-        consumers_us_per_conn: per_conn(consumer_cpu),
+        accepted,
+        handed,
+        wall,
+        acceptor_ns: cpu,
+        sleeps,
+        consumers_ns: consumer_cpu,
         client_errors,
         refused,
         per_shard,
@@ -351,18 +364,17 @@ fn main() {
     );
     let mut failed = false;
     for cell in &cells {
-        let saturates = 1e6 / cell.acceptor_us_per_conn.max(1e-3);
         println!(
             "{:<6} {:>6} {:>12.0} {:>12.0} {:>14.2} {:>9.2} {:>13.3} {:>14.2} {:>12.0}/s {:>7}  {:?}",
             cell.kind,
             cell.shards,
-            cell.accepted_per_sec,
-            cell.handed_off_per_sec,
-            cell.acceptor_us_per_conn,
-            cell.acceptor_busy,
-            cell.acceptor_sleeps_per_conn,
-            cell.consumers_us_per_conn,
-            saturates,
+            cell.accepted as f64 / cell.wall,
+            cell.handed as f64 / cell.wall,
+            cell.acceptor_us_per_conn(),
+            cell.acceptor_ns as f64 / 1e9 / cell.wall,
+            cell.per_conn(cell.sleeps),
+            cell.per_conn(cell.consumers_ns) / 1_000.0,
+            1e6 / cell.acceptor_us_per_conn().max(1e-3),
             cell.client_errors + cell.refused,
             cell.per_shard,
         );
@@ -376,8 +388,7 @@ fn main() {
             "burst" => most - least > args.rounds as u64,
             _ => false,
         };
-        failed |=
-            cell.handed_off_per_sec == 0.0 || cell.client_errors > 0 || cell.refused > 0 || uneven;
+        failed |= cell.handed == 0 || cell.client_errors > 0 || cell.refused > 0 || uneven;
     }
     println!(
         "(acceptor µs/c: the acceptor thread's CPU per connection handed off; busy: its CPU ÷ wall time; \
