@@ -47,6 +47,7 @@ mod dispatch;
 mod drain_signal;
 mod error;
 mod rejecter;
+mod sched_policy;
 mod server;
 mod socket;
 mod stats;
