@@ -5,7 +5,8 @@
 //! same loop, channels and wake-ups as the server) with 1 and 2 pretend
 //! shards, each a thread with a current-thread tokio runtime that takes
 //! its connections as a shard's `Handoff` listener does and closes them at
-//! once. Two cells per shard count:
+//! once; the acceptor and the pretend shards run as `SCHED_BATCH`, as the
+//! server's do. Two cells per shard count:
 //!
 //! - `loop`: client threads connect over loopback in a loop, each waiting
 //!   for the server's close (so the TIME_WAIT is the server's, as in the
@@ -34,7 +35,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shardd::acceptor_bench::{BenchAcceptor, BenchShard};
+use shardd::acceptor_bench::{serve_in_batches, BenchAcceptor, BenchShard};
 
 mod support;
 
@@ -164,6 +165,8 @@ fn thread_usage(tid: i32) -> (u64, u64) {
 
 /// A pretend shard: take each connection and close it; returns how many.
 fn consume(shard: BenchShard, tids: Arc<std::sync::Mutex<Vec<i32>>>) -> u64 {
+    // The scheduling policy of a real shard.
+    serve_in_batches();
     // SAFETY: gettid has no preconditions.
     tids.lock().unwrap().push(unsafe { libc::gettid() });
     let runtime = tokio::runtime::Builder::new_current_thread()

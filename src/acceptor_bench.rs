@@ -19,8 +19,12 @@ use crate::config::{Admission, DispatchPolicy};
 use crate::dispatch::{Dispatcher, Route};
 use crate::drain_signal::DrainSignal;
 use crate::rejecter::Rejecter;
+use crate::sched_policy;
 use crate::socket::{bind_listener, prepare_for_acceptor};
 use crate::stats::AcceptorStats;
+
+/// What a shard thread does first, for the bench's pretend shards.
+pub use crate::sched_policy::serve_in_batches;
 
 /// An acceptor handing connections round-robin to [`BenchShard`]s, with
 /// the default admission settings; listening from [`bind`](Self::bind), on
@@ -125,6 +129,7 @@ impl BenchAcceptor {
         let thread = std::thread::Builder::new()
             .name("acceptor".into())
             .spawn(move || {
+                sched_policy::serve_in_batches();
                 // SAFETY: gettid has no preconditions.
                 let _ = tid_tx.send(unsafe { libc::gettid() });
                 drop(acceptor.run());
