@@ -37,6 +37,8 @@
 #![warn(missing_docs)]
 
 mod acceptor;
+#[doc(hidden)]
+pub mod acceptor_bench;
 mod access_log_writer;
 mod admin;
 mod bind_addr;
@@ -45,6 +47,7 @@ mod dispatch;
 mod drain_signal;
 mod error;
 mod rejecter;
+mod sched_policy;
 mod server;
 mod socket;
 mod stats;

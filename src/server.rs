@@ -38,6 +38,7 @@ use crate::dispatch::{Dispatcher, Route};
 use crate::drain_signal::DrainSignal;
 use crate::error::Error;
 use crate::rejecter::Rejecter;
+use crate::sched_policy;
 use crate::socket::{
     bind_listener, bind_unix, inspect_inherited, prepare_for_acceptor, UnixSocketFile,
 };
@@ -367,6 +368,7 @@ impl<S: ConnectionSource> Server<S> {
         let thread = std::thread::Builder::new()
             .name("acceptor".into())
             .spawn(move || {
+                sched_policy::serve_in_batches();
                 running.run_to_end(&drainer);
                 drop(admin);
             })?;

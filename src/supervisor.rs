@@ -16,6 +16,8 @@ use core_affinity::CoreId;
 use shardd_shards::runtime::{AcceptorWaker, ShardCommand, ShardConfig, ShardSetup, ShardStats};
 use shardd_shards::ShardInfo;
 
+use crate::sched_policy;
+
 /// Runs one shard to completion on the calling thread (type-erased so the
 /// supervisor can restart it without knowing the listener or app types).
 pub(crate) type ShardRunner = Arc<dyn Fn(ShardSetup) -> io::Result<()> + Send + Sync>;
@@ -161,6 +163,7 @@ fn spawn_shard(shared: &Arc<Shared>, index: usize, generation: u32) -> io::Resul
     std::thread::Builder::new()
         .name(format!("shard-{index}"))
         .spawn(move || {
+            sched_policy::serve_in_batches();
             let recipe = &shared.recipes[index];
             let pinned = recipe
                 .core

@@ -1,5 +1,5 @@
 //! Connections are spread round-robin over the shards; the ReusePort
-//! listener serves too.
+//! listener serves too; the acceptor and the shards run as `SCHED_BATCH`.
 
 mod support;
 
@@ -69,4 +69,34 @@ fn reuseport_listener_serves_plaintext() {
         assert_eq!(response.header("Content-Type"), Some("text/plain"));
     }
     assert_eq!(server.stats().requests(), 4);
+}
+
+/// Linux's scheduling policy of this process's threads named `name`.
+fn policies_of(name: &str) -> Vec<i32> {
+    let mut policies = Vec::new();
+    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            let tid: i32 = task.file_name().to_string_lossy().parse().unwrap();
+            // SAFETY: sched_getscheduler only reads the thread's policy.
+            policies.push(unsafe { libc::sched_getscheduler(tid) });
+        }
+    }
+    policies
+}
+
+#[test]
+fn the_acceptor_and_the_shards_run_as_sched_batch() {
+    let server = TestServer::start_with(config(2), |_| TechEmpower);
+    server.connect().get("/plaintext");
+    // Tests run side by side in this process; every server's threads of
+    // these names must be SCHED_BATCH, so any found will do.
+    for name in ["acceptor", "shard-0", "shard-1"] {
+        let policies = policies_of(name);
+        assert!(!policies.is_empty(), "no thread named {name}");
+        assert!(
+            policies.iter().all(|&p| p == libc::SCHED_BATCH),
+            "{name}: {policies:?}"
+        );
+    }
 }
