@@ -55,6 +55,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_pin: bool,
 
+    /// Keep the default scheduling policy for the acceptor and the shards
+    /// instead of SCHED_BATCH.
+    #[arg(long)]
+    pub no_batch_scheduling: bool,
+
     /// Most connections one shard serves or has queued (0 = no limit).
     #[arg(long, value_name = "N")]
     pub max_connections_per_shard: Option<usize>,
@@ -151,6 +156,9 @@ impl Cli {
         }
         if self.no_pin {
             config.pin = false;
+        }
+        if self.no_batch_scheduling {
+            config.batch_scheduling = false;
         }
         if let Some(max) = self.max_connections_per_shard {
             config.admission.max_connections_per_shard = max;

@@ -344,6 +344,7 @@ impl<S: ConnectionSource> Server<S> {
             tls: tls.clone(),
             ..config.shard_config()
         };
+        let batch_scheduling = config.batch_scheduling;
         let running = start(
             config,
             shard_config,
@@ -368,7 +369,9 @@ impl<S: ConnectionSource> Server<S> {
         let thread = std::thread::Builder::new()
             .name("acceptor".into())
             .spawn(move || {
-                sched_policy::serve_in_batches();
+                if batch_scheduling {
+                    sched_policy::serve_in_batches();
+                }
                 running.run_to_end(&drainer);
                 drop(admin);
             })?;
@@ -553,7 +556,14 @@ where
     });
     let Some(socket) = source.take_handoff_socket() else {
         let runner = source.runner(make_app, Vec::new(), backlog);
-        let supervisor = Supervisor::start(cores, &stats.shards, shard_config, None, runner)?;
+        let supervisor = Supervisor::start(
+            cores,
+            &stats.shards,
+            shard_config,
+            None,
+            runner,
+            config.batch_scheduling,
+        )?;
         return Ok(Running {
             supervisor,
             acceptor: None,
@@ -574,6 +584,7 @@ where
         shard_config,
         Some(waker.clone()),
         runner,
+        config.batch_scheduling,
     )?;
     let routes = senders
         .into_iter()

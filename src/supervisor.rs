@@ -40,6 +40,8 @@ struct ShardRecipe {
 
 struct Shared {
     recipes: Vec<ShardRecipe>,
+    /// Shard threads run as `SCHED_BATCH` (`Config::batch_scheduling`).
+    batch_scheduling: bool,
     /// Changed by a configuration reload (`ServerHandle::set_limits`).
     config: Arc<Mutex<ShardConfig>>,
     acceptor_waker: Option<Arc<AcceptorWaker>>,
@@ -62,6 +64,7 @@ impl Supervisor {
         config: ShardConfig,
         acceptor_waker: Option<Arc<AcceptorWaker>>,
         main: ShardRunner,
+        batch_scheduling: bool,
     ) -> io::Result<Supervisor> {
         let (events, incoming) = flume::unbounded();
         let mut controls = Vec::new();
@@ -81,6 +84,7 @@ impl Supervisor {
         let count = recipes.len();
         let shared = Arc::new(Shared {
             recipes,
+            batch_scheduling,
             config: Arc::new(Mutex::new(config)),
             acceptor_waker,
             main,
@@ -163,7 +167,9 @@ fn spawn_shard(shared: &Arc<Shared>, index: usize, generation: u32) -> io::Resul
     std::thread::Builder::new()
         .name(format!("shard-{index}"))
         .spawn(move || {
-            sched_policy::serve_in_batches();
+            if shared.batch_scheduling {
+                sched_policy::serve_in_batches();
+            }
             let recipe = &shared.recipes[index];
             let pinned = recipe
                 .core

@@ -296,3 +296,39 @@ fn help_lists_the_flags() {
         assert!(help.contains(flag), "--help does not list {flag}:\n{help}");
     }
 }
+
+/// Linux's scheduling policy of each thread of process `pid` named `name`.
+fn policies_of(pid: u32, name: &str) -> Vec<i32> {
+    let mut policies = Vec::new();
+    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .flatten()
+    {
+        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
+        if comm.trim_end() == name {
+            let tid: i32 = task.file_name().to_string_lossy().parse().unwrap();
+            // SAFETY: sched_getscheduler only reads the thread's policy.
+            policies.push(unsafe { libc::sched_getscheduler(tid) });
+        }
+    }
+    policies
+}
+
+#[test]
+fn batch_scheduling_is_on_by_default_and_can_be_turned_off() {
+    for (flags, policy) in [
+        (&[][..], libc::SCHED_BATCH),
+        (&["--no-batch-scheduling"][..], libc::SCHED_OTHER),
+    ] {
+        let server = Shardd::start(flags);
+        let response = Client::connect(server.addr).get("/plaintext");
+        assert_eq!(response.status, 200);
+        for name in ["acceptor", "shard-0", "shard-1"] {
+            assert_eq!(
+                policies_of(server.child.id(), name),
+                vec![policy],
+                "{name} with {flags:?}"
+            );
+        }
+    }
+}
