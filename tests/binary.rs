@@ -9,7 +9,7 @@ use std::process::{Child, Command, ExitStatus, Output, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use support::{Client, TempConfig};
+use support::{scheduling_policies, Client, TempConfig};
 
 const BIN: &str = env!("CARGO_BIN_EXE_shardd");
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(3_000);
@@ -297,23 +297,6 @@ fn help_lists_the_flags() {
     }
 }
 
-/// Linux's scheduling policy of each thread of process `pid` named `name`.
-fn policies_of(pid: u32, name: &str) -> Vec<i32> {
-    let mut policies = Vec::new();
-    for task in std::fs::read_dir(format!("/proc/{pid}/task"))
-        .unwrap()
-        .flatten()
-    {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim_end() == name {
-            let tid: i32 = task.file_name().to_string_lossy().parse().unwrap();
-            // SAFETY: sched_getscheduler only reads the thread's policy.
-            policies.push(unsafe { libc::sched_getscheduler(tid) });
-        }
-    }
-    policies
-}
-
 #[test]
 fn batch_scheduling_is_on_by_default_and_can_be_turned_off() {
     for (flags, policy) in [
@@ -325,7 +308,7 @@ fn batch_scheduling_is_on_by_default_and_can_be_turned_off() {
         assert_eq!(response.status, 200);
         for name in ["acceptor", "shard-0", "shard-1"] {
             assert_eq!(
-                policies_of(server.child.id(), name),
+                scheduling_policies(Some(server.child.id()), name),
                 vec![policy],
                 "{name} with {flags:?}"
             );

@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use shardd::{ListenerMode, TechEmpower};
-use support::{config, TestServer};
+use support::{config, scheduling_policies, TestServer};
 
 /// Open `shards * per_shard` connections, keep them all open, and check every
 /// shard serves exactly `per_shard` of them.
@@ -71,20 +71,6 @@ fn reuseport_listener_serves_plaintext() {
     assert_eq!(server.stats().requests(), 4);
 }
 
-/// Linux's scheduling policy of this process's threads named `name`.
-fn policies_of(name: &str) -> Vec<i32> {
-    let mut policies = Vec::new();
-    for task in std::fs::read_dir("/proc/self/task").unwrap().flatten() {
-        let comm = std::fs::read_to_string(task.path().join("comm")).unwrap_or_default();
-        if comm.trim_end() == name {
-            let tid: i32 = task.file_name().to_string_lossy().parse().unwrap();
-            // SAFETY: sched_getscheduler only reads the thread's policy.
-            policies.push(unsafe { libc::sched_getscheduler(tid) });
-        }
-    }
-    policies
-}
-
 #[test]
 fn the_acceptor_and_the_shards_run_as_sched_batch() {
     let server = TestServer::start_with(config(2), |_| TechEmpower);
@@ -92,7 +78,7 @@ fn the_acceptor_and_the_shards_run_as_sched_batch() {
     // Tests run side by side in this process; every server's threads of
     // these names must be SCHED_BATCH, so any found will do.
     for name in ["acceptor", "shard-0", "shard-1"] {
-        let policies = policies_of(name);
+        let policies = scheduling_policies(None, name);
         assert!(!policies.is_empty(), "no thread named {name}");
         assert!(
             policies.iter().all(|&p| p == libc::SCHED_BATCH),

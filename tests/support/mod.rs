@@ -2,7 +2,8 @@
 //! ([`server`]), a raw HTTP/1.1 client over TCP ([`client`]) and over a
 //! Unix socket ([`unix_client`]), the one response parser ([`response`]),
 //! polling with a deadline ([`wait`]), the built binary as a process
-//! ([`process`]) and a config file for one test ([`temp_config`]).
+//! ([`process`]), a config file for one test ([`temp_config`]) and the
+//! scheduling policies of a process's threads ([`threads`]).
 //!
 //! Every client read and write has a timeout and every wait has a deadline,
 //! so a misbehaving server makes a test fail instead of hang.
@@ -15,6 +16,7 @@ pub mod process;
 mod response;
 mod server;
 mod temp_config;
+mod threads;
 mod unix_client;
 mod wait;
 
@@ -22,5 +24,6 @@ pub use client::{Client, Closed};
 pub use response::{assert_valid_date, parse_response, HttpResponse};
 pub use server::{bounded_config, config, echo_app, refused_and_closed, shard_of, TestServer};
 pub use temp_config::TempConfig;
+pub use threads::scheduling_policies;
 pub use unix_client::UnixClient;
 pub use wait::{poll_until, wait_until};
