@@ -9,6 +9,11 @@
 # during the run (start-up and shutdown included, which a 3 s run makes
 # negligible). strace slows the server; the counts per request stay exact.
 # Needs strace and wrk; exits 0 with a message if either is missing.
+#
+# Churn under strace: the acceptor and shards run as SCHED_BATCH, and a
+# traced thread resumed by the tracer does not preempt, so churn counts
+# then describe the tracer's scheduling more than the server's. Compare
+# churn builds with `-- --no-batch-scheduling` on both sides.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
