@@ -133,21 +133,8 @@ fn place_pending(
 
 /// Block until `listen_fd` is readable or the waker rings (the drain), at most 100 ms.
 fn wait_for_client_or_wake(waker: &AcceptorWaker, listen_fd: i32) {
-    let mut fds = [
-        libc::pollfd {
-            fd: waker.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: listen_fd,
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    // SAFETY: poll(2) on two pollfd structs we own.
-    unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
-    if fds[0].revents & libc::POLLIN != 0 {
+    let (rang, _) = poll_waker_and_listener(waker, Some(listen_fd));
+    if rang {
         waker.consume();
     }
 }
@@ -166,24 +153,27 @@ fn wait_for_room_or_client(
         waker.set_waiting(false);
         return false;
     }
-    let mut fds = [
-        libc::pollfd {
-            fd: waker.fd(),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-        libc::pollfd {
-            fd: listen_fd.unwrap_or(-1),
-            events: libc::POLLIN,
-            revents: 0,
-        },
-    ];
-    // A timeout bounds the cost of any missed wakeup.
-    // SAFETY: poll(2) on two pollfd structs we own.
-    unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
+    let (_, readable) = poll_waker_and_listener(waker, listen_fd);
     waker.set_waiting(false);
     waker.consume();
-    listen_fd.is_some() && fds[1].revents & libc::POLLIN != 0
+    readable
+}
+
+/// Wait until the waker's eventfd or `listen_fd` (if given) is readable,
+/// at most 100 ms (the timeout bounds the cost of any missed wake-up).
+/// Returns (the waker rang, the listener is readable).
+fn poll_waker_and_listener(waker: &AcceptorWaker, listen_fd: Option<i32>) -> (bool, bool) {
+    let pollfd = |fd| libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // A negative fd is ignored by poll(2).
+    let mut fds = [pollfd(waker.fd()), pollfd(listen_fd.unwrap_or(-1))];
+    // SAFETY: poll(2) on two pollfd structs we own.
+    unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
+    let readable = |fd: &libc::pollfd| fd.revents & libc::POLLIN != 0;
+    (readable(&fds[0]), listen_fd.is_some() && readable(&fds[1]))
 }
 
 fn handle_accept_error(error: io::Error, stats: &AcceptorStats) {

@@ -184,14 +184,24 @@ impl Server<BoundSocket> {
             unix_file,
             reuseport: Mutex::new(reuseport),
         };
-        Ok(Server {
+        Ok(Server::over_sockets(config, tls, mode, sockets))
+    }
+
+    /// A server over sockets bound or inherited.
+    fn over_sockets(
+        config: Config,
+        tls: Option<Arc<TlsContext>>,
+        mode: Bound,
+        sockets: Sockets,
+    ) -> Self {
+        Server {
             config,
             tls,
             source: BoundSocket {
                 mode,
                 sockets: Arc::new(sockets),
             },
-        })
+        }
     }
 
     /// Validate `config` and serve on listening sockets passed to this
@@ -277,14 +287,7 @@ impl Server<BoundSocket> {
             unix_file,
             reuseport: Mutex::new(reuseport),
         };
-        Ok(Server {
-            config,
-            tls,
-            source: BoundSocket {
-                mode,
-                sockets: Arc::new(sockets),
-            },
-        })
+        Ok(Server::over_sockets(config, tls, mode, sockets))
     }
 }
 

@@ -7,16 +7,16 @@ mod support;
 
 use std::ffi::CString;
 use std::fs::OpenOptions;
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::net::{SocketAddr, TcpListener};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use shardd::{AccessLogFormat, AccessLogTarget, Config, Error, Server};
+use support::process::{Process, BIN};
 use support::{config, poll_until, Client, TestServer};
 
 /// A directory in the temp dir, removed with what it holds on drop.
@@ -259,8 +259,6 @@ fn a_stuck_writer_drops_and_counts_lines_and_never_holds_up_a_shard() {
 // The binary
 // ---------------------------------------------------------------------------
 
-const BIN: &str = env!("CARGO_BIN_EXE_shardd");
-
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -268,55 +266,28 @@ fn free_addr() -> SocketAddr {
         .unwrap()
 }
 
-/// `shardd` with `extra` flags, stdout piped, stderr read line by line on a
-/// thread; returns once the start-up line is out (the child is killed on drop).
+/// `shardd` with `extra` flags, stdout piped; returns once the start-up
+/// line is out (the process is killed on drop).
 struct Running {
-    child: Child,
+    process: Process,
     addr: SocketAddr,
-    stderr: mpsc::Receiver<String>,
-    /// stderr up to and including the start-up line.
-    startup: Vec<String>,
 }
 
 impl Running {
     fn start(extra: &[&str]) -> Running {
         let addr = free_addr();
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["--bind", &addr.to_string(), "--shards", "2", "--no-pin"])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start shardd");
-        let (lines, stderr) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let until = Instant::now() + Duration::from_secs(5);
-        let mut startup = Vec::new();
-        while !startup
-            .last()
-            .is_some_and(|line: &String| line.contains("serving on"))
-        {
-            let left = until.saturating_duration_since(Instant::now());
-            match stderr.recv_timeout(left) {
-                Ok(line) => startup.push(line),
-                Err(_) => panic!("no start-up line within 5 s; stderr: {startup:#?}"),
-            }
-        }
-        Running {
-            child,
-            addr,
-            stderr,
-            startup,
-        }
+            .args(extra);
+        let mut process = Process::spawn_with_stdout(command);
+        process.wait_for_line("serving on", Duration::from_secs(5));
+        Running { process, addr }
+    }
+
+    /// stderr up to and including the start-up line.
+    fn startup(&self) -> &[String] {
+        &self.process.seen
     }
 
     /// SIGTERM, wait for a clean exit; everything it wrote to stdout.
@@ -324,28 +295,18 @@ impl Running {
         // The binary installs its signal handlers just after the start-up
         // line; a SIGTERM before that would kill it rather than drain it.
         std::thread::sleep(Duration::from_millis(300));
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) on the pid of a child we started and have not reaped.
-        assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+        self.process.signal(libc::SIGTERM);
         let mut stdout = String::new();
-        self.child
+        let child = &mut self.process.child;
+        child
             .stdout
             .take()
             .unwrap()
             .read_to_string(&mut stdout)
             .unwrap();
-        let status = self.child.wait().unwrap();
+        let status = child.wait().unwrap();
         assert!(status.success(), "exit status {status}");
         stdout
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
@@ -372,13 +333,13 @@ fn dash_writes_the_access_log_to_stdout() {
 #[test]
 fn log_format_json_makes_every_log_line_json() {
     let shardd = Running::start(&["--log-format", "json"]);
-    for line in &shardd.startup {
+    for line in shardd.startup() {
         let parsed: Value =
             serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: not JSON: {line}"));
         assert!(parsed["timestamp"].is_string(), "{line}");
         assert!(parsed["level"].is_string(), "{line}");
     }
-    let banner: Value = serde_json::from_str(shardd.startup.last().unwrap()).unwrap();
+    let banner: Value = serde_json::from_str(shardd.startup().last().unwrap()).unwrap();
     assert_eq!(banner["level"], "INFO");
     assert_eq!(banner["target"], "shardd::server");
     let message = banner["message"].as_str().unwrap();
@@ -393,11 +354,11 @@ fn log_format_json_makes_every_log_line_json() {
 
 #[test]
 fn log_format_text_is_the_default() {
-    let shardd = Running::start(&[]);
-    let banner = shardd.startup.last().unwrap();
+    let mut shardd = Running::start(&[]);
+    let banner = shardd.startup().last().unwrap();
     assert!(serde_json::from_str::<Value>(banner).is_err(), "{banner}");
     assert!(banner.contains(" INFO "), "{banner}");
-    while let Ok(line) = shardd.stderr.try_recv() {
+    for line in shardd.process.lines_so_far(Duration::ZERO) {
         assert!(!line.starts_with('{'), "{line}");
     }
 }

@@ -3,15 +3,13 @@
 
 mod support;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
-use std::sync::mpsc;
+use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use support::process::{wait_timeout, Process, BIN};
 use support::{scheduling_policies, Client, TempConfig};
 
-const BIN: &str = env!("CARGO_BIN_EXE_shardd");
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(3_000);
 
 /// A port nobody listens on right now.
@@ -24,10 +22,8 @@ fn free_addr() -> SocketAddr {
 
 /// A running `shardd` process; killed on drop so a failed test leaves nothing behind.
 struct Shardd {
-    child: Child,
+    process: Process,
     addr: SocketAddr,
-    /// stderr lines, read on a thread.
-    stderr: mpsc::Receiver<String>,
     /// The start-up line.
     banner: String,
 }
@@ -37,79 +33,27 @@ impl Shardd {
     fn start(extra: &[&str]) -> Shardd {
         let addr = free_addr();
         let drain = DRAIN_TIMEOUT.as_millis().to_string();
-        let mut child = Command::new(BIN)
+        let mut command = Command::new(BIN);
+        command
             .args(["--bind", &addr.to_string(), "--shards", "2"])
             .args(["--drain-timeout-ms", &drain])
-            .args(extra)
-            .env("RUST_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("start shardd");
-        let (lines, stderr) = mpsc::channel();
-        let pipe = child.stderr.take().unwrap();
-        std::thread::spawn(move || {
-            for line in BufReader::new(pipe).lines().map_while(Result::ok) {
-                if lines.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let mut shardd = Shardd {
-            child,
+            .args(extra);
+        let mut process = Process::spawn(command);
+        let banner = process.wait_for_line("serving on", Duration::from_secs(5));
+        Shardd {
+            process,
             addr,
-            stderr,
-            banner: String::new(),
-        };
-        let until = Instant::now() + Duration::from_secs(5);
-        let mut seen = Vec::new();
-        while shardd.banner.is_empty() {
-            let left = until.saturating_duration_since(Instant::now());
-            match shardd.stderr.recv_timeout(left) {
-                Ok(line) if line.contains("serving on") => shardd.banner = line,
-                Ok(line) => seen.push(line),
-                Err(_) => panic!("no start-up line within 5 s; stderr: {seen:#?}"),
-            }
+            banner,
         }
-        shardd
     }
 
     fn signal(&self, signal: i32) {
-        let pid = self.child.id() as libc::pid_t;
-        // SAFETY: kill(2) on the pid of a child we started and have not reaped.
-        assert_eq!(
-            unsafe { libc::kill(pid, signal) },
-            0,
-            "kill({pid}, {signal})"
-        );
+        self.process.signal(signal);
     }
 
     /// Wait for the process to exit, at most `timeout`.
     fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        wait_timeout(&mut self.child, timeout)
-    }
-}
-
-impl Drop for Shardd {
-    fn drop(&mut self) {
-        if self.child.try_wait().ok().flatten().is_none() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let until = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() >= until {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
+        self.process.wait(timeout)
     }
 }
 
@@ -149,7 +93,7 @@ fn assert_fails_naming(args: &[&str], needle: &str) {
 
 #[test]
 fn starts_logs_one_startup_line_and_serves_plaintext() {
-    let shardd = Shardd::start(&["--listener", "handoff"]);
+    let mut shardd = Shardd::start(&["--listener", "handoff"]);
     let banner = &shardd.banner;
     assert!(banner.contains("2 shards"), "{banner}");
     assert!(banner.contains("pinned to cores ["), "{banner}");
@@ -164,10 +108,14 @@ fn starts_logs_one_startup_line_and_serves_plaintext() {
     assert_eq!(response.status, 200);
     assert_eq!(response.body, b"Hello, World!");
     // Exactly one start-up line.
-    let more: Vec<String> = shardd.stderr.try_iter().collect();
+    let lines = shardd.process.lines_so_far(Duration::ZERO);
     assert!(
-        !more.iter().any(|line| line.contains("serving on")),
-        "a second start-up line: {more:#?}"
+        lines
+            .iter()
+            .filter(|line| line.contains("serving on"))
+            .count()
+            == 1,
+        "a second start-up line: {lines:#?}"
     );
 }
 
@@ -308,7 +256,7 @@ fn batch_scheduling_is_on_by_default_and_can_be_turned_off() {
         assert_eq!(response.status, 200);
         for name in ["acceptor", "shard-0", "shard-1"] {
             assert_eq!(
-                scheduling_policies(Some(server.child.id()), name),
+                scheduling_policies(Some(server.process.pid()), name),
                 vec![policy],
                 "{name} with {flags:?}"
             );

@@ -18,13 +18,14 @@ use std::collections::BTreeMap;
 use std::io::{self, BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::Relaxed};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use support::parse_response;
+use support::process::wait_timeout;
 
 const BIN: &str = env!("CARGO_BIN_EXE_shardd");
 
@@ -102,19 +103,6 @@ fn send_signal(child: &Child, signal: i32) -> bool {
     let pid = child.id() as libc::pid_t;
     // SAFETY: kill(2) on the pid of a child we started and have not reaped.
     unsafe { libc::kill(pid, signal) == 0 }
-}
-
-fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
-    let until = Instant::now() + timeout;
-    loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() >= until {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
 }
 
 // ---------------------------------------------------------------------------

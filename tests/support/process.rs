@@ -25,11 +25,20 @@ pub struct Process {
 
 impl Process {
     /// Start `command` with stderr captured (and `RUST_LOG=info`).
-    pub fn spawn(mut command: Command) -> Process {
+    pub fn spawn(command: Command) -> Process {
+        Process::start(command, Stdio::null())
+    }
+
+    /// [`spawn`](Self::spawn), with stdout piped too (`child.stdout`).
+    pub fn spawn_with_stdout(command: Command) -> Process {
+        Process::start(command, Stdio::piped())
+    }
+
+    fn start(mut command: Command, stdout: Stdio) -> Process {
         let mut child = command
             .env("RUST_LOG", "info")
             .stdin(Stdio::null())
-            .stdout(Stdio::null())
+            .stdout(stdout)
             .stderr(Stdio::piped())
             .spawn()
             .expect("start shardd");
@@ -90,16 +99,7 @@ impl Process {
 
     /// Wait for the process to exit, at most `timeout`.
     pub fn wait(&mut self, timeout: Duration) -> Option<ExitStatus> {
-        let until = Instant::now() + timeout;
-        loop {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return Some(status);
-            }
-            if Instant::now() >= until {
-                return None;
-            }
-            std::thread::sleep(Duration::from_millis(10));
-        }
+        wait_timeout(&mut self.child, timeout)
     }
 }
 
@@ -132,6 +132,20 @@ impl Drop for Adopted {
             unsafe { libc::kill(self.0 as libc::pid_t, libc::SIGKILL) };
             let _ = reap(self.0, Duration::from_secs(5));
         }
+    }
+}
+
+/// Wait for `child` to exit, at most `timeout`; `None` if it is still running.
+pub fn wait_timeout(child: &mut Child, timeout: Duration) -> Option<ExitStatus> {
+    let until = Instant::now() + timeout;
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() >= until {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
