@@ -47,7 +47,7 @@ valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
   "$root/target/release/shardd" --bind "127.0.0.1:$port" --shards 1 --no-pin "$@" \
   >"$work/server.log" 2>&1 &
 vpid=$!
-trap 'kill -TERM $vpid 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill -TERM $vpid 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$work"/cg.out.* /tmp/ka-dump || true; rm -rf "$work"' EXIT
 for _ in $(seq 150); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.2; done
 python3 "$work/client.py" "$port" "$conns" 20
 callgrind_control -z "$vpid" >/dev/null 2>&1

@@ -4,6 +4,7 @@
 use std::io::IoSlice;
 
 use crate::body::Body;
+use crate::http::EncodeMemo;
 
 /// At most this many pieces per vectored write (the kernel takes 1024;
 /// a batch of pipelined responses rarely has more than a few large bodies).
@@ -16,6 +17,8 @@ pub(crate) struct Output {
     pub bytes: Vec<u8>,
     /// Large bodies, each to be sent once `bytes` up to its offset is.
     pub(crate) separate: Vec<(usize, Body)>,
+    /// The last response encoded here, to copy when the app repeats it.
+    pub(crate) memo: EncodeMemo,
 }
 
 impl Output {
@@ -23,6 +26,7 @@ impl Output {
         Output {
             bytes: Vec::with_capacity(capacity),
             separate: Vec::new(),
+            memo: EncodeMemo::default(),
         }
     }
 

@@ -10,7 +10,7 @@ use crate::access_log::AccessLog;
 use crate::body::{Body, BodyStream};
 use crate::env::ShardEnv;
 use crate::http::{
-    encode_error, encode_response, BodyPlan, EncodeOptions, HttpError, Version, DATE_LEN,
+    encode_error, encode_remembered, BodyPlan, EncodeOptions, HttpError, Version, DATE_LEN,
 };
 use crate::listener::PeerAddr;
 use crate::output::Output;
@@ -120,7 +120,7 @@ pub(super) fn encode_answer(
         http11: version == Version::Http11,
     };
     let head_at = output.bytes.len();
-    let plan = encode_response(response, &options, &mut output.bytes);
+    let plan = encode_remembered(&mut output.memo, response, &options, &mut output.bytes);
     if let Some(access_log) = &env.access_log {
         let head = &output.bytes[head_at..];
         log_answer(access_log, request, response, &options, plan, head, started);

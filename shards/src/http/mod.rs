@@ -13,6 +13,7 @@
 mod chunked;
 mod date;
 mod encode;
+mod encode_memo;
 mod error;
 mod head;
 mod head_memo;
@@ -21,6 +22,7 @@ mod reader;
 pub use chunked::{decode_chunked, ChunkedDecoder, ChunkedStatus};
 pub use date::{DateCache, DATE_LEN};
 pub use encode::{encode_error, encode_response, BodyPlan, EncodeOptions, COPY_LIMIT};
+pub use encode_memo::{encode_remembered, EncodeMemo, MEMO_MAX_ENCODED};
 pub use error::HttpError;
 pub use head::{decode_head, path_len, slice, Framing, Head, HeaderSpan, Version};
 pub use head_memo::{HeadMemo, MEMO_MAX_HEAD};
