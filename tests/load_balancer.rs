@@ -135,12 +135,32 @@ impl Instance {
             child: None,
             stderr: Arc::default(),
         };
+        // The port was free when picked, but another test's client may have
+        // taken it as its local port since: pick another and start again.
+        for _ in 0..3 {
+            if instance.try_run() {
+                return instance;
+            }
+            instance.addr = free_addr();
+        }
         instance.run();
         instance
     }
 
     /// Spawn the process and wait for its start-up line.
     fn run(&mut self) {
+        assert!(
+            self.try_run(),
+            "{} could not bind {}: {}",
+            self.name,
+            self.addr,
+            self.log()
+        );
+    }
+
+    /// Spawn the process and wait for its start-up line; `false` if it
+    /// exited because its address was in use.
+    fn try_run(&mut self) -> bool {
         assert!(self.child.is_none(), "{} is already running", self.name);
         let mut child = Command::new(BIN)
             .arg("--bind")
@@ -167,6 +187,11 @@ impl Instance {
         let until = Instant::now() + START_TIMEOUT;
         while !serving.load(Relaxed) {
             if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                self.child = None;
+                std::thread::sleep(Duration::from_millis(100)); // the log's reader catches up
+                if self.log().contains("in use") {
+                    return false;
+                }
                 panic!(
                     "{} exited at start-up ({status}): {}",
                     self.name,
@@ -181,6 +206,7 @@ impl Instance {
             );
             std::thread::sleep(Duration::from_millis(10));
         }
+        true
     }
 
     /// SIGTERM, then wait for the drain to end and the process to exit 0.

@@ -4,10 +4,13 @@
 //! idle, send). A deadline is fixed at the first pending poll of a wait and
 //! the timer is re-armed only when it fires before a deadline that has
 //! since moved later, so keep-alive traffic does not touch the timer wheel.
+//! Nor does it poll the timer: an armed timer that has not fired already
+//! holds the waker of the task waiting, so polling it again would only
+//! register the same waker again.
 
 use std::future::Future;
 use std::pin::Pin;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
 use tokio::time::{Instant, Sleep};
@@ -54,6 +57,9 @@ pub(crate) struct Wait {
     /// `None`: the deadline starts at the next pending poll.
     due: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
+    /// The waker the armed timer was last polled with: it wakes that task
+    /// when it fires, without being polled again.
+    timer_wakes: Option<Waker>,
 }
 
 impl Wait {
@@ -62,6 +68,7 @@ impl Wait {
             waiting: Waiting::Initial,
             due: None,
             timer: None,
+            timer_wakes: None,
         }
     }
 
@@ -99,8 +106,18 @@ impl Wait {
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
+        let wakes_this_task = self
+            .timer_wakes
+            .as_ref()
+            .is_some_and(|waker| waker.will_wake(cx.waker()));
         if timer.deadline() > due {
             timer.as_mut().reset(due);
+        } else if wakes_this_task && !timer.is_elapsed() {
+            // Armed for no later than `due`, not fired, and it wakes this task.
+            return Poll::Pending;
+        }
+        if !wakes_this_task {
+            self.timer_wakes = Some(cx.waker().clone());
         }
         loop {
             match timer.as_mut().poll(cx) {
