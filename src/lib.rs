@@ -73,7 +73,7 @@ pub use shardd_shards::apps::techempower_routed::techempower_router;
 pub use shardd_shards::router;
 pub use shardd_shards::{
     app_fn, Accepted, AccessLogFormat, App, Body, FnApp, HeaderText, HttpConversionError, Limits,
-    Listener, PeerAddr, Request, Response, ShardInfo, ShardStatsSnapshot,
+    Listener, PeerAddr, Request, Response, ShardInfo, ShardStatsSnapshot, TimeoutKind,
 };
 pub use stats::{AcceptorSnapshot, AccessLogSnapshot, StatsSnapshot};
 pub use tls::TlsReloader;

@@ -12,7 +12,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{stream, SinkExt, StreamExt};
 use shardd::http::StatusCode;
-use shardd::{app_fn, Body, Response};
+use shardd::{app_fn, Body, Config, Response, TimeoutKind};
 use support::{config, wait_until, Closed, TestServer};
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::Role;
@@ -40,8 +40,12 @@ fn expected_chunks(n: usize) -> String {
 }
 
 fn start(produced: Arc<AtomicUsize>) -> TestServer {
+    start_configured(config(1), produced)
+}
+
+fn start_configured(config: Config, produced: Arc<AtomicUsize>) -> TestServer {
     let big = big();
-    TestServer::start_with(config(1), move |_| {
+    TestServer::start_with(config, move |_| {
         let (big, produced) = (big.clone(), produced.clone());
         app_fn(move |req| match req.path() {
             "/big" => Response::new(StatusCode::OK).with_body(big.clone()),
@@ -172,6 +176,32 @@ fn a_client_that_does_not_read_holds_the_stream_back() {
         "{after} chunks produced for a client that read nothing"
     );
     // The shard still serves others meanwhile.
+    assert_eq!(server.connect().get("/close").status, 200);
+}
+
+#[test]
+fn a_stream_nobody_reads_is_cut_after_the_send_timeout_and_counted() {
+    let mut config = config(1);
+    config.limits.send_timeout = Duration::from_millis(500);
+    config.limits.idle_timeout = Duration::from_secs(30);
+    let produced = Arc::new(AtomicUsize::new(0));
+    let server = start_configured(config, produced.clone());
+    let mut client = server.connect();
+    client.send("GET /endless HTTP/1.1\r\nHost: t\r\n\r\n");
+    wait_until("the stream started", Duration::from_secs(5), || {
+        produced.load(SeqCst) > 0
+    });
+    let stats = server.wait_stats(
+        "the stalled stream's connection closed",
+        Duration::from_secs(10),
+        |s| s.open_connections() == 0,
+    );
+    let send_timeouts: u64 = stats
+        .shards
+        .iter()
+        .map(|shard| shard.timeouts_by_kind[TimeoutKind::Send as usize])
+        .sum();
+    assert_eq!(send_timeouts, 1, "{stats:#?}");
     assert_eq!(server.connect().get("/close").status, 200);
 }
 

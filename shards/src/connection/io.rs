@@ -34,35 +34,8 @@ pub(crate) enum ReadOutcome {
     Failed,
 }
 
-/// Everything a read touches.
-pub(crate) struct ReadInto<'c, 'e> {
-    pub env: &'e ShardEnv,
-    pub lease: &'c mut BufferLease<'e>,
-    pub reader: &'c mut RequestReader,
-    pub wait: &'c mut Wait,
-    pub budget: &'c mut Budget,
-}
-
 /// Read more of the request stream. While the connection is idle and the
 /// read has to wait, its buffers go back to the shard's pool.
-pub(crate) async fn read_more<C: AsyncRead + Unpin>(
-    io: &mut C,
-    into: ReadInto<'_, '_>,
-) -> ReadOutcome {
-    poll_fn(|cx| {
-        poll_read_more(
-            io,
-            cx,
-            &mut *into.lease,
-            into.reader,
-            into.wait,
-            into.budget,
-            into.env,
-        )
-    })
-    .await
-}
-
 pub(crate) fn poll_read_more<C: AsyncRead + Unpin>(
     io: &mut C,
     cx: &mut Context<'_>,

@@ -26,6 +26,9 @@ mod upload;
 mod wait;
 mod write;
 
+use std::future::{poll_fn, Future};
+use std::pin::Pin;
+use std::task::{ready, Poll};
 use std::time::Instant;
 
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -36,7 +39,7 @@ use self::answer::{
 };
 use self::budget::Budget;
 use self::handler::call_app;
-use self::io::{linger_close, read_more, ReadInto, ReadOutcome};
+use self::io::{linger_close, poll_read_more, ReadOutcome};
 use self::owned_head::OwnedHead;
 use self::state::Connection;
 use self::stream::send_stream;
@@ -123,7 +126,7 @@ pub async fn serve_connection<C, A>(
     }
 }
 
-impl Connection<'_> {
+impl<'e> Connection<'e> {
     /// Answer every complete request buffered, encoding the responses into
     /// the output buffer.
     async fn answer_buffered<A: App>(&mut self, app: &A, peer: &PeerAddr) -> AfterWrite {
@@ -188,28 +191,37 @@ impl Connection<'_> {
         after
     }
 
-    /// Write everything this turn produced, in one write when the socket takes it.
-    async fn write_output<C: AsyncWrite + Unpin>(&mut self, io: &mut C) -> Result<(), WriteFailed> {
-        let Some(buffers) = self.lease.held() else {
-            return Ok(());
-        };
-        if buffers.output.is_empty() {
-            return Ok(());
-        }
-        let send_timeout = self.env.limits.send_timeout;
-        let written = write_output(
-            io,
-            &buffers.output,
-            &mut self.wait,
-            &mut self.budget,
-            send_timeout,
-        )
-        .await;
-        buffers.output.clear();
-        if written == Err(WriteFailed::TimedOut) {
-            self.env.stats.timed_out(TimeoutKind::Send);
-        }
-        written
+    /// Write everything this turn produced, in one write when the socket
+    /// takes it. (Not an `async fn`, for the reason `write_output` is not.)
+    fn write_output<'s, C: AsyncWrite + Unpin>(
+        &'s mut self,
+        io: &'s mut C,
+    ) -> impl Future<Output = Result<(), WriteFailed>> + 's {
+        let Connection {
+            env,
+            lease,
+            wait,
+            budget,
+            ..
+        } = self;
+        let output = lease
+            .held()
+            .map(|buffers| &mut buffers.output)
+            .filter(|output| !output.is_empty());
+        let mut writing = output.map(|output| {
+            write_output(
+                io,
+                output,
+                wait,
+                budget,
+                env.limits.send_timeout,
+                &env.stats,
+            )
+        });
+        poll_fn(move |cx| match writing.as_mut() {
+            Some(writing) => Pin::new(writing).poll(cx),
+            None => Poll::Ready(Ok(())),
+        })
     }
 
     /// Send a streamed body; the output holds nothing when this starts.
@@ -228,7 +240,7 @@ impl Connection<'_> {
             output,
             &mut self.wait,
             &mut self.budget,
-            &self.env.limits,
+            self.env,
         )
         .await
     }
@@ -241,23 +253,27 @@ impl Connection<'_> {
         }
     }
 
-    async fn read_more<C: AsyncRead + Unpin>(&mut self, io: &mut C) -> ReadOutcome {
-        let outcome = read_more(
-            io,
-            ReadInto {
-                env: self.env,
-                lease: &mut self.lease,
-                reader: &mut self.reader,
-                wait: &mut self.wait,
-                budget: &mut self.budget,
-            },
-        )
-        .await;
-        if matches!(outcome, ReadOutcome::Data) && self.wait.waiting() == Waiting::Body {
-            // body_timeout counts from the last bytes of the body.
-            self.wait.restart();
-        }
-        outcome
+    /// Read more of the request stream (not an `async fn`, for the reason
+    /// `write_output` is not).
+    fn read_more<'s, C: AsyncRead + Unpin>(
+        &'s mut self,
+        io: &'s mut C,
+    ) -> impl Future<Output = ReadOutcome> + use<'s, 'e, C> {
+        poll_fn(move |cx| {
+            let Connection {
+                env,
+                lease,
+                reader,
+                wait,
+                budget,
+            } = &mut *self;
+            let outcome = ready!(poll_read_more(io, cx, lease, reader, wait, budget, env));
+            if matches!(outcome, ReadOutcome::Data) && wait.waiting() == Waiting::Body {
+                // body_timeout counts from the last bytes of the body.
+                wait.restart();
+            }
+            Poll::Ready(outcome)
+        })
     }
 
     /// The client closed its side. Mid-request, say why nothing more will come.

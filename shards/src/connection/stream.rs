@@ -12,8 +12,8 @@ use super::budget::Budget;
 use super::wait::Wait;
 use super::write::{write_output, WriteFailed};
 use crate::body::{Body, BodyStream, BoxError};
+use crate::env::ShardEnv;
 use crate::http::COPY_LIMIT;
-use crate::limits::Limits;
 use crate::output::Output;
 
 /// What polling the stream gave.
@@ -33,7 +33,7 @@ pub(crate) async fn send_stream<C: AsyncWrite + Unpin>(
     output: &mut Output,
     wait: &mut Wait,
     budget: &mut Budget,
-    limits: &Limits,
+    env: &ShardEnv,
 ) -> Result<(), WriteFailed> {
     loop {
         let next = poll_fn(|cx| match body.poll_next(cx) {
@@ -44,14 +44,14 @@ pub(crate) async fn send_stream<C: AsyncWrite + Unpin>(
         .await;
         let chunk = match next {
             Next::Flush => {
-                flush(io, output, wait, budget, limits).await?;
+                flush(io, output, wait, budget, env).await?;
                 continue;
             }
             Next::Chunk(Some(Ok(chunk))) => chunk,
             Next::Chunk(None) => break,
             Next::Chunk(Some(Err(_))) => {
                 // Send what came before the failure, then cut the body short.
-                flush(io, output, wait, budget, limits).await?;
+                flush(io, output, wait, budget, env).await?;
                 return Err(WriteFailed::Closed);
             }
         };
@@ -70,14 +70,14 @@ pub(crate) async fn send_stream<C: AsyncWrite + Unpin>(
         if chunked {
             output.bytes.extend_from_slice(b"\r\n");
         }
-        if output.len() >= limits.max_output_bytes {
-            flush(io, output, wait, budget, limits).await?;
+        if output.len() >= env.limits.max_output_bytes {
+            flush(io, output, wait, budget, env).await?;
         }
     }
     if chunked {
         output.bytes.extend_from_slice(b"0\r\n\r\n");
     }
-    flush(io, output, wait, budget, limits).await
+    flush(io, output, wait, budget, env).await
 }
 
 /// Write the output, then let the shard's other connections have a turn if
@@ -88,10 +88,10 @@ async fn flush<C: AsyncWrite + Unpin>(
     output: &mut Output,
     wait: &mut Wait,
     budget: &mut Budget,
-    limits: &Limits,
+    env: &ShardEnv,
 ) -> Result<(), WriteFailed> {
-    let written = write_output(io, output, wait, budget, limits.send_timeout).await;
-    output.clear();
+    let send_timeout = env.limits.send_timeout;
+    let written = write_output(io, output, wait, budget, send_timeout, &env.stats).await;
     budget.spend_turn().await;
     written
 }

@@ -1,7 +1,7 @@
 //! Writing a connection's [`Output`]: one plain write when everything is
 //! in its buffer, one vectored write when large bodies sit beside it.
 
-use std::future::poll_fn;
+use std::future::{poll_fn, Future};
 use std::io;
 use std::pin::Pin;
 use std::task::{ready, Context, Poll};
@@ -12,6 +12,7 @@ use tokio::io::AsyncWrite;
 use super::budget::Budget;
 use super::wait::Wait;
 use crate::output::Output;
+use crate::stats::{ShardStats, TimeoutKind};
 
 /// Why a write gave up.
 #[derive(Debug, PartialEq, Eq)]
@@ -22,40 +23,46 @@ pub(crate) enum WriteFailed {
     Closed,
 }
 
-/// Write all of `output`; the send timeout restarts whenever bytes move.
-pub(crate) async fn write_output<C: AsyncWrite + Unpin>(
-    io: &mut C,
-    output: &Output,
-    wait: &mut Wait,
-    budget: &mut Budget,
+/// Write all of `output`, then empty it; the send timeout restarts
+/// whenever bytes move, and running out is counted in `stats`.
+///
+/// A plain function returning a `poll_fn`, not an `async fn`: a write
+/// usually completes at its first poll, and each `async` layer costs a
+/// state machine's entry and exit on every turn of the connection.
+pub(crate) fn write_output<'a, C: AsyncWrite + Unpin>(
+    io: &'a mut C,
+    output: &'a mut Output,
+    wait: &'a mut Wait,
+    budget: &'a mut Budget,
     send_timeout: Duration,
-) -> Result<(), WriteFailed> {
+    stats: &'a ShardStats,
+) -> impl Future<Output = Result<(), WriteFailed>> + 'a {
     let total = output.len();
     let mut written = 0;
     wait.restart();
-    let result = poll_fn(|cx| {
-        while written < total {
+    poll_fn(move |cx| {
+        let result = loop {
+            if written == total {
+                break Ok(());
+            }
             match poll_write_some(io, output, written, cx) {
-                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
-                    return Poll::Ready(Err(WriteFailed::Closed))
-                }
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => break Err(WriteFailed::Closed),
                 Poll::Ready(Ok(n)) => {
                     written += n;
                     wait.restart();
                 }
                 Poll::Pending => {
                     budget.waited();
-                    return wait
-                        .poll_expired(send_timeout, cx)
-                        .map(|()| Err(WriteFailed::TimedOut));
+                    ready!(wait.poll_expired(send_timeout, cx));
+                    stats.timed_out(TimeoutKind::Send);
+                    break Err(WriteFailed::TimedOut);
                 }
             }
-        }
-        Poll::Ready(Ok(()))
+        };
+        output.clear();
+        wait.restart();
+        Poll::Ready(result)
     })
-    .await;
-    wait.restart();
-    result
 }
 
 /// One write: a plain one when everything is in `bytes` (the common case),
