@@ -36,6 +36,7 @@ pub(crate) enum ReadOutcome {
 
 /// Read more of the request stream. While the connection is idle and the
 /// read has to wait, its buffers go back to the shard's pool.
+#[inline]
 pub(crate) fn poll_read_more<C: AsyncRead + Unpin>(
     io: &mut C,
     cx: &mut Context<'_>,

@@ -186,7 +186,9 @@ impl<'e> Connection<'e> {
             }
         };
         if let Some(started) = started {
-            record_answers(env, answered, &classes, started.elapsed());
+            let ended = Instant::now();
+            record_answers(env, answered, &classes, ended - started);
+            wait.began(ended.into());
         }
         after
     }

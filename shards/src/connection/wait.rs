@@ -1,7 +1,9 @@
 //! What a connection is waiting for, and when that wait runs out.
 //!
 //! One lazily created timer per connection serves every wait (head, body,
-//! idle, send). A deadline is fixed at the first pending poll of a wait and
+//! idle, send). A wait's start is fixed at its first pending poll (or, after
+//! a batch of answers, at the clock reading that timed the batch: one
+//! reading fewer per turn); its deadline is that start plus the timeout, and
 //! the timer is re-armed only when it fires before a deadline that has
 //! since moved later, so keep-alive traffic does not touch the timer wheel.
 //! Nor does it poll the timer: an armed timer that has not fired already
@@ -54,8 +56,8 @@ impl Waiting {
 /// The connection's current wait and its deadline.
 pub(crate) struct Wait {
     waiting: Waiting,
-    /// `None`: the deadline starts at the next pending poll.
-    due: Option<Instant>,
+    /// When this wait began; `None`: it begins at the next pending poll.
+    since: Option<Instant>,
     timer: Option<Pin<Box<Sleep>>>,
     /// The waker the armed timer was last polled with: it wakes that task
     /// when it fires, without being polled again.
@@ -66,7 +68,7 @@ impl Wait {
     pub(crate) fn new() -> Self {
         Wait {
             waiting: Waiting::Initial,
-            due: None,
+            since: None,
             timer: None,
             timer_wakes: None,
         }
@@ -84,7 +86,7 @@ impl Wait {
             return;
         }
         if !(self.waiting == Waiting::Initial && to == Waiting::Head) {
-            self.due = None;
+            self.since = None;
         }
         self.waiting = to;
     }
@@ -92,17 +94,23 @@ impl Wait {
     /// A request was answered: wait for the next, with a fresh idle deadline.
     pub(crate) fn answered(&mut self) {
         self.waiting = Waiting::Idle;
-        self.due = None;
+        self.since = None;
     }
 
     /// Bytes moved (body arrived, output written): the deadline starts over.
     pub(crate) fn restart(&mut self) {
-        self.due = None;
+        self.since = None;
+    }
+
+    /// Unless the wait already began, it began at `at` (a clock reading
+    /// the caller made anyway, just before it goes on to wait).
+    pub(crate) fn began(&mut self, at: Instant) {
+        self.since.get_or_insert(at);
     }
 
     /// Ready once `timeout` has passed since this wait began.
     pub(crate) fn poll_expired(&mut self, timeout: Duration, cx: &mut Context<'_>) -> Poll<()> {
-        let due = *self.due.get_or_insert_with(|| Instant::now() + timeout);
+        let due = *self.since.get_or_insert_with(Instant::now) + timeout;
         let timer = self
             .timer
             .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(due)));
@@ -136,24 +144,24 @@ mod tests {
     #[test]
     fn a_head_on_a_new_connection_keeps_the_deadline_from_accept() {
         let mut wait = Wait::new();
-        wait.due = Some(Instant::now());
+        wait.since = Some(Instant::now());
         wait.switch(Waiting::Head);
-        assert!(wait.due.is_some(), "header_timeout runs from accept");
+        assert!(wait.since.is_some(), "header_timeout runs from accept");
         wait.answered();
-        assert_eq!((wait.waiting(), wait.due), (Waiting::Idle, None));
-        wait.due = Some(Instant::now());
+        assert_eq!((wait.waiting(), wait.since), (Waiting::Idle, None));
+        wait.since = Some(Instant::now());
         wait.switch(Waiting::Head);
         assert!(
-            wait.due.is_none(),
+            wait.since.is_none(),
             "a new request's head times from its first byte"
         );
-        wait.due = Some(Instant::now());
+        wait.since = Some(Instant::now());
         wait.switch(Waiting::Head);
         assert!(
-            wait.due.is_some(),
+            wait.since.is_some(),
             "more of the same head keeps the deadline"
         );
         wait.switch(Waiting::Body);
-        assert!(wait.due.is_none());
+        assert!(wait.since.is_none());
     }
 }

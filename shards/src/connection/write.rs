@@ -23,8 +23,12 @@ pub(crate) enum WriteFailed {
     Closed,
 }
 
-/// Write all of `output`, then empty it; the send timeout restarts
-/// whenever bytes move, and running out is counted in `stats`.
+/// Write all of `output`, then empty it; the send timeout counts from the
+/// first time the socket is full and restarts whenever bytes move, and
+/// running out is counted in `stats`.
+///
+/// A write that goes out at once leaves the wait as it was (the caller has
+/// just fixed its start); one that had to wait starts the next wait afresh.
 ///
 /// A plain function returning a `poll_fn`, not an `async fn`: a write
 /// usually completes at its first poll, and each `async` layer costs a
@@ -39,7 +43,7 @@ pub(crate) fn write_output<'a, C: AsyncWrite + Unpin>(
 ) -> impl Future<Output = Result<(), WriteFailed>> + 'a {
     let total = output.len();
     let mut written = 0;
-    wait.restart();
+    let mut blocked = false;
     poll_fn(move |cx| {
         let result = loop {
             if written == total {
@@ -49,9 +53,15 @@ pub(crate) fn write_output<'a, C: AsyncWrite + Unpin>(
                 Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => break Err(WriteFailed::Closed),
                 Poll::Ready(Ok(n)) => {
                     written += n;
-                    wait.restart();
+                    if blocked {
+                        wait.restart();
+                    }
                 }
                 Poll::Pending => {
+                    if !blocked {
+                        blocked = true;
+                        wait.restart();
+                    }
                     budget.waited();
                     ready!(wait.poll_expired(send_timeout, cx));
                     stats.timed_out(TimeoutKind::Send);
@@ -60,7 +70,9 @@ pub(crate) fn write_output<'a, C: AsyncWrite + Unpin>(
             }
         };
         output.clear();
-        wait.restart();
+        if blocked {
+            wait.restart();
+        }
         Poll::Ready(result)
     })
 }

@@ -90,21 +90,10 @@ impl TcpConn {
     }
 
     /// The reactor registration, made now if this is the first wait.
+    #[inline]
     fn reactor(&mut self) -> io::Result<&AsyncFd<OwnedFd>> {
         if let Socket::Unregistered(_) = self.socket {
-            let Socket::Unregistered(socket) = std::mem::replace(&mut self.socket, Socket::Lost)
-            else {
-                unreachable!()
-            };
-            // SAFETY: the OwnedFd is the descriptor, and the AsyncFd owns it until
-            // it is dropped, so the fd stays open and unchanged.
-            // EPOLL_CTL_ADD reports readiness that already exists, so data that
-            // arrived since our last EAGAIN still wakes us.
-            let io = unsafe {
-                AsyncFd::register_with_interest(socket, Interest::READABLE | Interest::WRITABLE)
-            }
-            .map_err(io::Error::from)?;
-            self.socket = Socket::Registered(io);
+            self.register()?;
         }
         match &self.socket {
             Socket::Registered(io) => Ok(io),
@@ -114,9 +103,29 @@ impl TcpConn {
             )),
         }
     }
+
+    /// Join the shard's epoll set (once per connection, and only if it ever
+    /// has to wait: out of line).
+    #[cold]
+    fn register(&mut self) -> io::Result<()> {
+        let Socket::Unregistered(socket) = std::mem::replace(&mut self.socket, Socket::Lost) else {
+            return Ok(());
+        };
+        // SAFETY: the OwnedFd is the descriptor, and the AsyncFd owns it until
+        // it is dropped, so the fd stays open and unchanged.
+        // EPOLL_CTL_ADD reports readiness that already exists, so data that
+        // arrived since our last EAGAIN still wakes us.
+        let io = unsafe {
+            AsyncFd::register_with_interest(socket, Interest::READABLE | Interest::WRITABLE)
+        }
+        .map_err(io::Error::from)?;
+        self.socket = Socket::Registered(io);
+        Ok(())
+    }
 }
 
 impl AsyncRead for TcpConn {
+    #[inline]
     fn poll_read(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
@@ -155,6 +164,7 @@ impl AsyncRead for TcpConn {
 }
 
 impl AsyncWrite for TcpConn {
+    #[inline]
     fn poll_write(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
