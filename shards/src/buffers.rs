@@ -9,6 +9,7 @@ use std::cell::RefCell;
 
 use crate::http::ReadBuffers;
 use crate::output::Output;
+use crate::response::Response;
 
 /// Initial read buffer: 16 TechEmpower pipelined requests (≈2.7 KiB) fit twice.
 pub const READ_CAPACITY: usize = 8 * 1024;
@@ -27,6 +28,11 @@ pub struct ConnBuffers {
     pub input: ReadBuffers,
     /// Encoded responses not yet written.
     pub(crate) output: Output,
+    /// Where the app puts its response to the request being answered.
+    /// Here rather than in the connection's task: the pool hands the same
+    /// few sets from connection to connection, so this memory is in cache,
+    /// and a task's is not when thousands of connections take turns.
+    pub(crate) answer: Option<Response>,
 }
 
 /// A shard-local free list of [`ConnBuffers`], boxed: a keep-alive
@@ -58,6 +64,7 @@ impl BufferPool {
                     ..ReadBuffers::default()
                 },
                 output: Output::with_capacity(WRITE_CAPACITY),
+                answer: None,
             })
         })
     }
@@ -72,6 +79,7 @@ impl BufferPool {
         input.bytes.clear();
         input.body.clear();
         buffers.output.clear();
+        buffers.answer = None;
         if input.bytes.capacity() > 4 * READ_CAPACITY {
             input.bytes = Vec::with_capacity(READ_CAPACITY);
         }

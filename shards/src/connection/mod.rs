@@ -137,7 +137,12 @@ impl<'e> Connection<'e> {
             wait,
             ..
         } = self;
-        let Some(ConnBuffers { input, output }) = lease.held() else {
+        let Some(ConnBuffers {
+            input,
+            output,
+            answer,
+        }) = lease.held()
+        else {
             return AfterWrite::ReadMore;
         };
         let date = env.date.get();
@@ -145,8 +150,6 @@ impl<'e> Connection<'e> {
         // For the stats and the access log: set when the first request of the batch is decoded.
         let mut started = None;
         let mut classes = [0; 5];
-        // The app's response, checked and encoded in place (a move is a copy).
-        let mut outcome = None;
         let after = loop {
             let parts = match reader.decode(input, &env.limits) {
                 Decoded::Request(parts) => parts,
@@ -167,8 +170,9 @@ impl<'e> Connection<'e> {
             };
             let batch_started: &Instant = started.get_or_insert_with(Instant::now);
             let request = Request::from_parts(parts, peer);
-            call_app(app, &request, &mut outcome).await;
-            let response = checked(&mut outcome, &request, env);
+            // The app's response, checked and encoded in place (a move is a copy).
+            call_app(app, &request, answer).await;
+            let response = checked(answer, &request, env);
             classes[status_class(response.status())] += 1;
             let answer =
                 encode_answer(env, &date, &request, response, false, batch_started, output);
@@ -185,6 +189,8 @@ impl<'e> Connection<'e> {
                 break AfterWrite::AnswerMore;
             }
         };
+        // The last response's bytes are encoded: free what it holds now.
+        *answer = None;
         if let Some(started) = started {
             let ended = Instant::now();
             record_answers(env, answered, &classes, ended - started);
