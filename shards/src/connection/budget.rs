@@ -9,6 +9,8 @@
 //! waiting; then it yields, and the shard runs everyone else (and polls the
 //! reactor) before it comes back. hyper's dispatcher does the same.
 
+use std::future::Future;
+
 /// Turns (read, answer, write) a connection may take in a row without its
 /// socket making it wait. A benchmark client that pipelines 16 requests per
 /// write makes the connection wait after every turn, so it never meets the
@@ -46,15 +48,17 @@ impl Budget {
         false
     }
 
-    /// Count one turn; when the budget is spent, yield to the shard's other tasks.
-    pub(crate) async fn spend_turn(&mut self) {
-        if self.turns_left > 0 {
-            self.turns_left -= 1;
-            return;
+    /// Count one turn; when the budget is spent, yield to the shard's other
+    /// tasks. The count is taken at the call; the future only yields (it
+    /// borrows nothing, so the usual turn costs no state machine of its own).
+    pub(crate) fn spend_turn(&mut self) -> impl Future<Output = ()> {
+        let spent = !self.try_spend_turn();
+        async move {
+            if spent {
+                // yield_now defers the wake-up until the runtime has polled its
+                // reactor, so connections with fresh readiness also get their turn.
+                tokio::task::yield_now().await;
+            }
         }
-        // yield_now defers the wake-up until the runtime has polled its
-        // reactor, so connections with fresh readiness also get their turn.
-        tokio::task::yield_now().await;
-        self.turns_left = TURNS_IN_A_ROW;
     }
 }

@@ -139,7 +139,7 @@ impl AsyncRead for TcpConn {
                 let unfilled = unsafe { buf.unfilled_mut() };
                 let want = unfilled.len();
                 let fd = this.fd()?;
-                let n = unsafe { libc::read(fd, unfilled.as_mut_ptr().cast(), want) };
+                let n = unsafe { sys_read(fd, unfilled.as_mut_ptr().cast(), want) };
                 if n >= 0 {
                     let n = n as usize;
                     unsafe { buf.assume_init(n) };
@@ -175,7 +175,7 @@ impl AsyncWrite for TcpConn {
             let fd = this.fd()?;
             // MSG_NOSIGNAL: a peer that has gone must give EPIPE, not kill the process.
             // SAFETY: send(2) reads `data.len()` bytes from a valid slice.
-            let n = unsafe { libc::send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
+            let n = unsafe { sys_send(fd, data.as_ptr().cast(), data.len(), libc::MSG_NOSIGNAL) };
             if n >= 0 {
                 return Poll::Ready(Ok(n as usize));
             }
@@ -209,7 +209,7 @@ impl AsyncWrite for TcpConn {
             message.msg_iov = slices.as_ptr() as *mut libc::iovec;
             message.msg_iovlen = count as _;
             // SAFETY: the message points at `count` valid slices for the whole call.
-            let n = unsafe { libc::sendmsg(fd, &message, libc::MSG_NOSIGNAL) };
+            let n = unsafe { sys_sendmsg(fd, &message, libc::MSG_NOSIGNAL) };
             if n >= 0 {
                 return Poll::Ready(Ok(n as usize));
             }
@@ -291,4 +291,50 @@ fn accept4(listener: RawFd) -> io::Result<(OwnedFd, SockAddr)> {
     };
     // SAFETY: accept4 returned a fresh descriptor that nothing else owns.
     Ok((unsafe { OwnedFd::from_raw_fd(fd) }, addr))
+}
+
+// The three calls of every turn, made with `syscall(2)` rather than glibc's
+// wrappers: those are thread-cancellation points, and bracket each call
+// with two more calls to switch cancellation on and off (about 90
+// instructions a turn). Rust never cancels a thread. Each returns what the
+// wrapper would: the count, or -1 with `errno` set.
+
+/// `read(2)`.
+///
+/// # Safety
+/// As `libc::read`: `buf` is valid for `len` bytes of writes.
+#[inline]
+unsafe fn sys_read(fd: RawFd, buf: *mut libc::c_void, len: usize) -> isize {
+    // SAFETY: the caller vouches for the buffer; the kernel checks the rest.
+    unsafe { libc::syscall(libc::SYS_read, fd, buf, len) as isize }
+}
+
+/// `send(2)`, as `sendto` without an address (what glibc's `send` calls).
+///
+/// # Safety
+/// As `libc::send`: `buf` is valid for `len` bytes of reads.
+#[inline]
+unsafe fn sys_send(fd: RawFd, buf: *const libc::c_void, len: usize, flags: libc::c_int) -> isize {
+    // SAFETY: as above; a null address of length 0 is `send`.
+    unsafe {
+        libc::syscall(
+            libc::SYS_sendto,
+            fd,
+            buf,
+            len,
+            flags,
+            std::ptr::null::<libc::sockaddr>(),
+            0 as libc::socklen_t,
+        ) as isize
+    }
+}
+
+/// `sendmsg(2)`.
+///
+/// # Safety
+/// As `libc::sendmsg`: `message` and the slices it points to are valid.
+#[inline]
+unsafe fn sys_sendmsg(fd: RawFd, message: &libc::msghdr, flags: libc::c_int) -> isize {
+    // SAFETY: the caller vouches for the message.
+    unsafe { libc::syscall(libc::SYS_sendmsg, fd, message as *const libc::msghdr, flags) as isize }
 }
