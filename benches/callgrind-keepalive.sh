@@ -2,11 +2,16 @@
 # User-space instructions per keep-alive request, under callgrind.
 #
 #   benches/callgrind-keepalive.sh [CONNECTIONS=16] [ROUNDS=500] [-- shardd flags]
+#   DEPTH=16 benches/callgrind-keepalive.sh      # 16 pipelined requests per write
+#   KEEP=1 ...                                   # keep the dump as /tmp/ka-dump
 #
 # ../shared/peers/callgrind.sh measures pipelined requests (100 per write);
 # this measures the other common shape: CONNECTIONS keep-alive connections,
 # and ROUNDS rounds in which every connection sends one request and waits
 # for its response, so each request costs a wake-up, a read and a write.
+# With DEPTH=N each round sends N requests in one write instead (wrk's
+# pipelined workload, whose connections stay open), so a turn's wake-up,
+# read and write are shared by N requests.
 # It starts the release shardd (1 shard, unpinned) under valgrind, warms it
 # up with 20 rounds, zeroes the counters, runs the measured rounds, dumps,
 # and prints Ir per request and the functions with the most self cost.
@@ -14,7 +19,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-conns=${1:-16}; rounds=${2:-500}
+conns=${1:-16}; rounds=${2:-500}; depth=${DEPTH:-1}
 shift $(( $# > 2 ? 2 : $# )) || true
 [ "${1:-}" = "--" ] && shift
 for tool in valgrind callgrind_control python3; do
@@ -25,10 +30,10 @@ port=${PORT:-18520}
 work=$(mktemp -d /tmp/shardd-cg-keepalive-XXXX)
 cat > "$work/client.py" <<'PY'
 import socket, sys
-port, conns, rounds = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+port, conns, rounds, depth = (int(arg) for arg in sys.argv[1:5])
 REQ = (b"GET /plaintext HTTP/1.1\r\nHost: tfb-server\r\n"
        b"Accept: text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7\r\n"
-       b"Connection: keep-alive\r\n\r\n")
+       b"Connection: keep-alive\r\n\r\n") * depth
 socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(conns)]
 for s in socks:
     s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
@@ -37,8 +42,8 @@ for _ in range(rounds):
         s.sendall(REQ)
     for s in socks:
         got = b""
-        while not got.endswith(b"Hello, World!"):
-            chunk = s.recv(4096)
+        while got.count(b"Hello, World!") < depth:
+            chunk = s.recv(65536)
             if not chunk:
                 sys.exit("the server closed a connection")
             got += chunk
@@ -49,14 +54,15 @@ valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
 vpid=$!
 trap 'kill -TERM $vpid 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$work"/cg.out.* /tmp/ka-dump || true; rm -rf "$work"' EXIT
 for _ in $(seq 150); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.2; done
-python3 "$work/client.py" "$port" "$conns" 20
+python3 "$work/client.py" "$port" "$conns" 20 "$depth"
 callgrind_control -z "$vpid" >/dev/null 2>&1
-python3 "$work/client.py" "$port" "$conns" "$rounds"
+python3 "$work/client.py" "$port" "$conns" "$rounds" "$depth"
 callgrind_control -d "$vpid" >/dev/null 2>&1
 dump=$(ls "$work"/cg.out.* | sort | tail -1)
 total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
-echo "keep-alive: $conns connections x $rounds rounds = $((conns * rounds)) requests"
-echo "Ir/request = $(python3 -c "print(round($total / ($conns * $rounds), 1))")"
+requests=$((conns * rounds * depth))
+echo "keep-alive: $conns connections x $rounds rounds x $depth per write = $requests requests"
+echo "Ir/request = $(python3 -c "print(round($total / $requests, 1))")"
 # Self cost per function (callgrind_annotate folds everything under the
 # thread's entry point for these dumps, so it is summed here).
 python3 - "$dump" <<'PY'

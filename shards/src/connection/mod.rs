@@ -77,22 +77,24 @@ pub async fn serve_connection<C, A>(
         wait: Wait::new(),
         budget: Budget::new(),
     };
-    // An answer already encoded (after an upload) that the next write sends.
-    let mut pending = None;
+    // What to do once the output is written. Each turn ends by answering
+    // what was read; an upload's answer is encoded by the upload itself.
+    let mut after = conn.answer_buffered(app, &peer).await;
     loop {
-        let after = match pending.take() {
-            Some(after) => after,
-            None => conn.answer_buffered(app, &peer).await,
-        };
         if conn.write_output(&mut io).await.is_err() {
             return;
         }
         match after {
-            AfterWrite::ReadMore => {}
-            AfterWrite::AnswerMore => {
+            AfterWrite::ReadMore => {
                 conn.budget.spend_turn().await;
-                continue;
+                match conn.read_more(&mut io).await {
+                    ReadOutcome::Data => {}
+                    ReadOutcome::Eof => return conn.end_of_stream(&mut io, &peer).await,
+                    ReadOutcome::TimedOut => return conn.timed_out(&mut io, &peer).await,
+                    ReadOutcome::Drained | ReadOutcome::Failed => return,
+                }
             }
+            AfterWrite::AnswerMore => conn.budget.spend_turn().await,
             AfterWrite::Close => return,
             AfterWrite::Linger => return linger_close(&mut io).await,
             AfterWrite::Stream {
@@ -104,10 +106,9 @@ pub async fn serve_connection<C, A>(
                 if sent.is_err() || close {
                     return;
                 }
-                continue;
             }
             AfterWrite::Upload(head) => {
-                pending = Some(conn.serve_upload(&mut io, app, &peer, head).await);
+                after = conn.serve_upload(&mut io, app, &peer, head).await;
                 continue;
             }
             AfterWrite::Upgrade(on_upgrade) => {
@@ -116,13 +117,7 @@ pub async fn serve_connection<C, A>(
                 return on_upgrade(Upgraded::new(io, read_ahead)).await;
             }
         }
-        conn.budget.spend_turn().await;
-        match conn.read_more(&mut io).await {
-            ReadOutcome::Data => {}
-            ReadOutcome::Eof => return conn.end_of_stream(&mut io, &peer).await,
-            ReadOutcome::TimedOut => return conn.timed_out(&mut io, &peer).await,
-            ReadOutcome::Drained | ReadOutcome::Failed => return,
-        }
+        after = conn.answer_buffered(app, &peer).await;
     }
 }
 
