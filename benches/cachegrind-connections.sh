@@ -55,7 +55,7 @@ PY
 valgrind --tool=cachegrind --cache-sim=yes --D1=32768,8,64 \
   --cachegrind-out-file="$work/cg.out" "$@" >"$work/server.log" 2>&1 &
 vpid=$!
-trap 'kill -TERM $vpid 2>/dev/null || true; rm -rf "$work"' EXIT
+trap 'kill -TERM $vpid 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$work"/cg.out /tmp/cc-dump; rm -rf "$work"' EXIT
 for _ in $(seq 150); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.2; done
 python3 "$work/client.py" "$port" "$conns" $((rounds + 2)) "$depth"
 kill -TERM $vpid

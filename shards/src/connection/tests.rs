@@ -11,7 +11,8 @@ use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
-use tokio::task::{spawn_local, LocalSet};
+use tokio::runtime::LocalOptions;
+use tokio::task::spawn_local;
 
 use super::*;
 use crate::buffers::BufferPool;
@@ -33,13 +34,13 @@ fn env() -> Rc<ShardEnv> {
     })
 }
 
-/// Run `test` on a current-thread runtime with a `LocalSet`, as on a shard.
+/// Run `test` on a thread-local runtime, as on a shard.
 fn on_a_shard<F: Future>(test: F) -> F::Output {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
+        .build_local(LocalOptions::default())
         .unwrap();
-    LocalSet::new().block_on(&runtime, test)
+    runtime.block_on(test)
 }
 
 fn answer_ok(request: &Request<'_>) -> Response {
