@@ -15,7 +15,9 @@
 //!   text is not remembered: comparing it would cost what encoding does);
 //! - the body by its bytes (up to [`MEMO_MAX_ENCODED`]; a static body by
 //!   address first), found at the end of the remembered encoding;
-//! - every field of the options, the `Date` value included.
+//! - every field of the options, the `Date` value included (a response's
+//!   own close flag reaches the encoding only through them; a `101` is
+//!   never remembered).
 
 use std::borrow::Cow;
 
@@ -171,6 +173,15 @@ impl EncodeMemo {
         if self.bytes.capacity() == 0 {
             self.bytes.reserve_exact(MEMO_MAX_ENCODED);
         }
+        // Every option is part of the key: a field added to the options
+        // stops the build here until it is.
+        let EncodeOptions {
+            date,
+            head_only,
+            close,
+            keep_alive_1_0,
+            http11,
+        } = *options;
         self.bytes.clear();
         self.bytes.extend_from_slice(encoded);
         self.key = Some(Key {
@@ -179,11 +190,11 @@ impl EncodeMemo {
             field_count,
             static_body,
             body_len: body.len(),
-            date: *options.date,
-            head_only: options.head_only,
-            close: options.close,
-            keep_alive_1_0: options.keep_alive_1_0,
-            http11: options.http11,
+            date: *date,
+            head_only,
+            close,
+            keep_alive_1_0,
+            http11,
         });
     }
 }
