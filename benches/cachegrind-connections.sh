@@ -34,30 +34,12 @@ if [ $# -eq 0 ]; then
 fi
 [ "$(ulimit -n)" -gt $((conns + 64)) ] || ulimit -n $((conns + 1024))
 work=$(mktemp -d /tmp/shardd-cachegrind-XXXX)
-cat > "$work/client.py" <<'PY'
-import socket, sys
-port, conns, rounds, depth = (int(arg) for arg in sys.argv[1:5])
-REQ = (b"GET /plaintext HTTP/1.1\r\nHost: tfb-server\r\n"
-       b"Accept: text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7\r\n"
-       b"Connection: keep-alive\r\n\r\n") * depth
-socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(conns)]
-for _ in range(rounds):
-    for s in socks:
-        s.sendall(REQ)
-    for s in socks:
-        got = b""
-        while got.count(b"Hello, World!") < depth:
-            chunk = s.recv(65536)
-            if not chunk:
-                sys.exit("the server closed a connection")
-            got += chunk
-PY
 valgrind --tool=cachegrind --cache-sim=yes --D1=32768,8,64 \
   --cachegrind-out-file="$work/cg.out" "$@" >"$work/server.log" 2>&1 &
 vpid=$!
 trap 'kill -TERM $vpid 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$work"/cg.out /tmp/cc-dump; rm -rf "$work"' EXIT
 for _ in $(seq 150); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.2; done
-python3 "$work/client.py" "$port" "$conns" $((rounds + 2)) "$depth"
+python3 "$here/support/rounds_client.py" "$port" "$conns" $((rounds + 2)) "$depth"
 kill -TERM $vpid
 wait $vpid 2>/dev/null || true
 requests=$((conns * (rounds + 2) * depth))

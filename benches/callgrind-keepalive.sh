@@ -28,35 +28,15 @@ done
 cargo build --release --manifest-path "$root/Cargo.toml" --bin shardd >/dev/null
 port=${PORT:-18520}
 work=$(mktemp -d /tmp/shardd-cg-keepalive-XXXX)
-cat > "$work/client.py" <<'PY'
-import socket, sys
-port, conns, rounds, depth = (int(arg) for arg in sys.argv[1:5])
-REQ = (b"GET /plaintext HTTP/1.1\r\nHost: tfb-server\r\n"
-       b"Accept: text/plain,text/html;q=0.9,application/xhtml+xml;q=0.9,application/xml;q=0.8,*/*;q=0.7\r\n"
-       b"Connection: keep-alive\r\n\r\n") * depth
-socks = [socket.create_connection(("127.0.0.1", port)) for _ in range(conns)]
-for s in socks:
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-for _ in range(rounds):
-    for s in socks:
-        s.sendall(REQ)
-    for s in socks:
-        got = b""
-        while got.count(b"Hello, World!") < depth:
-            chunk = s.recv(65536)
-            if not chunk:
-                sys.exit("the server closed a connection")
-            got += chunk
-PY
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
   "$root/target/release/shardd" --bind "127.0.0.1:$port" --shards 1 --no-pin "$@" \
   >"$work/server.log" 2>&1 &
 vpid=$!
 trap 'kill -TERM $vpid 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$work"/cg.out.* /tmp/ka-dump || true; rm -rf "$work"' EXIT
 for _ in $(seq 150); do ss -Hltn "sport = :$port" | grep -q . && break; sleep 0.2; done
-python3 "$work/client.py" "$port" "$conns" 20 "$depth"
+python3 "$here/support/rounds_client.py" "$port" "$conns" 20 "$depth"
 callgrind_control -z "$vpid" >/dev/null 2>&1
-python3 "$work/client.py" "$port" "$conns" "$rounds" "$depth"
+python3 "$here/support/rounds_client.py" "$port" "$conns" "$rounds" "$depth"
 callgrind_control -d "$vpid" >/dev/null 2>&1
 dump=$(ls "$work"/cg.out.* | sort | tail -1)
 total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
