@@ -69,11 +69,11 @@ impl Response {
     /// `memcpy` call.
     #[inline(always)]
     fn with_type(content_type: &'static str, body: Body) -> Self {
-        let content_type = (Cow::Borrowed("Content-Type"), Cow::Borrowed(content_type));
-        let unused = (Cow::Borrowed(""), Cow::Borrowed(""));
+        let mut headers = SmallVec::new();
+        headers.push((Cow::Borrowed("Content-Type"), Cow::Borrowed(content_type)));
         Response {
             status: StatusCode::OK,
-            headers: SmallVec::from_buf_and_len([content_type, unused], 1),
+            headers,
             body,
             close: false,
             on_upgrade: None,
