@@ -60,6 +60,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_batch_scheduling: bool,
 
+    /// Accept TCP connections at once, not when their first bytes arrive
+    /// (no TCP_DEFER_ACCEPT).
+    #[arg(long)]
+    pub no_defer_accept: bool,
+
     /// Most connections one shard serves or has queued (0 = no limit).
     #[arg(long, value_name = "N")]
     pub max_connections_per_shard: Option<usize>,
@@ -159,6 +164,9 @@ impl Cli {
         }
         if self.no_batch_scheduling {
             config.batch_scheduling = false;
+        }
+        if self.no_defer_accept {
+            config.defer_accept = false;
         }
         if let Some(max) = self.max_connections_per_shard {
             config.admission.max_connections_per_shard = max;

@@ -154,6 +154,15 @@ pub struct Config {
     /// share cores. `false` keeps the default policy (for a box where
     /// other latency-sensitive work shares the cores).
     pub batch_scheduling: bool,
+    /// Accept a TCP connection only once its first bytes have arrived
+    /// (`TCP_DEFER_ACCEPT`, [`DEFER_ACCEPT_SECS`]): a client that connects
+    /// and sends at once costs no wake-up, no epoll registration and no
+    /// read that finds nothing; a silent one is accepted after about a
+    /// second. Applies to the TCP sockets shardd binds, not to inherited
+    /// ones (systemd's `DeferAcceptSec=` does it there).
+    ///
+    /// [`DEFER_ACCEPT_SECS`]: crate::DEFER_ACCEPT_SECS
+    pub defer_accept: bool,
     /// Listen backlog (kernel queue of connections not yet accepted).
     pub backlog: u32,
     /// Capacity of each shard's handoff channel.
@@ -238,6 +247,7 @@ impl Default for Config {
             listener: ListenerMode::Handoff,
             pin: true,
             batch_scheduling: true,
+            defer_accept: true,
             backlog: 4096,
             channel_capacity: 4096,
             drain_timeout_ms: 10_000,
@@ -394,6 +404,7 @@ impl Config {
                 self.batch_scheduling != new.batch_scheduling,
                 "batch_scheduling",
             ),
+            (self.defer_accept != new.defer_accept, "defer_accept"),
             (self.backlog != new.backlog, "backlog"),
             (
                 self.channel_capacity != new.channel_capacity,

@@ -75,6 +75,7 @@ pub use shardd_shards::{
     app_fn, Accepted, AccessLogFormat, App, Body, FnApp, HeaderText, HttpConversionError, Limits,
     Listener, PeerAddr, Request, Response, ShardInfo, ShardStatsSnapshot, TimeoutKind,
 };
+pub use socket::DEFER_ACCEPT_SECS;
 pub use stats::{AcceptorSnapshot, AccessLogSnapshot, StatsSnapshot};
 pub use tls::TlsReloader;
 

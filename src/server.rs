@@ -40,7 +40,7 @@ use crate::error::Error;
 use crate::rejecter::Rejecter;
 use crate::sched_policy;
 use crate::socket::{
-    bind_listener, bind_unix, inspect_inherited, prepare_for_acceptor, UnixSocketFile,
+    bind_listener, bind_unix, defer_accept, inspect_inherited, prepare_for_acceptor, UnixSocketFile,
 };
 use crate::stats::{ServerStats, StatsSnapshot};
 use crate::supervisor::{ShardRunner, Supervisor};
@@ -150,6 +150,9 @@ impl Server<BoundSocket> {
                     source,
                 };
                 let listener = bind_listener(addr, config.backlog).map_err(bind_error)?;
+                if config.defer_accept {
+                    defer_accept(&listener)?;
+                }
                 let local_addr = listener.local_addr()?;
                 let socket = OwnedFd::from(listener);
                 prepare_for_acceptor(&socket)?;
@@ -169,6 +172,11 @@ impl Server<BoundSocket> {
                     let socket =
                         reuseport_socket(local_addr, backlog).map_err(bind_error(local_addr))?;
                     sockets.push(Some(socket));
+                }
+                if config.defer_accept {
+                    for socket in sockets.iter().flatten() {
+                        defer_accept(socket)?;
+                    }
                 }
                 (Bound::ReusePort, local_addr.into(), sockets)
             }

@@ -6,10 +6,19 @@ mod support;
 use std::time::Duration;
 
 use shardd::{DispatchPolicy, OverloadPolicy, StatsSnapshot};
-use support::{bounded_config, shard_of, Client, Closed, TestServer};
+use support::{shard_of, Client, Closed, TestServer};
 
 const GET_HOLD: &[u8] = b"GET /hold HTTP/1.1\r\nHost: t\r\n\r\n";
 const GET_SHARD: &[u8] = b"GET /shard HTTP/1.1\r\nHost: t\r\n\r\n";
+
+/// The tests' limits, with connections accepted as soon as they connect
+/// (no `defer_accept`): these tests hold connections open that have sent
+/// nothing yet, and count them from the moment they are accepted.
+fn bounded_config(shards: usize) -> shardd::Config {
+    let mut config = support::bounded_config(shards);
+    config.defer_accept = false;
+    config
+}
 
 /// Connect and wait until the acceptor has taken the connection, so
 /// connections reach the acceptor in the order the test opens them.
@@ -247,4 +256,43 @@ fn round_robin_counters_add_up_under_churn() {
     assert_eq!(stats.shards[0].handed_off, 20, "round-robin: {stats:#?}");
     assert_eq!(stats.requests(), 40, "{stats:#?}");
     assert_counters_add_up(&stats);
+}
+
+#[test]
+fn with_defer_accept_a_connection_is_accepted_when_its_first_bytes_arrive() {
+    let server = TestServer::start(support::bounded_config(1));
+    let started = std::time::Instant::now();
+    let silent = server.connect();
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(
+        server.stats().acceptor.accepted,
+        0,
+        "accepted before it sent anything"
+    );
+    // A client that speaks is accepted and answered at once.
+    let mut speaking = server.connect();
+    assert_eq!(speaking.get("/").status, 200);
+    assert_eq!(server.stats().acceptor.accepted, 1);
+    // The silent one is not lost: the kernel hands it over after about a second.
+    server.wait_stats(
+        "the silent connection accepted",
+        Duration::from_secs(5),
+        |s| s.acceptor.accepted == 2,
+    );
+    assert!(
+        started.elapsed() >= Duration::from_secs(shardd::DEFER_ACCEPT_SECS as u64) / 2,
+        "the silent connection was accepted early"
+    );
+    drop(silent);
+}
+
+#[test]
+fn without_defer_accept_a_silent_connection_is_accepted_at_once() {
+    let server = TestServer::start(bounded_config(1));
+    let _silent = server.connect();
+    server.wait_stats(
+        "the silent connection accepted",
+        Duration::from_millis(500),
+        |s| s.acceptor.accepted == 1,
+    );
 }

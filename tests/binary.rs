@@ -236,6 +236,7 @@ fn help_lists_the_flags() {
         "--shards",
         "--listener",
         "--no-pin",
+        "--no-defer-accept",
         "--drain-timeout-ms",
         "--unix-mode",
         "--upgrade-timeout-ms",
@@ -261,5 +262,32 @@ fn batch_scheduling_is_on_by_default_and_can_be_turned_off() {
                 "{name} with {flags:?}"
             );
         }
+    }
+}
+
+/// `shardd_acceptor_accepted_total` from the admin port's `/metrics`.
+fn accepted_total(admin: SocketAddr) -> u64 {
+    let metrics = Client::connect(admin).get("/metrics");
+    let body = String::from_utf8_lossy(&metrics.body).into_owned();
+    body.lines()
+        .find_map(|line| line.strip_prefix("shardd_acceptor_accepted_total "))
+        .and_then(|value| value.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no accepted count in /metrics:\n{body}"))
+}
+
+#[test]
+fn defer_accept_is_on_by_default_and_can_be_turned_off() {
+    for (flags, accepted_while_silent) in [(&[][..], 0), (&["--no-defer-accept"][..], 1)] {
+        let admin = free_addr();
+        let admin_flag = admin.to_string();
+        let mut args = vec!["--admin", &admin_flag];
+        args.extend_from_slice(flags);
+        let server = Shardd::start(&args);
+        let silent = std::net::TcpStream::connect(server.addr).unwrap();
+        std::thread::sleep(Duration::from_millis(300));
+        assert_eq!(accepted_total(admin), accepted_while_silent, "{flags:?}");
+        // Either way, a client that speaks is served at once.
+        assert_eq!(Client::connect(server.addr).get("/plaintext").status, 200);
+        drop(silent);
     }
 }
