@@ -206,6 +206,36 @@ fn a_stream_nobody_reads_is_cut_after_the_send_timeout_and_counted() {
 }
 
 #[test]
+fn a_request_right_after_a_stream_longer_than_idle_timeout_is_served() {
+    let mut config = config(1);
+    config.limits.idle_timeout = Duration::from_millis(200);
+    let server = TestServer::start_with(config, |_| {
+        app_fn(|req| match req.path() {
+            // Four chunks, 100 ms apart: the stream outlasts idle_timeout.
+            "/slow" => Response::new(StatusCode::OK).with_body(Body::stream(stream::unfold(
+                0,
+                |i| async move {
+                    if i == 4 {
+                        return None;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    Some((
+                        Ok::<_, std::io::Error>(Bytes::from(format!("chunk {i};"))),
+                        i + 1,
+                    ))
+                },
+            ))),
+            _ => Response::text("ok"),
+        })
+    });
+    let mut client = server.connect();
+    let streamed = client.get("/slow");
+    assert_eq!(String::from_utf8_lossy(&streamed.body), expected_chunks(4));
+    // The idle wait starts when the stream ends, not when it began.
+    assert_eq!(client.get("/").status, 200);
+}
+
+#[test]
 fn a_websocket_upgrade_hands_the_connection_to_the_app() {
     let server = TestServer::start_with(config(1), |_| {
         app_fn(|req| {

@@ -390,3 +390,41 @@ fn http_1_0_expect_continue_gets_no_interim_response() {
     );
     assert_eq!(response.body, b"hi");
 }
+
+/// Spends `n` units of its task's tokio budget (`/spend?n=N`), then answers.
+struct BudgetSpender;
+
+impl shardd::App for BudgetSpender {
+    async fn call(&self, request: &shardd::Request<'_>) -> shardd::Response {
+        let n: u32 = request
+            .query()
+            .and_then(|query| query.strip_prefix("n="))
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0);
+        for _ in 0..n {
+            tokio::task::coop::consume_budget().await;
+        }
+        shardd::Response::text("spent")
+    }
+}
+
+#[test]
+fn idle_timeout_fires_after_an_app_that_spent_its_tasks_budget() {
+    // tokio turns away a poll once the task's budget (128 units) is spent; an
+    // app that stops right at that point must not leave the connection's
+    // timer unarmed. Every count around the budget, each on its own connection.
+    let mut config = bounded_config(1);
+    config.limits.idle_timeout = Duration::from_millis(150);
+    let server = TestServer::start_with(config, |_| BudgetSpender);
+    let mut clients: Vec<_> = (110..140u32)
+        .map(|n| {
+            let mut client = server.connect();
+            assert_eq!(client.get(&format!("/spend?n={n}")).status, 200);
+            (n, client)
+        })
+        .collect();
+    for (n, client) in &mut clients {
+        let closed = client.expect_nothing_more_then_close(Duration::from_secs(3));
+        assert_eq!(closed, Closed::Eof, "n={n}");
+    }
+}

@@ -236,7 +236,7 @@ impl<'e> Connection<'e> {
     ) -> Result<(), WriteFailed> {
         self.write_output(io).await?;
         let output = &mut self.lease.get().output;
-        send_stream(
+        let sent = send_stream(
             io,
             body,
             chunked,
@@ -245,7 +245,11 @@ impl<'e> Connection<'e> {
             &mut self.budget,
             self.env,
         )
-        .await
+        .await;
+        // A stream lasts as long as its source: the next wait starts now,
+        // not when the batch that began it was answered.
+        self.wait.restart();
+        sent
     }
 
     /// What the client sent after the request being answered.

@@ -11,10 +11,11 @@
 //! register the same waker again.
 
 use std::future::Future;
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
+use tokio::task::coop::unconstrained;
 use tokio::time::{Instant, Sleep};
 
 use crate::limits::Limits;
@@ -128,7 +129,10 @@ impl Wait {
             self.timer_wakes = Some(cx.waker().clone());
         }
         loop {
-            match timer.as_mut().poll(cx) {
+            // Outside tokio's cooperative budget: a poll the budget turns away
+            // registers no waker, and the skip above would then trust a timer
+            // that wakes nobody (a connection that never times out).
+            match pin!(unconstrained(timer.as_mut())).poll(cx) {
                 Poll::Pending => return Poll::Pending,
                 Poll::Ready(()) if Instant::now() >= due => return Poll::Ready(()),
                 Poll::Ready(()) => timer.as_mut().reset(due),
