@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Where a server's CPU per request goes in the pinned set-up (server on one
 # core, one wrk thread on the other): user-space and kernel time apart, the
-# voluntary context switches, and, where `perf` can read the kernel's
-# tracepoints, the system calls per request by name.
+# voluntary context switches, the whole box's busy CPU per request (server,
+# wrk and the kernel's interrupt work: what a change that only moves work
+# from the server to the client would not reduce), and, where `perf` can
+# read the kernel's tracepoints, the system calls per request by name.
 #
 #   benches/pinned-split.sh LABEL WORKLOAD [DURATION=5] -- SERVER_CMD...
 #       WORKLOAD: pipeline (256 connections, 16 per write), keepalive (256
@@ -12,7 +14,7 @@
 # `taskset -c 1`, wrk under `taskset -c 0`, as in the peers' pinned variant.
 # Run it for two servers one after the other, more than once, and compare:
 # a 5-second cell moves 5-15 % on a shared box. Prints one line:
-#   LABEL WORKLOAD req=N user=U sys=S total=T us/req vcsw/req=V [syscalls/req: read=… …]
+#   LABEL WORKLOAD req=N user=U sys=S total=T us/req vcsw/req=V box=B us/req [syscalls/req: read=… …]
 # Needs wrk and taskset; exits 0 with a message without them. The system
 # call counts come from a second run with `perf stat` attached (tracepoints
 # cost a little), so they are printed apart from the CPU figures.
@@ -59,15 +61,16 @@ load() {  # run the workload once; prints the completed requests
 }
 ticks() { awk '{print $14, $15}' "/proc/$pid/stat"; }
 switches() { cat /proc/$pid/task/*/status | awk '/^voluntary_ctxt/ {v += $2} END {print v}'; }
+busy() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8}' /proc/stat; }  # user nice system irq softirq
 
-read -r u0 s0 < <(ticks); v0=$(switches)
+read -r u0 s0 < <(ticks); v0=$(switches); b0=$(busy)
 requests=$(load)
-read -r u1 s1 < <(ticks); v1=$(switches)
+read -r u1 s1 < <(ticks); v1=$(switches); b1=$(busy)
 hz=$(getconf CLK_TCK)
 line=$(awk -v l="$label" -v w="$workload" -v r="$requests" -v u=$((u1 - u0)) -v s=$((s1 - s0)) \
-           -v v=$((v1 - v0)) -v hz="$hz" 'BEGIN {
-  printf "%s %s req=%d user=%.3f sys=%.3f total=%.3f us/req vcsw/req=%.3f", l, w, r,
-    u / hz * 1e6 / r, s / hz * 1e6 / r, (u + s) / hz * 1e6 / r, v / r }')
+           -v v=$((v1 - v0)) -v b=$((b1 - b0)) -v hz="$hz" 'BEGIN {
+  printf "%s %s req=%d user=%.3f sys=%.3f total=%.3f us/req vcsw/req=%.3f box=%.2f us/req", l, w, r,
+    u / hz * 1e6 / r, s / hz * 1e6 / r, (u + s) / hz * 1e6 / r, v / r, b / hz * 1e6 / r }')
 
 if command -v perf >/dev/null && perf stat -e raw_syscalls:sys_enter true >/dev/null 2>&1; then
   events=raw_syscalls:sys_enter
