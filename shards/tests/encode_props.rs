@@ -3,7 +3,8 @@
 //! [`encode_response`] gives on its own.
 //!
 //! The responses are drawn from small sets of parts (static and owned
-//! text, static, owned and shared bodies, a few statuses and options, two
+//! text, a value the encoder must refuse, empty, static, owned, shared and
+//! streamed bodies, statuses with and without a body, the options, two
 //! dates): a base response, and variants of it that differ from it in one
 //! part each. A sequence of them repeats itself often, the way a
 //! connection's responses do, and a response differs from the one before
@@ -11,6 +12,9 @@
 //!
 //! `PROPTEST_CASES=10000 cargo test -p shardd-shards --test encode_props`
 //! for a longer run.
+
+use std::pin::Pin;
+use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use http::StatusCode;
@@ -24,10 +28,22 @@ const DATES: [&[u8; DATE_LEN]; 2] = [
     b"Mon, 30 Nov 2026 12:00:00 GMT",
     b"Mon, 30 Nov 2026 12:00:01 GMT",
 ];
-const STATUSES: [u16; 5] = [200, 201, 204, 304, 404];
+const STATUSES: [u16; 8] = [200, 201, 204, 304, 404, 100, 205, 500];
 const NAMES: [&str; 4] = ["Content-Type", "X-Tag", "Date", "Content-Length"];
-const VALUES: [&str; 3] = ["text/plain", "1", "13"];
+/// The last one has a line break: the encoder sends a 500 instead.
+const VALUES: [&str; 4] = ["text/plain", "1", "13", "a\r\nX-Injected: 1"];
 const BODIES: [&[u8]; 3] = [b"", b"Hello, World!", b"{\"message\":\"Hello, World!\"}"];
+
+/// A streamed body of one chunk (the encoder never polls it).
+struct OneChunk(Option<Bytes>);
+
+impl futures_core::Stream for OneChunk {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(mut self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        Poll::Ready(self.0.take().map(Ok))
+    }
+}
 
 /// One response, as indexes into the part sets.
 #[derive(Clone, Debug)]
@@ -36,7 +52,7 @@ struct Shape {
     /// (name, value, owned text)
     fields: Vec<(usize, usize, bool)>,
     body: usize,
-    /// 0 static, 1 owned, 2 shared, 3 static but long
+    /// 0 static, 1 owned, 2 shared, 3 owned but long, 4 empty, 5 streamed
     body_kind: u8,
     date: usize,
     head_only: bool,
@@ -59,7 +75,9 @@ impl Shape {
             0 => Body::Static(bytes),
             1 => Body::Owned(bytes.to_vec()),
             2 => Body::Shared(Bytes::from(bytes.to_vec())),
-            _ => Body::Owned(bytes.repeat(40)),
+            3 => Body::Owned(bytes.repeat(40)),
+            4 => Body::Empty,
+            _ => Body::stream(OneChunk(Some(Bytes::from_static(bytes)))),
         })
     }
 
@@ -96,7 +114,7 @@ fn shape() -> impl Strategy<Value = Shape> {
         0..STATUSES.len(),
         proptest::collection::vec((0..NAMES.len(), 0..VALUES.len(), any::<bool>()), 0..6),
         0..BODIES.len(),
-        0u8..4,
+        0u8..6,
         0..DATES.len(),
         any::<bool>(),
         any::<bool>(),
