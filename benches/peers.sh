@@ -7,7 +7,11 @@
 # needed), shardd with the handoff listener, and shardd with reuseport.
 # Variants as in ../shared/peers/run_peers.sh: "pinned" = server on core 1
 # with 1 thread/shard, wrk on core 0; "shared" = 2 threads/shards, wrk -t 2,
-# no taskset. Peers alternate within each repetition so drift hits all alike.
+# no taskset. Each repetition runs the servers in turn, and every second one
+# in reverse order: a box that drifts during a run (it does) then favours no
+# server, where a fixed order always gives the last one the same cells.
+# PEER_BIN_DIR: where the peer-* binaries are (default: the peers' own
+# target/release, built there if missing).
 # Prints the summary tables (server CPU µs per request is the figure to
 # compare) and leaves the raw TSV in target/bench-results/.
 set -euo pipefail
@@ -21,7 +25,8 @@ export DURATION=${DURATION:-5}
 
 cargo build --release --manifest-path "$root/Cargo.toml" --bin shardd >/dev/null
 shardd=${SHARDD_BIN:-$root/target/release/shardd}
-[ -x "$peers/servers/target/release/peer-limit" ] || (cd "$peers/servers" && cargo build --release)
+peer_bin=${PEER_BIN_DIR:-$peers/servers/target/release}
+[ -x "$peer_bin/peer-limit" ] || (cd "$peers/servers" && cargo build --release)
 mkdir -p "$root/target/bench-results"
 out="$root/target/bench-results/peers-$(date +%Y%m%d-%H%M%S).tsv"
 
@@ -29,14 +34,16 @@ command_for() { # server threads
   case "$1" in
     shardd) echo "$shardd --bind 127.0.0.1:$PORT --shards $2";;
     shardd-reuseport) echo "$shardd --bind 127.0.0.1:$PORT --shards $2 --listener reuseport";;
-    *) echo "$peers/servers/target/release/peer-$1 --port $PORT --threads $2";;
+    *) echo "$peer_bin/peer-$1 --port $PORT --threads $2";;
   esac
 }
 
 cd "$peers"
 for rep in $(seq "$REPS"); do
+  order=$SERVERS
+  if [ $((rep % 2)) -eq 0 ]; then order=$(printf '%s\n' $SERVERS | tac | xargs); fi
   for variant in $VARIANTS; do
-    for server in $SERVERS; do
+    for server in $order; do
       if [ "$variant" = pinned ]; then
         threads=1; envs=(WRK_CPUS=0 SERVER_CPUS=1 WRK_THREADS=1)
       else

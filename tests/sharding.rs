@@ -3,7 +3,7 @@
 
 mod support;
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use shardd::{ListenerMode, TechEmpower};
 use support::{config, scheduling_policies, TestServer};
@@ -76,9 +76,20 @@ fn the_acceptor_and_the_shards_run_as_sched_batch() {
     let server = TestServer::start_with(config(2), |_| TechEmpower);
     server.connect().get("/plaintext");
     // Tests run side by side in this process; every server's threads of
-    // these names must be SCHED_BATCH, so any found will do.
+    // these names must be SCHED_BATCH, so any found will do. A thread another
+    // test has just spawned has its name a moment before its policy (the
+    // policy is the first thing it sets), so look again for a while before
+    // calling a thread that is not SCHED_BATCH a failure.
     for name in ["acceptor", "shard-0", "shard-1"] {
-        let policies = scheduling_policies(None, name);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        let policies = loop {
+            let policies = scheduling_policies(None, name);
+            let all_batch = policies.iter().all(|&p| p == libc::SCHED_BATCH);
+            if (!policies.is_empty() && all_batch) || Instant::now() > deadline {
+                break policies;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
         assert!(!policies.is_empty(), "no thread named {name}");
         assert!(
             policies.iter().all(|&p| p == libc::SCHED_BATCH),
