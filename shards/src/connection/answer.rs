@@ -16,6 +16,7 @@ use crate::listener::PeerAddr;
 use crate::output::Output;
 use crate::request::Request;
 use crate::response::Response;
+use crate::stats::add_own;
 use crate::upgrade::OnUpgrade;
 
 /// What the connection does once this turn's output is written.
@@ -47,13 +48,13 @@ pub(super) fn status_class(status: ::http::StatusCode) -> usize {
     usize::from(status.as_u16() / 100).clamp(1, 5) - 1
 }
 
-/// Add a batch's answers to the shard's stats: one atomic per counter per
+/// Add a batch's answers to the shard's stats: one store per counter per
 /// batch, not per request.
 pub(super) fn record_answers(env: &ShardEnv, answered: u64, classes: &[u64; 5], took: Duration) {
-    env.stats.requests.fetch_add(answered, Relaxed);
+    add_own(&env.stats.requests, answered);
     for (counter, &count) in env.stats.responses_by_class.iter().zip(classes) {
         if count > 0 {
-            counter.fetch_add(count, Relaxed);
+            add_own(counter, count);
         }
     }
     env.stats.request_duration.record(took, answered);
@@ -214,8 +215,11 @@ pub(super) fn refuse(
     if error != HttpError::RequestTimeout {
         env.stats.bad_requests.fetch_add(1, Relaxed);
     }
-    env.stats.requests.fetch_add(1, Relaxed);
-    env.stats.responses_by_class[status_class(error.status())].fetch_add(1, Relaxed);
+    add_own(&env.stats.requests, 1);
+    add_own(
+        &env.stats.responses_by_class[status_class(error.status())],
+        1,
+    );
     encode_error(error, date, output);
     if let Some(access_log) = &env.access_log {
         // The body `encode_error` sends: the detail and a newline.
