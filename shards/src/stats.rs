@@ -71,8 +71,9 @@ pub struct ShardStats {
 }
 
 /// Add `n` to a counter that only the shard's own thread writes (the
-/// request counters and the duration histogram; a restarted shard's thread
-/// starts after the old one has ended). A load and a store, not a locked
+/// request, response, refusal and panic counters and the duration
+/// histogram; a restarted shard's thread starts after the old one has
+/// ended). A load and a store, not a locked
 /// read-modify-write: on x86 each `fetch_add` is a full barrier, and a
 /// keep-alive batch of one request paid four. Other threads still read
 /// whole, never-decreasing values.

@@ -1,7 +1,6 @@
 //! How an answer is made: running the app (panics contained), deciding
 //! whether the connection closes after it, encoding it, and counting it.
 
-use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
 use super::handler::internal_error;
@@ -75,7 +74,7 @@ pub(super) fn checked<'r>(
         }
         Some(_) => {}
         None => {
-            env.stats.handler_panics.fetch_add(1, Relaxed);
+            add_own(&env.stats.handler_panics, 1);
             *answer = Some(internal_error().close_connection());
         }
     }
@@ -213,7 +212,7 @@ pub(super) fn refuse(
     output: &mut Vec<u8>,
 ) {
     if error != HttpError::RequestTimeout {
-        env.stats.bad_requests.fetch_add(1, Relaxed);
+        add_own(&env.stats.bad_requests, 1);
     }
     add_own(&env.stats.requests, 1);
     add_own(

@@ -54,11 +54,55 @@ struct Key {
     /// is equal without reading it.
     static_body: Option<&'static [u8]>,
     body_len: usize,
-    date: [u8; DATE_LEN],
+    options: OptionsKey,
+}
+
+/// Every field of [`EncodeOptions`], by value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct OptionsKey {
     head_only: bool,
     close: bool,
     keep_alive_1_0: bool,
     http11: bool,
+    date: [u8; DATE_LEN],
+}
+
+impl OptionsKey {
+    /// Destructured here and in `matches`, not read field by field: a field
+    /// added to the options stops the build until it is part of the key.
+    #[inline(always)]
+    fn of(options: &EncodeOptions<'_>) -> Self {
+        let EncodeOptions {
+            date,
+            head_only,
+            close,
+            keep_alive_1_0,
+            http11,
+        } = *options;
+        OptionsKey {
+            date: *date,
+            head_only,
+            close,
+            keep_alive_1_0,
+            http11,
+        }
+    }
+
+    /// Whether `options` are the ones this key was made of (in place: no
+    /// copy of the date to compare).
+    #[inline(always)]
+    fn matches(&self, options: &EncodeOptions<'_>) -> bool {
+        let EncodeOptions {
+            date,
+            head_only,
+            close,
+            keep_alive_1_0,
+            http11,
+        } = *options;
+        (head_only, close, keep_alive_1_0, http11)
+            == (self.head_only, self.close, self.keep_alive_1_0, self.http11)
+            && *date == self.date
+    }
 }
 
 /// Encode `response` as [`encode_response`] does, through `memo`: the same
@@ -87,15 +131,7 @@ impl EncodeMemo {
         let Some(key) = &self.key else {
             return false;
         };
-        if response.status() != key.status
-            || (
-                options.head_only,
-                options.close,
-                options.keep_alive_1_0,
-                options.http11,
-            ) != (key.head_only, key.close, key.keep_alive_1_0, key.http11)
-            || *options.date != key.date
-        {
+        if response.status() != key.status || !key.options.matches(options) {
             return false;
         }
         let mut count = 0;
@@ -114,20 +150,13 @@ impl EncodeMemo {
         if count != key.field_count || response.upgrades() {
             return false;
         }
-        let body = match response.body() {
-            Body::Static(bytes) => {
-                if key
-                    .static_body
-                    .is_some_and(|known| std::ptr::eq(*bytes, known))
-                {
-                    return true;
-                }
-                *bytes
+        if let (Body::Static(bytes), Some(known)) = (response.body(), key.static_body) {
+            if std::ptr::eq(*bytes, known) {
+                return true;
             }
-            Body::Empty => &[][..],
-            Body::Owned(bytes) => &bytes[..],
-            Body::Shared(bytes) => &bytes[..],
-            Body::Stream(_) => return false,
+        }
+        let Some(body) = response.body().as_bytes() else {
+            return false; // a stream
         };
         body.len() == key.body_len && self.bytes.ends_with(body)
     }
@@ -146,12 +175,12 @@ impl EncodeMemo {
         if plan != BodyPlan::Written || encoded.len() > MEMO_MAX_ENCODED || response.upgrades() {
             return;
         }
-        let (static_body, body) = match response.body() {
-            Body::Static(bytes) => (Some(*bytes), *bytes),
-            Body::Empty => (None, &[][..]),
-            Body::Owned(bytes) => (None, &bytes[..]),
-            Body::Shared(bytes) => (None, &bytes[..]),
-            Body::Stream(_) => return,
+        let Some(body) = response.body().as_bytes() else {
+            return; // a stream
+        };
+        let static_body = match response.body() {
+            Body::Static(bytes) => Some(*bytes),
+            _ => None,
         };
         // The body is found at the end of the encoding (a HEAD answer or a
         // 204 leaves it out; then only an empty body can be recognised).
@@ -173,15 +202,6 @@ impl EncodeMemo {
         if self.bytes.capacity() == 0 {
             self.bytes.reserve_exact(MEMO_MAX_ENCODED);
         }
-        // Every option is part of the key: a field added to the options
-        // stops the build here until it is.
-        let EncodeOptions {
-            date,
-            head_only,
-            close,
-            keep_alive_1_0,
-            http11,
-        } = *options;
         self.bytes.clear();
         self.bytes.extend_from_slice(encoded);
         self.key = Some(Key {
@@ -190,11 +210,7 @@ impl EncodeMemo {
             field_count,
             static_body,
             body_len: body.len(),
-            date: *date,
-            head_only,
-            close,
-            keep_alive_1_0,
-            http11,
+            options: OptionsKey::of(options),
         });
     }
 }
