@@ -87,7 +87,12 @@ fn a_drain_during_a_burst_answers_every_connection_it_accepted() {
     let addr = server.addr;
     // The drain starts while the burst is still arriving.
     let clients = std::thread::spawn(move || burst_until_refused(addr, 400));
-    std::thread::sleep(Duration::from_millis(5));
+    // Drain once the acceptor has taken a connection (a fixed sleep raced a
+    // busy machine, where the drain came before the first connect).
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while server.stats().acceptor.accepted == 0 && std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     drain.drain();
     let mut clients = clients.join().unwrap();
     let answered = clients.iter_mut().filter_map(outcome).count();
