@@ -43,8 +43,8 @@ pub struct Cli {
     #[arg(long, value_name = "MODE")]
     pub unix_mode: Option<UnixMode>,
 
-    /// Number of shards [default: one per core].
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    /// Number of shards, at most 1024; 0 = one per available core [default: 0].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(0..=1024))]
     pub shards: Option<u16>,
 
     /// Where shards get connections [default: handoff].

@@ -8,7 +8,10 @@ use crate::bind_addr::BindAddr;
 use shardd_shards::listeners::TlsError;
 
 /// An error from the `shardd` library. Every message names what it is
-/// about (the setting, the file, the address) so it can be shown as is.
+/// about (the setting, the file, the address). An error with an underlying
+/// cause (an `io::Error`) returns it from [`source`](std::error::Error::source)
+/// instead of repeating it in its own message, so a report that prints the
+/// chain (anyhow's `{:#}`) shows each cause once.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum Error {
@@ -16,7 +19,7 @@ pub enum Error {
     #[error("invalid setting: {0}")]
     InvalidSetting(&'static str),
     /// The config file could not be read.
-    #[error("cannot read config file {path}: {source}")]
+    #[error("cannot read config file {path}")]
     ConfigFile {
         /// The file named by `--config`.
         path: PathBuf,
@@ -41,7 +44,7 @@ pub enum Error {
     #[error("invalid unix_mode {0:?}: expected octal permission bits such as \"0660\"")]
     InvalidUnixMode(String),
     /// The listening address could not be bound.
-    #[error("cannot bind {addr}: {source}")]
+    #[error("cannot bind {addr}")]
     Bind {
         /// The address asked for.
         addr: BindAddr,
@@ -64,7 +67,7 @@ pub enum Error {
     #[error(transparent)]
     Tls(#[from] TlsError),
     /// The admin port's address (`admin`) could not be bound.
-    #[error("cannot bind the admin address {addr}: {source}")]
+    #[error("cannot bind the admin address {addr}")]
     AdminBind {
         /// The address asked for.
         addr: SocketAddr,
@@ -72,7 +75,7 @@ pub enum Error {
         source: io::Error,
     },
     /// The access-log file could not be opened for appending.
-    #[error("cannot open the access log {path}: {source}")]
+    #[error("cannot open the access log {path}")]
     AccessLog {
         /// The file named by `log.access_log` or `--access-log`.
         path: PathBuf,
@@ -80,7 +83,7 @@ pub enum Error {
         source: io::Error,
     },
     /// A resource the server needs could not be made (a thread, an eventfd).
-    #[error("cannot start the server: {0}")]
+    #[error("cannot start the server")]
     Start(#[from] io::Error),
 }
 

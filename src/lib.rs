@@ -46,6 +46,7 @@ mod config;
 mod dispatch;
 mod drain_signal;
 mod error;
+mod placement;
 mod rejecter;
 mod sched_policy;
 mod server;

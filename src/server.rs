@@ -24,7 +24,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use core_affinity::CoreId;
 use shardd_shards::listeners::{reuseport_socket, Handoff, HandoffConn, ReusePort, TlsContext};
 use shardd_shards::runtime::{run_shard, ShardCommand, ShardConfig, ShardSetup};
 use shardd_shards::{App, Limits, Listener, ShardInfo};
@@ -37,6 +36,7 @@ use crate::config::{Config, ListenerMode};
 use crate::dispatch::{Dispatcher, Route};
 use crate::drain_signal::DrainSignal;
 use crate::error::Error;
+use crate::placement;
 use crate::rejecter::Rejecter;
 use crate::sched_policy;
 use crate::socket::{
@@ -555,9 +555,12 @@ where
     F: Fn(&ShardInfo) -> A + Send + Sync + 'static,
     A: App,
 {
-    let cores = cores(&config);
+    let cores = placement::cores(&config);
     let sockets = source.sockets().cloned();
-    let summary = summary(&config, &cores, sockets.as_deref(), source.mode());
+    let listening = sockets
+        .as_deref()
+        .map(|sockets| (&sockets.addr, sockets.inherited));
+    let summary = placement::summary(&config, &cores, listening, source.mode());
     let backlog = config.backlog.min(i32::MAX as u32) as i32;
     let drain_timeout = config.drain_timeout();
     let mut shard_config = shard_config;
@@ -868,68 +871,4 @@ impl DrainTrigger {
     pub fn drain(&self) {
         self.0.trigger();
     }
-}
-
-/// The core each shard is pinned to (`None` everywhere with `pin = false`).
-fn cores(config: &Config) -> Vec<Option<CoreId>> {
-    let count = config.shard_count();
-    let available = if config.pin {
-        core_affinity::get_core_ids().unwrap_or_default()
-    } else {
-        Vec::new()
-    };
-    if config.pin && available.is_empty() {
-        log::warn!("cannot read the CPU list: shards run unpinned");
-    }
-    if config.pin && count > available.len() && !available.is_empty() {
-        log::warn!(
-            "{count} shards on {} cores: some cores run two shards",
-            available.len()
-        );
-    }
-    (0..count)
-        .map(|i| {
-            if available.is_empty() {
-                None
-            } else {
-                Some(available[i % available.len()])
-            }
-        })
-        .collect()
-}
-
-/// The start-up log line: shards, cores, listener mode, address.
-fn summary(
-    config: &Config,
-    cores: &[Option<CoreId>],
-    sockets: Option<&Sockets>,
-    mode: &str,
-) -> String {
-    let cores: Vec<String> = cores
-        .iter()
-        .map(|c| c.map_or("-".into(), |c| c.id.to_string()))
-        .collect();
-    let pinning = if config.pin {
-        format!("pinned to cores [{}]", cores.join(", "))
-    } else {
-        "unpinned".into()
-    };
-    let place = match sockets {
-        None => "a custom listener".into(),
-        Some(sockets) => {
-            let place = match &sockets.addr {
-                BindAddr::Tcp(addr) if config.tls.is_some() => format!("https://{addr}"),
-                BindAddr::Tcp(addr) => format!("http://{addr}"),
-                unix => unix.to_string(),
-            };
-            match sockets.inherited {
-                true => format!("{place} (inherited socket)"),
-                false => place,
-            }
-        }
-    };
-    format!(
-        "shardd: {} shards {pinning}, listener {mode}, serving on {place}",
-        config.shard_count()
-    )
 }

@@ -274,7 +274,9 @@ mod tests {
     fn not_a_socket_is_left_alone() {
         let path = temp_path("regular");
         std::fs::write(&path, b"data").unwrap();
-        let error = bind_unix(&path, 16, None).unwrap_err().to_string();
+        let error = bind_unix(&path, 16, None).unwrap_err();
+        // The cause is the error's source, printed by a chain report.
+        let error = format!("{:#}", anyhow::Error::from(error));
         assert!(error.contains("not a socket"), "{error}");
         assert_eq!(std::fs::read(&path).unwrap(), b"data");
         std::fs::remove_file(&path).unwrap();

@@ -93,8 +93,40 @@ fn check_names_a_bad_setting_or_a_missing_file() {
     assert_check_fails_naming(&["--config", invalid.path()], &["limits.max_headers"]);
     assert_check_fails_naming(
         &["--config", "/nonexistent/shardd.toml"],
-        &["/nonexistent/shardd.toml"],
+        &["/nonexistent/shardd.toml", "No such file"],
     );
+}
+
+#[test]
+fn an_error_names_its_cause_once() {
+    let output = check(&["--config", "/nonexistent/shardd.toml"]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(
+        stderr.matches("No such file or directory").count(),
+        1,
+        "{stderr}"
+    );
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let stderr = String::from_utf8_lossy(&check(&["--bind", &addr]).stderr).into_owned();
+    assert_eq!(stderr.matches("in use").count(), 1, "{stderr}");
+}
+
+#[test]
+fn shards_zero_means_one_per_core_as_the_config_file_says() {
+    let cores = std::thread::available_parallelism().unwrap().get();
+    for args in [
+        &["--shards", "0", "--bind", "127.0.0.1:0"][..],
+        &["--bind", "127.0.0.1:0"][..],
+    ] {
+        let output = check(args);
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {output:?}");
+        assert!(
+            stdout.contains(&format!("{cores} shards")),
+            "{args:?}: {stdout}"
+        );
+    }
 }
 
 #[test]
