@@ -1,6 +1,6 @@
 //! The admin port over real sockets: `/metrics` parsed by a real Prometheus
-//! text-format parser (and by `promtool check metrics` when it is
-//! installed), `/health/live` and `/health/ready` through a drain and under
+//! text-format parser and by Prometheus' own `promtool check metrics`
+//! (Debian's `prometheus` package, which scripts/test installs), `/health/live` and `/health/ready` through a drain and under
 //! a full server, the `/status` page, and the admin port answering while
 //! the only shard is stuck.
 
@@ -91,8 +91,8 @@ fn shard_labels(metrics: &Exposition, family: &str) -> Vec<String> {
     shards
 }
 
-/// `promtool`, when installed (`PROMTOOL=path`, or on the `PATH`).
-fn promtool() -> Option<String> {
+/// `promtool` (`PROMTOOL=path`, or on the `PATH`); the test fails without it.
+fn promtool() -> String {
     let candidate = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
     let found = Command::new(&candidate)
         .arg("--version")
@@ -100,7 +100,11 @@ fn promtool() -> Option<String> {
         .stderr(Stdio::null())
         .status()
         .is_ok_and(|status| status.success());
-    found.then_some(candidate)
+    assert!(
+        found,
+        "promtool is not installed: install Debian's prometheus package (scripts/test does) or set PROMTOOL=path"
+    );
+    candidate
 }
 
 #[test]
@@ -220,11 +224,8 @@ fn metrics_parse_and_count_requests_by_shard_and_status_class() {
 }
 
 #[test]
-fn promtool_finds_no_problem_in_the_metrics_when_installed() {
-    let Some(promtool) = promtool() else {
-        eprintln!("promtool not installed (PROMTOOL=path or on PATH): skipped");
-        return;
-    };
+fn promtool_finds_no_problem_in_the_metrics() {
+    let promtool = promtool();
     let server = TestServer::start(admin_config(2));
     let mut client = server.connect();
     assert_eq!(client.get("/").status, 200);
