@@ -865,6 +865,26 @@ impl ServerControl {
     /// wakes the acceptor (or the admin port) with `shutdown(2)`, which
     /// would close them for the new process too (they see the drain within
     /// 100 ms instead).
+    ///
+    /// ```no_run
+    /// use shardd::{systemd, Config, Server, TechEmpower};
+    ///
+    /// let mut config = Config::default();
+    /// config.admin = Some("127.0.0.1:9090".parse()?);
+    /// // SAFETY: first thing in main: nothing else owns descriptors 3 and up.
+    /// let inherited = unsafe { systemd::take_listen_fds() }?;
+    /// // The admin socket among them (named shardd-admin) goes to the admin port.
+    /// let server = match inherited.is_empty() {
+    ///     true => Server::bind(config)?,
+    ///     false => Server::from_listen_fds(config, inherited)?,
+    /// };
+    /// let handle = server.serve(|_shard| TechEmpower)?;
+    /// // Later, to hand over: pass these to the new process as LISTEN_FDS.
+    /// let passed = handle.control().listen_fds_for_upgrade()?;
+    /// let names: Vec<&str> = passed.iter().map(|fd| fd.name.as_str()).collect();
+    /// assert_eq!(names, ["shardd-handoff", "shardd-admin"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn listen_fds_for_upgrade(&self) -> Result<Vec<ListenFd>, Error> {
         let Some(sockets) = &self.sockets else {
             return Ok(Vec::new());
