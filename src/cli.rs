@@ -99,7 +99,8 @@ pub struct Cli {
     pub tls_key: Option<PathBuf>,
 
     /// Serve /metrics, /health/live, /health/ready and /status on this
-    /// address, on a thread of its own [default: off].
+    /// address, on a thread of its own [default: off]. An upgrade (SIGUSR2)
+    /// passes the socket on to the new process.
     #[arg(long, value_name = "ADDR:PORT")]
     pub admin: Option<SocketAddr>,
 

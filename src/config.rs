@@ -419,6 +419,7 @@ impl Config {
                 "admission.max_connections_per_shard",
             ),
             (a.max_pending != b.max_pending, "admission.max_pending"),
+            (self.admin != new.admin, "admin"),
             // The files are re-read on SIGHUP; other paths need an upgrade.
             (self.tls != new.tls, "tls"),
             (a.overload != b.overload, "admission.overload"),

@@ -30,7 +30,7 @@ use shardd_shards::{App, Limits, Listener, ShardInfo};
 
 use crate::acceptor::Acceptor;
 use crate::access_log_writer::AccessLogWriter;
-use crate::admin::{self, AdminPort, Capacity};
+use crate::admin::{self, AdminPort, AdminSocket, Capacity, InheritedAdmin, ADMIN_FD_NAME};
 use crate::bind_addr::BindAddr;
 use crate::config::{Config, ListenerMode};
 use crate::dispatch::{Dispatcher, Route};
@@ -40,7 +40,8 @@ use crate::placement;
 use crate::rejecter::Rejecter;
 use crate::sched_policy;
 use crate::socket::{
-    bind_listener, bind_unix, defer_accept, inspect_inherited, prepare_for_acceptor, UnixSocketFile,
+    bind_listener, bind_unix, defer_accept, ensure_nothing_listens, inspect_inherited,
+    prepare_for_acceptor, UnixSocketFile,
 };
 use crate::stats::{ServerStats, StatsSnapshot};
 use crate::supervisor::{ShardRunner, Supervisor};
@@ -73,6 +74,9 @@ pub struct Server<S = BoundSocket> {
     source: S,
     /// The certificate of `config.tls`, loaded before any thread starts.
     tls: Option<Arc<TlsContext>>,
+    /// An admin socket passed to this process (an upgrade, or systemd),
+    /// served if `config.admin` asks for its address.
+    inherited_admin: Option<InheritedAdmin>,
 }
 
 /// Connections from the address in [`Config::bind`] (or from inherited
@@ -165,6 +169,8 @@ impl Server<BoundSocket> {
                         source,
                     }
                 };
+                // SO_REUSEPORT alone would share a port another process listens on.
+                ensure_nothing_listens(addr).map_err(bind_error(addr))?;
                 let first = reuseport_socket(addr, backlog).map_err(bind_error(addr))?;
                 let local_addr = first.local_addr()?;
                 let mut sockets = vec![Some(first)];
@@ -209,6 +215,7 @@ impl Server<BoundSocket> {
                 mode,
                 sockets: Arc::new(sockets),
             },
+            inherited_admin: None,
         }
     }
 
@@ -224,7 +231,35 @@ impl Server<BoundSocket> {
     /// or `shardd-reuseport`) must come from the same listener mode; a Unix
     /// socket file passed on by a shardd that created it is removed when
     /// this server stops, one from systemd is left to systemd.
+    ///
+    /// A TCP socket named `shardd-admin` is the admin port's: served by the
+    /// admin port if [`Config::admin`] is its address (or its IP with port
+    /// 0), else closed and `admin` bound. If it is the only socket passed
+    /// (systemd activating the admin port alone), `config.bind` is bound as
+    /// [`Server::bind`] does.
     pub fn from_listen_fds(config: Config, fds: Vec<ListenFd>) -> Result<Self, Error> {
+        let (admin, fds): (Vec<ListenFd>, Vec<ListenFd>) =
+            fds.into_iter().partition(|fd| fd.name == ADMIN_FD_NAME);
+        let inherited_admin = match <[ListenFd; 1]>::try_from(admin) {
+            Ok([admin]) => Some(InheritedAdmin::new(admin.fd)?),
+            Err(admin) if admin.is_empty() => None,
+            Err(admin) => {
+                return Err(Error::Inherited(format!(
+                    "{} sockets named {ADMIN_FD_NAME} were passed; the admin port serves one",
+                    admin.len()
+                )))
+            }
+        };
+        let mut server = match (fds.is_empty(), &inherited_admin) {
+            (true, Some(_)) => Server::bind(config)?,
+            _ => Server::from_listen_fds_without_admin(config, fds)?,
+        };
+        server.inherited_admin = inherited_admin;
+        Ok(server)
+    }
+
+    /// [`from_listen_fds`](Self::from_listen_fds) for the service sockets.
+    fn from_listen_fds_without_admin(config: Config, fds: Vec<ListenFd>) -> Result<Self, Error> {
         config.validate()?;
         let tls = tls::load(&config)?;
         let ours = match config.listener {
@@ -317,6 +352,7 @@ where
                 make_listener,
                 listener: PhantomData,
             },
+            inherited_admin: None,
         })
     }
 }
@@ -345,8 +381,9 @@ impl<S: ConnectionSource> Server<S> {
             config,
             source,
             tls,
+            inherited_admin,
         } = self;
-        let admin_port = config.admin.map(AdminPort::bind).transpose()?;
+        let admin_port = AdminPort::open(config.admin, inherited_admin)?;
         let admin_addr = admin_port.as_ref().map(AdminPort::local_addr);
         let (admission, channel_capacity) = (config.admission.clone(), config.channel_capacity);
         let stats = Arc::new(ServerStats::new(config.shard_count()));
@@ -376,6 +413,7 @@ impl<S: ConnectionSource> Server<S> {
             ))?),
             None => None,
         };
+        let admin_socket = admin.as_ref().map(admin::Admin::socket);
         let drainer = drain.clone();
         let thread = std::thread::Builder::new()
             .name("acceptor".into())
@@ -389,6 +427,7 @@ impl<S: ConnectionSource> Server<S> {
         Ok(ServerHandle {
             control: ServerControl {
                 sockets,
+                admin: admin_socket,
                 drain,
                 controls,
                 shard_config,
@@ -697,6 +736,8 @@ pub struct ServerHandle {
 #[derive(Clone)]
 pub struct ServerControl {
     sockets: Option<Arc<Sockets>>,
+    /// The admin port's socket, when there is one: passed on in an upgrade too.
+    admin: Option<AdminSocket>,
     drain: Arc<DrainSignal>,
     controls: Vec<flume::Sender<ShardCommand>>,
     /// What a shard (re)started from now on is given.
@@ -819,12 +860,34 @@ impl ServerControl {
     /// Duplicates of the listening sockets (close-on-exec), in order, each
     /// with the `LISTEN_FDNAMES` name to pass it under, for a new process
     /// that takes over with [`Server::from_listen_fds`] (the `shardd`
-    /// binary's SIGUSR2 upgrade). Empty on a custom listener or once the
-    /// server has stopped listening.
+    /// binary's SIGUSR2 upgrade): the service sockets, then the admin
+    /// port's (named `shardd-admin`), if any. Empty on a custom listener or
+    /// once the server has stopped listening.
     ///
     /// From this call on the sockets count as shared: a drain no longer
-    /// wakes the acceptor with `shutdown(2)`, which would close them for the
-    /// new process too (the acceptor sees the drain within 100 ms instead).
+    /// wakes the acceptor (or the admin port) with `shutdown(2)`, which
+    /// would close them for the new process too (they see the drain within
+    /// 100 ms instead).
+    ///
+    /// ```no_run
+    /// use shardd::{systemd, Config, Server, TechEmpower};
+    ///
+    /// let mut config = Config::default();
+    /// config.admin = Some("127.0.0.1:9090".parse()?);
+    /// // SAFETY: first thing in main: nothing else owns descriptors 3 and up.
+    /// let inherited = unsafe { systemd::take_listen_fds() }?;
+    /// // The admin socket among them (named shardd-admin) goes to the admin port.
+    /// let server = match inherited.is_empty() {
+    ///     true => Server::bind(config)?,
+    ///     false => Server::from_listen_fds(config, inherited)?,
+    /// };
+    /// let handle = server.serve(|_shard| TechEmpower)?;
+    /// // Later, to hand over: pass these to the new process as LISTEN_FDS.
+    /// let passed = handle.control().listen_fds_for_upgrade()?;
+    /// let names: Vec<&str> = passed.iter().map(|fd| fd.name.as_str()).collect();
+    /// assert_eq!(names, ["shardd-handoff", "shardd-admin"]);
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
     pub fn listen_fds_for_upgrade(&self) -> Result<Vec<ListenFd>, Error> {
         let Some(sockets) = &self.sockets else {
             return Ok(Vec::new());
@@ -841,22 +904,34 @@ impl ServerControl {
                     .collect::<io::Result<_>>()?
             }
         };
-        Ok(fds
+        let mut passed: Vec<ListenFd> = fds
             .into_iter()
             .zip(&sockets.names)
             .map(|(fd, name)| ListenFd {
                 fd,
                 name: name.clone(),
             })
-            .collect())
+            .collect();
+        // The admin socket goes with the service sockets, never alone.
+        if let (Some(admin), false) = (&self.admin, passed.is_empty()) {
+            passed.push(ListenFd {
+                fd: admin.duplicate_for_upgrade()?,
+                name: ADMIN_FD_NAME.to_owned(),
+            });
+        }
+        Ok(passed)
     }
 
     /// A new process now serves on the sockets from
     /// [`listen_fds_for_upgrade`](Self::listen_fds_for_upgrade): leave the
-    /// Unix socket file (if any) to it, and drain.
+    /// Unix socket file (if any) to it, stop answering on the admin port
+    /// (the new process answers there; the socket stays open), and drain.
     pub fn drain_after_upgrade(&self) {
         if let Some(file) = self.sockets.as_ref().and_then(|s| s.unix_file.as_ref()) {
             file.keep();
+        }
+        if let Some(admin) = &self.admin {
+            admin.stop_accepting();
         }
         self.drain.trigger();
     }

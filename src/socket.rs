@@ -66,6 +66,30 @@ pub fn bind_listener(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> 
     Ok(socket.into())
 }
 
+/// Fail with "address already in use" if any socket listens on `addr`,
+/// before `listener = "reuseport"` binds its sockets there. `SO_REUSEPORT`
+/// lets every socket of the same user bind a port that reuseport sockets
+/// listen on, so a second shardd would share the first one's port (the
+/// kernel splitting connections between the two) instead of failing as in
+/// handoff mode. A probe bound without `SO_REUSEPORT` conflicts with every
+/// listening socket, reuseport or not; `SO_REUSEADDR` keeps connections
+/// of an earlier run in `TIME_WAIT` from counting. The probe is closed
+/// before the real sockets bind, so a process binding the port with
+/// `SO_REUSEPORT` in the microseconds between the two still shares it;
+/// holding the probe open would make our own binds fail.
+///
+/// Port 0 needs no probe: the kernel picks a port no socket has bound,
+/// reuseport or not, for the first socket, and the rest bind that one.
+pub fn ensure_nothing_listens(addr: SocketAddr) -> io::Result<()> {
+    if addr.port() == 0 {
+        return Ok(());
+    }
+    let probe = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    probe.set_reuse_address(true)?;
+    probe.set_cloexec(true)?;
+    probe.bind(&addr.into())
+}
+
 /// Bind and listen on the Unix socket file `path`, with permissions `mode`.
 ///
 /// A socket file already there is tried first: if a process accepts on it,
@@ -230,6 +254,23 @@ mod tests {
 
     fn temp_path(name: &str) -> PathBuf {
         std::env::temp_dir().join(format!("shardd-socket-{}-{name}.sock", std::process::id()))
+    }
+
+    #[test]
+    fn the_probe_finds_reuseport_and_plain_listeners_and_ignores_closed_ones() {
+        let any: SocketAddr = "127.0.0.1:0".parse().unwrap();
+        let reuseport = shardd_shards::listeners::reuseport_socket(any, 16).unwrap();
+        let addr = reuseport.local_addr().unwrap();
+        let error = ensure_nothing_listens(addr).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse, "{error}");
+        drop(reuseport);
+        ensure_nothing_listens(addr).expect("nothing listens any more");
+
+        let plain = bind_listener(any, 16).unwrap();
+        let addr = plain.local_addr().unwrap();
+        let error = ensure_nothing_listens(addr).unwrap_err();
+        assert_eq!(error.kind(), io::ErrorKind::AddrInUse, "{error}");
+        ensure_nothing_listens(any).expect("port 0 is not probed");
     }
 
     #[test]

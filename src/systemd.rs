@@ -46,7 +46,9 @@ pub struct ListenFd {
     pub fd: OwnedFd,
     /// Its name from `LISTEN_FDNAMES` (`FileDescriptorName=` in a socket
     /// unit), or [`UNNAMED`]. An upgrading shardd names the sockets it
-    /// passes `shardd-handoff` or `shardd-reuseport`.
+    /// passes `shardd-handoff` or `shardd-reuseport`, and its admin port's
+    /// socket `shardd-admin` (the name a socket unit gives an admin socket
+    /// for shardd to serve).
     pub name: String,
 }
 

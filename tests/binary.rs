@@ -133,6 +133,33 @@ fn unpinned_reuseport_startup_line_says_so() {
     assert_eq!(client.get("/plaintext").body, b"Hello, World!");
 }
 
+/// SO_REUSEPORT lets any process of the same user bind a port reuseport
+/// sockets listen on: without a check a second shardd would start and take
+/// half of the first one's connections. It must fail as in handoff mode.
+#[test]
+fn a_second_reuseport_shardd_on_the_same_port_fails_and_the_first_keeps_serving() {
+    let first = Shardd::start(&["--no-pin", "--listener", "reuseport"]);
+    let addr = first.addr.to_string();
+    let second = ["--bind", &addr, "--listener", "reuseport", "--shards", "2"];
+    for args in [&second[..], &[&second[..], &["--check"]].concat()] {
+        let output = run(args);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "shardd {args:?}: {stderr}");
+        assert!(
+            stderr.contains(&format!("cannot bind {addr}: Address already in use")),
+            "shardd {args:?} names the address in use: {stderr}"
+        );
+        assert!(output.stdout.is_empty(), "no 'settings ok' from {args:?}");
+    }
+    // Every new connection still reaches the first, which serves it.
+    for _ in 0..20 {
+        assert_eq!(
+            Client::connect(first.addr).get("/plaintext").body,
+            b"Hello, World!"
+        );
+    }
+}
+
 #[test]
 fn sigterm_finishes_in_flight_request_closes_idle_and_exits_zero() {
     let mut shardd = Shardd::start(&["--no-pin"]);

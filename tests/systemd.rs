@@ -87,6 +87,73 @@ fn serves_an_inherited_unix_socket_and_leaves_its_file_to_systemd() {
 }
 
 #[test]
+fn an_admin_socket_named_shardd_admin_is_served_and_left_listening() {
+    let web = TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin = TcpListener::bind("127.0.0.1:0").unwrap();
+    let (addr, admin_addr) = (web.local_addr().unwrap(), admin.local_addr().unwrap());
+    let notify = NotifySocket::new("admin");
+    let args = [
+        "--admin",
+        &admin_addr.to_string(),
+        "--shards",
+        "2",
+        "--no-pin",
+    ];
+    let fds = [web.as_raw_fd(), admin.as_raw_fd()];
+    // As a socket unit with FileDescriptorName=shardd-admin passes it.
+    let mut command = with_listen_fds(Path::new(BIN), &args, &fds);
+    command
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("LISTEN_FDNAMES", "shardd.socket:shardd-admin");
+    let mut shardd = Process::spawn(command);
+
+    assert_eq!(notify.next(WAIT), "READY=1");
+    let line = shardd.wait_for_line("admin on", WAIT);
+    assert!(
+        line.contains(&format!("http://{admin_addr} (inherited socket)")),
+        "{line}"
+    );
+    assert_eq!(Client::connect(admin_addr).get("/health/ready").status, 200);
+    assert_eq!(Client::connect(addr).get("/plaintext").status, 200);
+
+    shardd.signal(libc::SIGTERM);
+    assert_eq!(notify.next(WAIT), "STOPPING=1");
+    assert!(shardd.wait(WAIT).expect("exits").success());
+    // systemd's admin socket still listens: shardd never shut it down.
+    let _next = TcpStream::connect(admin_addr).expect("the admin socket unit still listens");
+    admin.set_nonblocking(true).unwrap();
+    assert!(admin.accept().is_ok(), "and the connection is queued on it");
+}
+
+#[test]
+fn an_admin_socket_passed_alone_is_served_and_the_service_address_bound() {
+    let admin = TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin_addr = admin.local_addr().unwrap();
+    let own = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let notify = NotifySocket::new("admin-alone");
+    let args = [
+        "--bind",
+        &own.to_string(),
+        "--admin",
+        &admin_addr.to_string(),
+    ];
+    let mut command = with_listen_fds(Path::new(BIN), &args, &[admin.as_raw_fd()]);
+    command
+        .env("NOTIFY_SOCKET", &notify.path)
+        .env("LISTEN_FDNAMES", "shardd-admin");
+    let mut shardd = Process::spawn(command);
+    assert_eq!(notify.next(WAIT), "READY=1");
+    let banner = shardd.wait_for_line("serving on", WAIT);
+    assert!(banner.contains(&format!("http://{own}")), "{banner}");
+    assert!(!banner.contains("inherited"), "{banner}");
+    assert_eq!(Client::connect(admin_addr).get("/health/live").status, 200);
+    assert_eq!(Client::connect(own).get("/plaintext").status, 200);
+}
+
+#[test]
 fn listen_fds_for_another_process_are_ignored() {
     // LISTEN_PID names someone else: shardd binds its own address instead.
     let socket = TcpListener::bind("127.0.0.1:0").unwrap();

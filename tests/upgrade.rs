@@ -2,9 +2,11 @@
 //! sending requests, on keep-alive connections and on new ones, while the
 //! running shardd starts a new process that inherits its listening socket,
 //! waits for it to be ready, and drains. No request may fail and no
-//! connection may be refused; the serving process changes. A new process
-//! that fails (exits at start-up, or is never ready) leaves the old one
-//! serving.
+//! connection may be refused; the serving process changes. The admin port
+//! passes to the new process with the service socket: health checks on it
+//! never fail either, and it answers from the new process afterwards. A new
+//! process that fails (exits at start-up, or is never ready) leaves the old
+//! one serving, admin port included.
 //!
 //! The test process becomes the reaper of orphans, so the new process,
 //! which outlives its parent (our child), is ours to wait for.
@@ -141,6 +143,20 @@ impl Load {
         Load { stop, threads }
     }
 
+    /// `clients` asking the admin port at `admin` for `/health/live` and
+    /// `/metrics` in turn, nonstop, each on a new connection (the admin
+    /// port closes after every response).
+    fn start_admin(admin: SocketAddr, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let threads = (0..clients)
+            .map(|_| {
+                let stop = stop.clone();
+                std::thread::spawn(move || admin_client(admin, &stop))
+            })
+            .collect();
+        Load { stop, threads }
+    }
+
     fn finish(self) -> Tally {
         self.stop.store(true, SeqCst);
         let mut tally = Tally::default();
@@ -245,6 +261,64 @@ fn fresh_client(addr: SocketAddr, stop: &AtomicBool) -> Tally {
         }
     }
     tally
+}
+
+fn admin_client(admin: SocketAddr, stop: &AtomicBool) -> Tally {
+    let mut tally = Tally::default();
+    for path in ["/health/live", "/metrics"].iter().cycle() {
+        if stop.load(SeqCst) {
+            break;
+        }
+        match connect(admin) {
+            Ok(stream) => match admin_get(stream, path) {
+                Ok(_) => tally.ok += 1,
+                Err(why) => tally.failed.push(format!("admin {path}: {why}")),
+            },
+            Err(e) => {
+                tally.refused.push(format!("admin: {e}"));
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+    }
+    tally
+}
+
+/// `GET path` on an admin connection; the body of a 200 response.
+fn admin_get(mut stream: TcpStream, path: &str) -> Result<String, String> {
+    let request = format!("GET {path} HTTP/1.1\r\nHost: t\r\n\r\n");
+    stream
+        .write_all(request.as_bytes())
+        .map_err(|e| format!("send: {e}"))?;
+    let mut buf = Vec::new();
+    stream
+        .read_to_end(&mut buf)
+        .map_err(|e| format!("read: {e}"))?;
+    match parse_response(&buf, "GET", true) {
+        Ok(Some((response, _))) if response.status == 200 => {
+            Ok(String::from_utf8_lossy(&response.body).into_owned())
+        }
+        Ok(Some((response, _))) => Err(format!("status {}", response.status)),
+        Ok(None) => Err(format!(
+            "closed before a complete response: {:?}",
+            String::from_utf8_lossy(&buf)
+        )),
+        Err(e) => Err(format!("malformed response: {e}")),
+    }
+}
+
+/// `GET path` on the admin port at `admin`, on a new connection.
+fn admin(admin: SocketAddr, path: &str) -> Result<String, String> {
+    admin_get(connect(admin).map_err(|e| e.to_string())?, path)
+}
+
+/// The pid `/status.json` on the admin port reports.
+fn admin_pid(addr: SocketAddr) -> u32 {
+    let json = admin(addr, "/status.json").expect("status.json");
+    let after = json
+        .split("\"pid\":")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no pid in {json}"));
+    pid_in(&format!("process {after}"))
 }
 
 /// Run `load` for `during`, then check that it never failed.
@@ -423,9 +497,17 @@ fn new_process_that_is_never_ready_is_stopped_and_the_old_one_keeps_serving() {
     become_subreaper();
     let installed = Installed::new("never-ready");
     let addr = free_addr();
+    let admin_addr = free_addr();
     let mut old = start(
         &installed.exe,
-        &["--bind", &addr.to_string(), "--upgrade-timeout-ms", "1500"],
+        &[
+            "--bind",
+            &addr.to_string(),
+            "--upgrade-timeout-ms",
+            "1500",
+            "--admin",
+            &admin_addr.to_string(),
+        ],
     );
     // The "new binary" is shardd itself, but its READY=1 goes nowhere: it
     // serves on the inherited socket without ever telling the old process.
@@ -435,6 +517,7 @@ fn new_process_that_is_never_ready_is_stopped_and_the_old_one_keeps_serving() {
     ));
 
     let load = Load::start(addr, 2, 1);
+    let admin_load = Load::start_admin(admin_addr, 1);
     old.signal(libc::SIGUSR2);
     let started = old.wait_for_line("upgrade: started", WAIT);
     let new_pid = pid_in(&started);
@@ -442,14 +525,156 @@ fn new_process_that_is_never_ready_is_stopped_and_the_old_one_keeps_serving() {
     let failed = old.wait_for_line("upgrade failed", WAIT);
     assert!(failed.contains("not ready within"), "{failed}");
     // The old process stopped the new one, which drained without closing
-    // the socket they share.
+    // the sockets they share, the admin port's included.
     support::wait_until("the new process to exit", WAIT, || process_gone(new_pid));
     std::thread::sleep(Duration::from_millis(300));
     let tally = load.finish();
     assert_no_failures(&tally);
+    let admin_tally = admin_load.finish();
+    assert_no_failures(&admin_tally);
     assert!(
         old.wait(Duration::from_millis(100)).is_none(),
         "still running"
     );
     assert_eq!(support::Client::connect(addr).get("/plaintext").status, 200);
+    assert_eq!(admin(admin_addr, "/health/ready").as_deref(), Ok("ready\n"));
+    assert_eq!(admin_pid(admin_addr), old.pid(), "the old process answers");
+}
+
+/// An upgrade under load with the admin port on a fixed address (`extra`
+/// picks the listener): no request fails on either port, and afterwards
+/// the new process answers on both.
+fn upgrade_under_load_with_a_fixed_admin_port(extra: &[&str]) {
+    become_subreaper();
+    let (addr, admin_addr) = (free_addr(), free_addr());
+    let mut args = vec![
+        "--bind".to_owned(),
+        addr.to_string(),
+        "--admin".to_owned(),
+        admin_addr.to_string(),
+    ];
+    args.extend(extra.iter().map(|arg| arg.to_string()));
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let mut old = start(Path::new(BIN), &args);
+    let old_pid = old.pid();
+    assert_eq!(admin_pid(admin_addr), old_pid);
+
+    let load = Load::start(addr, 4, 2);
+    let admin_load = Load::start_admin(admin_addr, 2);
+    std::thread::sleep(Duration::from_millis(300));
+    let new = upgrade_and_wait(&mut old);
+    let new_pid = new.0;
+    std::thread::sleep(Duration::from_millis(300));
+    let tally = load.finish();
+    let admin_tally = admin_load.finish();
+
+    assert_no_failures(&tally);
+    assert_no_failures(&admin_tally);
+    assert!(tally.ok > 100, "the clients kept working: {tally:?}");
+    assert!(
+        admin_tally.ok > 20,
+        "the admin clients too: {admin_tally:?}"
+    );
+    let lines = old.lines_so_far(Duration::from_millis(50)).join("\n");
+    assert!(
+        lines.contains(&format!("admin on http://{admin_addr} (inherited socket)")),
+        "the new process took over the admin socket: {lines}"
+    );
+    assert_ne!(new_pid, old_pid);
+    assert_eq!(admin(admin_addr, "/health/ready").as_deref(), Ok("ready\n"));
+    assert_eq!(admin_pid(admin_addr), new_pid, "the new process answers");
+    eprintln!("service {tally:?}; admin {admin_tally:?}");
+
+    stop_new(new);
+    assert!(
+        TcpStream::connect(admin_addr).is_err(),
+        "nothing listens on the admin port after the new process stopped"
+    );
+}
+
+#[test]
+fn upgrade_passes_a_fixed_admin_port_and_fails_no_request_on_either_port() {
+    upgrade_under_load_with_a_fixed_admin_port(&[]);
+}
+
+#[test]
+fn upgrade_in_reuseport_mode_passes_a_fixed_admin_port_too() {
+    upgrade_under_load_with_a_fixed_admin_port(&["--listener", "reuseport"]);
+}
+
+#[test]
+fn upgrade_binds_the_admin_address_the_new_config_names() {
+    become_subreaper();
+    let installed = Installed::new("admin-moves");
+    let config = installed.file("shardd.toml");
+    let (addr, before, after) = (free_addr(), free_addr(), free_addr());
+    std::fs::write(&config, format!("admin = \"{before}\"\n")).unwrap();
+    let mut old = start(
+        &installed.exe,
+        &[
+            "--bind",
+            &addr.to_string(),
+            "--config",
+            config.to_str().unwrap(),
+        ],
+    );
+    assert_eq!(admin_pid(before), old.pid());
+
+    std::fs::write(&config, format!("admin = \"{after}\"\n")).unwrap();
+    let new = upgrade_and_wait(&mut old);
+    let lines = old.lines_so_far(Duration::from_millis(50)).join("\n");
+    assert!(
+        lines.contains(&format!(
+            "admin = {after} differs from the inherited admin socket {before}: binding {after}"
+        )),
+        "the new process says it moved the admin port: {lines}"
+    );
+    assert_eq!(admin_pid(after), new.0);
+    assert!(
+        TcpStream::connect(before).is_err(),
+        "the old admin address closed with the old process"
+    );
+    stop_new(new);
+}
+
+/// Once the new process is ready, health checks on the admin port get its
+/// answer (ready), never the draining old process's (503), though the old
+/// one is still there finishing a request.
+#[test]
+fn after_the_handover_only_the_new_process_answers_on_the_admin_port() {
+    become_subreaper();
+    let (addr, admin_addr) = (free_addr(), free_addr());
+    let mut old = start(
+        Path::new(BIN),
+        &[
+            "--bind",
+            &addr.to_string(),
+            "--admin",
+            &admin_addr.to_string(),
+        ],
+    );
+    let old_pid = old.pid();
+    // A request in flight (its head not finished) keeps the old process draining.
+    let mut in_flight = connect(addr).unwrap();
+    in_flight.write_all(b"GET /plaintext HTTP/1.1\r\n").unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+
+    old.signal(libc::SIGUSR2);
+    let new_pid = pid_in(&old.wait_for_line("upgrade: new process", WAIT));
+    let new = Adopted(new_pid);
+    // Past the admin workers' accept timeout (100 ms): the old ones have stopped.
+    std::thread::sleep(Duration::from_millis(300));
+    for _ in 0..20 {
+        assert_eq!(admin(admin_addr, "/health/ready").as_deref(), Ok("ready\n"));
+        assert_eq!(admin_pid(admin_addr), new_pid);
+    }
+    assert!(!process_gone(old_pid), "the old process is still draining");
+
+    in_flight.write_all(b"Host: t\r\n\r\n").unwrap();
+    let mut buf = Vec::new();
+    let closes = exchange(&mut in_flight, b"", &mut buf).expect("the old process answers");
+    assert!(closes, "with Connection: close");
+    let status = old.wait(WAIT).expect("the old process exits");
+    assert!(status.success(), "{status}");
+    stop_new(new);
 }

@@ -7,14 +7,17 @@
 //! `/proc/self`. A scrape costs the hot path nothing but the cache misses of
 //! reading those counters.
 //!
-//! It is bound by [`Server::serve`](crate::Server::serve) when
+//! It is bound (or, in an upgrade, taken over from the old process) by
+//! [`Server::serve`](crate::Server::serve) when
 //! [`Config::admin`](crate::Config::admin) is set, and stopped after the
 //! server has stopped, so during a drain `/health/ready` answers 503 while
-//! the shards finish their requests.
+//! the shards finish their requests. After an upgrade the old process stops
+//! answering at once and leaves the socket to the new one.
 //!
 //! | file | job |
 //! | --- | --- |
-//! | `mod.rs` | binding, the worker threads, stopping |
+//! | `mod.rs` | the worker threads, stopping |
+//! | `socket.rs` | binding, or taking over an inherited socket; passing it on in an upgrade |
 //! | `http.rs` | one connection: read a request head, write one response, close |
 //! | `routes.rs` | which path answers what |
 //! | `scrape.rs` | one reading of everything reported: stats, readiness, process figures |
@@ -31,10 +34,11 @@ mod rates;
 mod readiness;
 mod routes;
 mod scrape;
+mod socket;
 mod status;
 
 use std::io;
-use std::net::{SocketAddr, TcpListener};
+use std::net::TcpListener;
 use std::os::fd::AsRawFd;
 use std::panic::AssertUnwindSafe;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
@@ -43,12 +47,12 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use crate::drain_signal::DrainSignal;
-use crate::error::Error;
 use crate::stats::ServerStats;
 
 use rates::RateWindow;
 pub(crate) use readiness::Capacity;
 use scrape::Scrape;
+pub(crate) use socket::{AdminPort, AdminSocket, InheritedAdmin, ADMIN_FD_NAME};
 
 /// Threads answering admin requests. Requests are tiny and answered at
 /// once; two threads keep one slow client from holding up a health check.
@@ -57,53 +61,40 @@ const WORKERS: usize = 2;
 /// Pause after accept fails for lack of descriptors, so a worker does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
-/// The admin port's socket, bound but not yet served.
-pub(crate) struct AdminPort {
-    listener: TcpListener,
-    local_addr: SocketAddr,
-}
-
 impl AdminPort {
-    /// Bind `addr` (port 0 picks a free port).
-    pub(crate) fn bind(addr: SocketAddr) -> Result<AdminPort, Error> {
-        let bind_error = |source| Error::AdminBind { addr, source };
-        let listener = TcpListener::bind(addr).map_err(bind_error)?;
-        let local_addr = listener.local_addr().map_err(bind_error)?;
-        Ok(AdminPort {
-            listener,
-            local_addr,
-        })
-    }
-
-    /// The address bound.
-    pub(crate) fn local_addr(&self) -> SocketAddr {
-        self.local_addr
-    }
-
     /// Start answering on threads of its own; they stop when the [`Admin`] is dropped.
     pub(crate) fn start(self, sources: Sources) -> io::Result<Admin> {
         let AdminPort {
             listener,
             local_addr,
+            shared,
         } = self;
-        let listener = Arc::new(listener);
-        let stopping = Arc::new(AtomicBool::new(false));
+        let socket = AdminSocket {
+            listener: Arc::new(listener),
+            stopping: Arc::new(AtomicBool::new(false)),
+            shared: Arc::new(AtomicBool::new(shared)),
+        };
         let sources = Arc::new(sources);
         let mut admin = Admin {
-            listener: listener.clone(),
-            stopping: stopping.clone(),
+            socket: socket.clone(),
             threads: Vec::with_capacity(WORKERS),
         };
         for index in 0..WORKERS {
-            let (listener, stopping, sources) =
-                (listener.clone(), stopping.clone(), sources.clone());
+            let (listener, stopping, sources) = (
+                socket.listener.clone(),
+                socket.stopping.clone(),
+                sources.clone(),
+            );
             // On failure `admin` drops here, which stops the workers already started.
             let thread = std::thread::Builder::new()
                 .name(format!("admin-{index}"))
                 .spawn(move || work(&listener, &stopping, &sources))?;
             admin.threads.push(thread);
         }
-        log::info!("admin on http://{local_addr} (/metrics, /health/live, /health/ready, /status)");
+        let inherited = if shared { " (inherited socket)" } else { "" };
+        log::info!(
+            "admin on http://{local_addr}{inherited} (/metrics, /health/live, /health/ready, /status)"
+        );
         Ok(admin)
     }
 }
@@ -149,19 +140,28 @@ impl Sources {
 
 /// A running admin port; dropping it stops its threads.
 pub(crate) struct Admin {
-    listener: Arc<TcpListener>,
-    stopping: Arc<AtomicBool>,
+    socket: AdminSocket,
     threads: Vec<JoinHandle<()>>,
+}
+
+impl Admin {
+    /// Its socket, for the server's control (an upgrade).
+    pub(crate) fn socket(&self) -> AdminSocket {
+        self.socket.clone()
+    }
 }
 
 impl Drop for Admin {
     fn drop(&mut self) {
-        self.stopping.store(true, SeqCst);
+        self.socket.stopping.store(true, SeqCst);
         // shutdown(2) on the listening socket makes every blocked accept
-        // return at once (Linux: EINVAL). The descriptor is open: this
-        // handle holds the listener.
-        // SAFETY: shutdown(2) on a descriptor we own.
-        unsafe { libc::shutdown(self.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        // return at once (Linux: EINVAL). Not on a shared socket, which it
+        // would stop for the other process too: there the accept timeout
+        // wakes the workers. The descriptor is open: this handle holds it.
+        if !self.socket.shared.load(SeqCst) {
+            // SAFETY: shutdown(2) on a descriptor we own.
+            unsafe { libc::shutdown(self.socket.listener.as_raw_fd(), libc::SHUT_RDWR) };
+        }
         for thread in self.threads.drain(..) {
             let _ = thread.join();
         }
@@ -170,12 +170,9 @@ impl Drop for Admin {
 
 /// One worker: accept and answer, one connection at a time, until stopped.
 fn work(listener: &TcpListener, stopping: &AtomicBool, sources: &Sources) {
-    loop {
-        let accepted = listener.accept();
-        if stopping.load(SeqCst) {
-            return;
-        }
-        match accepted {
+    while !stopping.load(SeqCst) {
+        match listener.accept() {
+            // Answered even if the stop came meanwhile: the client is connected and waits.
             Ok((stream, _)) => {
                 // A bug in an answer costs that answer, not a worker.
                 let answered = std::panic::catch_unwind(AssertUnwindSafe(|| {
@@ -186,7 +183,10 @@ fn work(listener: &TcpListener, stopping: &AtomicBool, sources: &Sources) {
                 }
             }
             Err(error) => match error.kind() {
+                // The accept timeout: look at the stop flag again.
+                io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut => {}
                 io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted => {}
+                _ if stopping.load(SeqCst) => {}
                 _ => {
                     log::warn!("admin port: accept failed: {error}");
                     std::thread::sleep(ACCEPT_BACKOFF);

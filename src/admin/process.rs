@@ -1,6 +1,6 @@
 //! The process figures every Prometheus client exports, from `/proc/self`:
 //! resident and virtual memory, open and maximum descriptors, CPU seconds,
-//! threads, and the start time.
+//! threads, and the start time; and the process id, for `/status`.
 //!
 //! A figure that cannot be read (no `/proc`) is `None` and left out.
 
@@ -9,6 +9,8 @@ use std::sync::OnceLock;
 /// The process, at one moment.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
 pub struct ProcessFigures {
+    /// The process id: after an upgrade, the new process's.
+    pub pid: u32,
     /// Resident memory, in bytes.
     pub resident_bytes: Option<u64>,
     /// Virtual memory, in bytes.
@@ -33,6 +35,7 @@ impl ProcessFigures {
             .and_then(|text| Stat::parse(&text));
         let ticks = clock_ticks();
         ProcessFigures {
+            pid: std::process::id(),
             resident_bytes: stat.map(|s| s.rss_pages * page_size()),
             virtual_bytes: stat.map(|s| s.vsize_bytes),
             open_fds: open_fds(),
