@@ -8,7 +8,7 @@ use std::process::{Command, ExitStatus, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use support::process::{wait_timeout, Process, BIN};
-use support::{scheduling_policies, Client, TempConfig};
+use support::{poll_until, scheduling_policies, Client, TempConfig};
 
 const DRAIN_TIMEOUT: Duration = Duration::from_millis(3_000);
 
@@ -282,12 +282,16 @@ fn batch_scheduling_is_on_by_default_and_can_be_turned_off() {
         let server = Shardd::start(flags);
         let response = Client::connect(server.addr).get("/plaintext");
         assert_eq!(response.status, 200);
+        // A thread has its name a moment before its policy: look again for
+        // a while before calling a thread with the wrong policy a failure.
         for name in ["acceptor", "shard-0", "shard-1"] {
-            assert_eq!(
-                scheduling_policies(Some(server.process.pid()), name),
-                vec![policy],
-                "{name} with {flags:?}"
+            let policies = poll_until(
+                &format!("{name} with {flags:?} to run as policy {policy}"),
+                Duration::from_secs(5),
+                || scheduling_policies(Some(server.process.pid()), name),
+                |policies| *policies == [policy],
             );
+            assert_eq!(policies, vec![policy], "{name} with {flags:?}");
         }
     }
 }
