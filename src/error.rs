@@ -82,6 +82,11 @@ pub enum Error {
         /// Why (no such directory, no permission, ...).
         source: io::Error,
     },
+    /// [`ServerHandle::serve_until`](crate::ServerHandle::serve_until) or
+    /// `wait_for_shutdown` was called from async code (a thread that runs a
+    /// tokio runtime): they block the thread they are called on.
+    #[error("serve_until and wait_for_shutdown block their thread: call them from plain `fn main`, not from async code (there, await the shutdown, then call drain and wait on a blocking thread)")]
+    BlockingInAsync,
     /// A resource the server needs could not be made (a thread, an eventfd).
     #[error("cannot start the server")]
     Start(#[from] io::Error),

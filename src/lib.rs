@@ -12,21 +12,31 @@
 //! re-exported here. The words (shard, listener, handoff, drain, ...) are
 //! defined in that crate's glossary.
 //!
-//! One way to start a server, whatever it serves:
+//! One way to start a server, whatever it serves, and to serve until
+//! Ctrl-C (SIGINT) or SIGTERM, then drain:
 //!
 //! ```no_run
 //! use shardd::{app_fn, Config, Response, Server};
 //!
-//! let handle = Server::bind(Config::default())?.serve(|_shard| {
-//!     app_fn(|req| match req.path() {
-//!         "/" => Response::text("hello\n"),
-//!         _ => Response::not_found(),
-//!     })
-//! })?;
-//! println!("serving on {:?}", handle.local_addr());
-//! handle.stop(); // drain: requests in flight finish
-//! # Ok::<(), shardd::Error>(())
+//! fn main() -> Result<(), shardd::Error> {
+//!     let handle = Server::bind(Config::default())?.serve(|_shard| {
+//!         app_fn(|req| match req.path() {
+//!             "/" => Response::text("hello\n"),
+//!             _ => Response::not_found(),
+//!         })
+//!     })?;
+//!     // The library prints nothing itself (it logs through `log`).
+//!     println!("serving on http://{} (Ctrl-C to stop)", handle.local_addr().unwrap());
+//!     // Ctrl-C: requests in flight finish, then it returns; a second Ctrl-C exits at once.
+//!     handle.wait_for_shutdown()?;
+//!     println!("stopped");
+//!     Ok(())
+//! }
 //! ```
+//!
+//! To stop on something else too, pass a future to
+//! [`ServerHandle::serve_until`] (with [`shutdown_signal()`] in it, say);
+//! from another thread, call [`DrainTrigger::drain`].
 //!
 //! The address may be a Unix socket file (`bind = "unix:/path"`, see
 //! [`BindAddr`]); sockets passed by systemd, or by the shardd an upgrade
@@ -50,6 +60,7 @@ mod placement;
 mod rejecter;
 mod sched_policy;
 mod server;
+mod shutdown_signal;
 mod socket;
 mod stats;
 mod supervisor;
@@ -76,6 +87,7 @@ pub use shardd_shards::{
     app_fn, Accepted, AccessLogFormat, App, Body, FnApp, HeaderText, HttpConversionError, Limits,
     Listener, PeerAddr, Request, Response, ShardInfo, ShardStatsSnapshot, TimeoutKind,
 };
+pub use shutdown_signal::shutdown_signal;
 pub use socket::DEFER_ACCEPT_SECS;
 pub use stats::{AcceptorSnapshot, AccessLogSnapshot, StatsSnapshot};
 pub use tls::TlsReloader;
@@ -93,7 +105,8 @@ pub use tls::TlsReloader;
 ///     // Built on each shard: nothing a request touches is shared between cores.
 ///     serve_tower(Router::new().route("/", get(|| async { "hello\n" })))
 /// })?;
-/// handle.wait();
+/// println!("serving on http://{} (Ctrl-C to stop)", handle.local_addr().unwrap());
+/// handle.wait_for_shutdown()?; // Ctrl-C or SIGTERM: drain, then return
 /// # Ok::<(), shardd::Error>(())
 /// ```
 #[cfg(feature = "tower")]

@@ -16,6 +16,7 @@
 //! an upgrade replaces), and can be passed on to a new process
 //! ([`ServerHandle::listen_fds_for_upgrade`]).
 
+use std::future::Future;
 use std::io;
 use std::marker::PhantomData;
 use std::net::{SocketAddr, TcpListener};
@@ -39,6 +40,7 @@ use crate::error::Error;
 use crate::placement;
 use crate::rejecter::Rejecter;
 use crate::sched_policy;
+use crate::shutdown_signal;
 use crate::socket::{
     bind_listener, bind_unix, defer_accept, ensure_nothing_listens, inspect_inherited,
     prepare_for_acceptor, UnixSocketFile,
@@ -65,8 +67,8 @@ const REUSEPORT_FD_NAME: &str = "shardd-reuseport";
 ///         _ => Response::not_found(),
 ///     })
 /// })?;
-/// println!("serving on {:?}", handle.local_addr());
-/// handle.wait(); // until something calls `drain`
+/// println!("serving on {:?} (Ctrl-C to stop)", handle.local_addr());
+/// handle.wait_for_shutdown()?; // SIGINT/SIGTERM drains, then it returns
 /// # Ok::<(), shardd::Error>(())
 /// ```
 pub struct Server<S = BoundSocket> {
@@ -415,9 +417,12 @@ impl<S: ConnectionSource> Server<S> {
         };
         let admin_socket = admin.as_ref().map(admin::Admin::socket);
         let drainer = drain.clone();
+        // Dropped when the thread ends, however it ends: what `serve_until` waits for.
+        let (finished, stopped) = flume::bounded::<()>(1);
         let thread = std::thread::Builder::new()
             .name("acceptor".into())
             .spawn(move || {
+                let _finished = finished;
                 if batch_scheduling {
                     sched_policy::serve_in_batches();
                 }
@@ -435,6 +440,7 @@ impl<S: ConnectionSource> Server<S> {
             admin_addr,
             stats,
             thread: Some(thread),
+            stopped,
             tls,
         })
     }
@@ -727,6 +733,8 @@ pub struct ServerHandle {
     admin_addr: Option<SocketAddr>,
     stats: Arc<ServerStats>,
     thread: Option<JoinHandle<()>>,
+    /// Disconnected once the server has stopped (its sender ends with `thread`).
+    stopped: flume::Receiver<()>,
     tls: Option<Arc<TlsContext>>,
 }
 
@@ -797,8 +805,89 @@ impl ServerHandle {
         self.control.clone()
     }
 
+    /// Serve until SIGINT or SIGTERM (Ctrl-C), then drain, and return once
+    /// every shard has stopped: [`serve_until`](Self::serve_until) with
+    /// [`shutdown_signal()`](crate::shutdown_signal). What `fn main` of a
+    /// server calls last.
+    ///
+    /// A second SIGINT or SIGTERM during the drain ends the process at
+    /// once, with exit code 130 (SIGINT) or 143 (SIGTERM). The library
+    /// prints nothing: the signal and the drain are logged through `log`
+    /// (level info), for whatever logger the program installs.
+    ///
+    /// ```no_run
+    /// use shardd::{app_fn, Config, Response, Server};
+    ///
+    /// let handle = Server::bind(Config::default())?.serve(|_shard| app_fn(|_req| Response::text("hi\n")))?;
+    /// println!("serving on http://{} (Ctrl-C to stop)", handle.local_addr().unwrap());
+    /// handle.wait_for_shutdown()?;
+    /// println!("stopped");
+    /// # Ok::<(), shardd::Error>(())
+    /// ```
+    ///
+    /// Errors: the signal handlers cannot be installed ([`Error::Start`]),
+    /// or see [`serve_until`](Self::serve_until).
+    pub fn wait_for_shutdown(self) -> Result<(), Error> {
+        // Before the handlers are installed: from async code, leave the signals as they are.
+        refuse_async_code()?;
+        let signal = shutdown_signal::listen()?;
+        self.serve_until(signal)
+    }
+
+    /// Serve until `shutdown` completes, then drain — requests in flight
+    /// finish (answered with `Connection: close`), idle connections close,
+    /// as [`stop`](Self::stop) does — and return once every shard has
+    /// stopped. It also returns when the server stops without `shutdown`
+    /// (a [`DrainTrigger`], an upgrade's [`ServerControl::drain_after_upgrade`]);
+    /// `shutdown` is then dropped unfinished.
+    ///
+    /// It blocks the calling thread, and polls `shutdown` there on a tokio
+    /// current-thread runtime (timers and tokio I/O work in it). Call it
+    /// from plain `fn main` or a thread of its own, not from async code:
+    /// there, await the future yourself, then call [`drain`](Self::drain)
+    /// and [`wait`](Self::wait) on a blocking thread.
+    ///
+    /// ```no_run
+    /// use shardd::{app_fn, Config, Response, Server};
+    ///
+    /// let handle = Server::bind(Config::default())?.serve(|_shard| app_fn(|_req| Response::text("hi\n")))?;
+    /// let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    /// std::thread::spawn(move || {
+    ///     std::thread::sleep(std::time::Duration::from_secs(60));
+    ///     let _ = stop.send(());
+    /// });
+    /// handle.serve_until(async {
+    ///     let _ = stopped.await;
+    /// })?;
+    /// # Ok::<(), shardd::Error>(())
+    /// ```
+    ///
+    /// Errors: [`Error::BlockingInAsync`] if the calling thread runs a tokio
+    /// runtime (the server is drained and stopped before it returns);
+    /// [`Error::Start`] if the runtime cannot be made.
+    pub fn serve_until(self, shutdown: impl Future<Output = ()>) -> Result<(), Error> {
+        refuse_async_code()?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        let stopped = self.stopped.clone();
+        let asked_to_stop = runtime.block_on(async {
+            tokio::select! {
+                () = shutdown => true,
+                _ = stopped.recv_async() => false,
+            }
+        });
+        drop(runtime);
+        if asked_to_stop {
+            log::info!("draining: requests in flight finish, idle connections close");
+        }
+        self.stop();
+        Ok(())
+    }
+
     /// Block until the server has stopped: after [`drain`](Self::drain) (or a
-    /// [`DrainTrigger`]), once every shard has drained.
+    /// [`DrainTrigger`]), once every shard has drained. Signals are not
+    /// caught: to stop on Ctrl-C, use [`wait_for_shutdown`](Self::wait_for_shutdown).
     pub fn wait(mut self) {
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
@@ -934,6 +1023,15 @@ impl ServerControl {
             admin.stop_accepting();
         }
         self.drain.trigger();
+    }
+}
+
+/// `serve_until` would block a thread that runs async tasks (and tokio
+/// would panic at the nested runtime): a clear error instead.
+fn refuse_async_code() -> Result<(), Error> {
+    match tokio::runtime::Handle::try_current() {
+        Ok(_) => Err(Error::BlockingInAsync),
+        Err(_) => Ok(()),
     }
 }
 

@@ -20,7 +20,7 @@
 //! };
 //! let handle = server.serve(|_shard| TechEmpower)?;
 //! systemd::notify("READY=1")?;
-//! handle.wait();
+//! handle.wait_for_shutdown()?; // systemd stops a service with SIGTERM: drain
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

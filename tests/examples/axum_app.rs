@@ -11,10 +11,11 @@
 //!
 //! `/plaintext` and `/json` answer exactly as the `peer-axum` baseline does
 //! (axum on its own hyper server), so the load bench can compare the two.
-//! SIGINT or SIGTERM drains: requests in flight finish, then it exits.
+//! SIGINT or SIGTERM drains: requests in flight finish, then it exits 0; a
+//! second one exits at once (130 or 143).
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use axum::extract::{Path, State};
@@ -26,8 +27,6 @@ use clap::Parser;
 use serde::Serialize;
 use shardd::tower::serve_tower;
 use shardd::{Config, ListenerMode, Server, ShardInfo};
-use signal_hook::consts::{SIGINT, SIGTERM};
-use signal_hook::iterator::Signals;
 
 /// An axum Router on shardd.
 #[derive(Debug, Parser)]
@@ -127,21 +126,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     };
     let server = Server::bind(config)?.serve(|shard| serve_tower(router(shard)))?;
     if let Some(addr) = server.local_addr() {
-        println!("axum on shardd: http://{addr}/plaintext");
+        println!("axum on shardd: http://{addr}/plaintext (Ctrl-C to stop)");
     }
-    // First SIGINT/SIGTERM: drain; a second: exit at once.
-    let trigger = server.drain_trigger();
-    let mut signals = Signals::new([SIGINT, SIGTERM])?;
-    let received = Arc::new(AtomicUsize::new(0));
-    std::thread::spawn(move || {
-        for _ in signals.forever() {
-            if received.fetch_add(1, Ordering::SeqCst) == 0 {
-                trigger.drain();
-            } else {
-                std::process::exit(1);
-            }
-        }
-    });
-    server.wait();
+    // SIGINT/SIGTERM: drain (logged), then return; a second one exits at once.
+    server.wait_for_shutdown()?;
+    println!("stopped");
     Ok(())
 }
