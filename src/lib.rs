@@ -72,8 +72,9 @@ pub use shardd_shards::apps::techempower::TechEmpower;
 pub use shardd_shards::apps::techempower_routed::techempower_router;
 pub use shardd_shards::router;
 pub use shardd_shards::{
-    app_fn, Accepted, AccessLogFormat, App, Body, FnApp, HeaderText, HttpConversionError, Limits,
-    Listener, PeerAddr, Request, Response, ShardInfo, ShardStatsSnapshot, TimeoutKind,
+    app_fn, Accepted, AccessLogFormat, App, Body, BodyError, BodyStream, BoxError, FnApp,
+    HeaderText, HistogramSnapshot, HttpConversionError, Limits, Listener, PeerAddr, Request,
+    RequestBody, Response, ShardInfo, ShardStatsSnapshot, TimeoutKind, Upgraded, DURATION_BOUNDS,
 };
 pub use socket::DEFER_ACCEPT_SECS;
 pub use stats::{AcceptorSnapshot, AccessLogSnapshot, StatsSnapshot};
