@@ -109,3 +109,30 @@ pub mod listeners {
     };
     pub use shardd_shards::listeners::{TlsConn, TlsContext, TlsError, TlsListener};
 }
+
+/// The README and every chapter of the user guide (`docs/src/`), compiled as
+/// doc tests so that no example in them goes stale: `cargo test --doc`
+/// builds each Rust block (and runs those not marked `no_run`).
+#[cfg(doctest)]
+mod user_guide {
+    macro_rules! guide {
+        ($($module:ident => $file:literal),* $(,)?) => {
+            $(#[doc = include_str!($file)] mod $module {})*
+        };
+    }
+    guide! {
+        readme => "../README.md",
+        introduction => "../docs/src/introduction.md",
+        getting_started => "../docs/src/getting-started.md",
+        apps => "../docs/src/apps.md",
+        axum => "../docs/src/axum.md",
+        listeners => "../docs/src/listeners.md",
+        http => "../docs/src/http.md",
+        configuration => "../docs/src/configuration.md",
+        operating => "../docs/src/operating.md",
+        deploying => "../docs/src/deploying.md",
+        tuning => "../docs/src/tuning.md",
+        benchmarks => "../docs/src/benchmarks.md",
+        contributing => "../docs/src/contributing.md",
+    }
+}
