@@ -2,7 +2,7 @@
 //!
 //! Accept (accept4: non-blocking + close-on-exec), hand the connection to a
 //! shard through the [`Dispatcher`], and when no shard has room apply
-//! admission control (seed 004's taskmaster): hold it in a bounded pending
+//! admission control: hold it in a bounded pending
 //! queue, oldest first, then either answer 503 (`reject`) or stop accepting
 //! and let the kernel backlog hold new connections (`backlog`).
 

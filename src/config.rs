@@ -222,7 +222,8 @@ impl TlsConfig {
     }
 }
 
-/// Admission control (seed 004's taskmaster, per shard).
+/// Admission control: how many connections a shard may take, and what
+/// happens when every shard is full.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
 pub struct Admission {

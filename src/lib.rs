@@ -84,8 +84,9 @@ pub use shardd_shards::apps::techempower::TechEmpower;
 pub use shardd_shards::apps::techempower_routed::techempower_router;
 pub use shardd_shards::router;
 pub use shardd_shards::{
-    app_fn, Accepted, AccessLogFormat, App, Body, FnApp, HeaderText, HttpConversionError, Limits,
-    Listener, PeerAddr, Request, Response, ShardInfo, ShardStatsSnapshot, TimeoutKind,
+    app_fn, Accepted, AccessLogFormat, App, Body, BodyError, BodyStream, BoxError, FnApp,
+    HeaderText, HistogramSnapshot, HttpConversionError, Limits, Listener, PeerAddr, Request,
+    RequestBody, Response, ShardInfo, ShardStatsSnapshot, TimeoutKind, Upgraded, DURATION_BOUNDS,
 };
 pub use shutdown_signal::shutdown_signal;
 pub use socket::DEFER_ACCEPT_SECS;
@@ -121,4 +122,31 @@ pub mod listeners {
         accept_nonblocking, accept_stream, Handoff, HandoffConn, ReusePort, TcpConn,
     };
     pub use shardd_shards::listeners::{TlsConn, TlsContext, TlsError, TlsListener};
+}
+
+/// The README and every chapter of the user guide (`docs/src/`), compiled as
+/// doc tests so that no example in them goes stale: `cargo test --doc`
+/// builds each Rust block (and runs those not marked `no_run`).
+#[cfg(doctest)]
+mod user_guide {
+    macro_rules! guide {
+        ($($module:ident => $file:literal),* $(,)?) => {
+            $(#[doc = include_str!($file)] mod $module {})*
+        };
+    }
+    guide! {
+        readme => "../README.md",
+        introduction => "../docs/src/introduction.md",
+        getting_started => "../docs/src/getting-started.md",
+        apps => "../docs/src/apps.md",
+        axum => "../docs/src/axum.md",
+        listeners => "../docs/src/listeners.md",
+        http => "../docs/src/http.md",
+        configuration => "../docs/src/configuration.md",
+        operating => "../docs/src/operating.md",
+        deploying => "../docs/src/deploying.md",
+        tuning => "../docs/src/tuning.md",
+        benchmarks => "../docs/src/benchmarks.md",
+        contributing => "../docs/src/contributing.md",
+    }
 }

@@ -1,7 +1,7 @@
 //! Per-connection buffers, lent from a shard-wide pool while a connection
 //! is active and returned while it is idle.
 //!
-//! Tens of thousands of idle keep-alive connections (seed 002, c10k) should
+//! Tens of thousands of idle keep-alive connections (the c10k problem) should
 //! cost a task each, not a task plus 16 KiB of buffers; a busy connection
 //! takes its buffers back from the pool with one `Vec::pop`.
 

@@ -2,9 +2,7 @@
 //!
 //! A shard is an OS thread pinned to one core that runs a single-threaded
 //! async runtime and one task per connection. It takes its connections
-//! through a [`Listener`] — the Rust counterpart of the `tcp^` signature of
-//! the Racket web server shardd's design comes from — so the shard's server
-//! loop never knows whether they came from the main thread's acceptor
+//! through a [`Listener`], so the shard's server loop never knows whether they came from the main thread's acceptor
 //! ([`listeners::Handoff`]), from a socket of its own
 //! ([`listeners::ReusePort`]) or from an in-memory pipe in a test.
 //!
@@ -29,7 +27,7 @@
 //! | **reader** | the sans-IO [`http::RequestReader`]: bytes in, requests out |
 //! | **drain** | the graceful stop: take no new connections, finish requests in flight, close idle connections |
 //! | **linger** | after a refusal, read and discard what the client still sends before closing, so it reads the response |
-//! | **stats** | counters a shard shares with the main thread (never "counters" or "metrics") |
+//! | **stats** | counters a shard shares with the main thread, read without locks (the admin port's `/metrics` renders them) |
 //! | **env** | what the connections of one shard share: limits, date, buffer pool, drain, stats, access log |
 //! | **slot** | a connection's place in its shard's bookkeeping, held from spawn to end |
 //! | **stream** | a response body sent in chunks as the app produces them ([`Body::Stream`]) |

@@ -1,8 +1,7 @@
 //! The `Listener` trait: where a shard's connections come from.
 //!
-//! This is the counterpart of Racket's `tcp^` signature in the design shardd
-//! follows: the shard's server loop calls [`Listener::accept`] and serves
-//! whatever comes back. Swap the implementation (handoff from the main
+//! The shard's server loop calls [`Listener::accept`] and serves whatever
+//! comes back. Swap the implementation (handoff from the main
 //! thread, a socket of the shard's own, a Unix socket, TLS, an in-memory
 //! pipe) and the server loop does not change.
 

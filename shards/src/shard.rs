@@ -1,8 +1,7 @@
 //! One shard's life: a thread-local tokio runtime, the accept loop over its
 //! [`Listener`], and the drain at the end.
 //!
-//! This is the counterpart of a Racket place running the web server: the
-//! loop below is the same whatever listener it is given.
+//! The loop below is the same whatever listener it is given.
 
 use std::io;
 use std::pin::pin;

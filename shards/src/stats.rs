@@ -175,7 +175,8 @@ impl ShardStats {
     }
 }
 
-/// Plain copy of [`ShardStats`].
+/// One shard's stats at one moment, read without locks
+/// (`ServerHandle::stats` in `shardd`).
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ShardStatsSnapshot {
     /// Connections the acceptor put in this shard's channel (total).
@@ -196,7 +197,9 @@ pub struct ShardStatsSnapshot {
     pub timeouts_by_kind: [u64; 4],
     /// Responses by status class: 1xx, 2xx, 3xx, 4xx, 5xx.
     pub responses_by_class: [u64; 5],
-    /// See [`ShardStats::request_duration`].
+    /// How long requests took, from the start of answering the batch they
+    /// came in to their responses being encoded (the app's time included,
+    /// the network's not).
     pub request_duration: HistogramSnapshot,
     /// Requests rejected by the codec (4xx/5xx before reaching the app).
     pub bad_requests: u64,
@@ -207,7 +210,8 @@ pub struct ShardStatsSnapshot {
     pub tls_handshake_failures: u64,
     /// TLS connections closed because the handshake timeout ran out.
     pub tls_handshake_timeouts: u64,
-    /// See [`ShardStats::access_log_dropped`].
+    /// Access-log lines this shard dropped because the access-log writer
+    /// was behind (its queue full: a slow disk, a stuck pipe) or gone.
     pub access_log_dropped: u64,
     /// Times the shard's thread died and was replaced.
     pub restarts: u32,

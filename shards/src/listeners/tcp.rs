@@ -4,7 +4,7 @@
 //! or a Unix domain stream accepted on a `unix:` address. Its system calls
 //! (`read`, `send`, `sendmsg`, `shutdown`) are the same for both.
 //!
-//! Seed 003 (meinheld) counts system calls per request: read right after
+//! Every system call per request counts (as meinheld shows): read right after
 //! accept without waiting for readiness, and write without waiting for
 //! writability. tokio's own `TcpStream` waits for a readiness event before
 //! its first read, so a new connection costs an extra `epoll_wait` round.

@@ -8,8 +8,8 @@ use crate::response::Response;
 
 /// Anything a route handler may return.
 ///
-/// A [`Response`] as it is; text as `200 OK` `text/plain`; a [`StatusCode`]
-/// alone with no body; [`Json`] serialized; `(StatusCode, text)` and
+/// A [`Response`] as it is; text as `200 OK` `text/plain`; a `StatusCode`
+/// (`http::StatusCode`) alone with no body; [`Json`] serialized; `(StatusCode, text)` and
 /// `(StatusCode, Json)` with that status; a [`Result`] as whichever side it holds, so a handler can
 /// use `?` with an error type that is itself `IntoResponse` (a
 /// [`Rejection`](crate::router::Rejection), or an app's own).
