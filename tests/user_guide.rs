@@ -67,3 +67,21 @@ fn every_chapter_file_is_in_the_summary() {
         }
     }
 }
+
+/// The README's first app is `tests/examples/hello.rs`, which
+/// tests/shutdown.rs runs and stops with Ctrl-C: what a newcomer pastes is
+/// what is tested to serve until Ctrl-C and drain.
+#[test]
+fn the_readme_app_is_the_tested_hello_example() {
+    let readme = read("README.md");
+    let start = readme.find("```rust").expect("the README has a Rust block");
+    let body = &readme[start..];
+    let body = &body[body.find('\n').unwrap() + 1..];
+    let block = &body[..body.find("```").expect("the block ends")];
+    let hello = read("tests/examples/hello.rs");
+    let code = &hello[hello.find("use shardd::").expect("hello.rs uses shardd")..];
+    assert_eq!(
+        block, code,
+        "README.md's first Rust block differs from tests/examples/hello.rs"
+    );
+}
