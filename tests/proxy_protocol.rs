@@ -5,13 +5,19 @@
 //! under TLS, and `Server::wrap_listener` decorating the built-in listeners
 //! with the acceptor's admission control kept.
 //!
-//! `tests/haproxy.rs` puts a real HAProxy in front.
+//! Then behind a real HAProxy (Debian's `haproxy`; `apt-get install -y
+//! haproxy`, `.ci/run` does it), started by the test on loopback with a
+//! generated configuration: `mode tcp` with `send-proxy-v2` (health checks
+//! on) and with `send-proxy`, and TLS passed through with `send-proxy-v2`.
+//! Without HAProxy those tests fail, they do not skip; `HAPROXY=/path`
+//! picks another binary.
 
 mod support;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, Ipv6Addr, SocketAddr, TcpStream};
 use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -260,6 +266,28 @@ fn bad_headers_close_the_connection_unanswered_and_are_counted() {
 }
 
 #[test]
+fn a_client_closing_before_any_byte_is_no_error_but_one_closing_mid_header_is() {
+    let config = Config {
+        defer_accept: false,
+        ..proxy_config(1, ListenerMode::Handoff)
+    };
+    let server = start(config);
+    // A balancer's TCP health check: connect, close.
+    drop(TcpStream::connect(server.addr).unwrap());
+    support::wait_until("the check is accepted", WITHIN, || {
+        server.handle.stats().shards[0].accepted == 1
+    });
+    support::wait_until("and closed", WITHIN, || {
+        server.handle.stats().shards[0].open == 0
+    });
+    assert_eq!(server.establish_errors(), (0, 0));
+    let mut half = TcpStream::connect(server.addr).unwrap();
+    half.write_all(b"PROXY TCP4 ").unwrap();
+    drop(half);
+    server.wait_establish_errors((1, 0));
+}
+
+#[test]
 fn a_header_that_never_completes_is_closed_at_the_header_timeout() {
     let server = start(proxy_config(1, ListenerMode::Handoff));
     for partial in [
@@ -372,15 +400,17 @@ fn start_tls(mode: ListenerMode) -> (Running, TempDir, Arc<tokio_rustls::rustls:
     (start(config), dir, tls_client_config(&cert))
 }
 
-/// Sends `header` in the clear, then `GET /peer` over TLS; the body.
+/// Sends `header` in the clear, then `GET /peer` over TLS; the body, and
+/// the client's own address.
 fn tls_get(
     addr: SocketAddr,
     header: &[u8],
     config: Arc<tokio_rustls::rustls::ClientConfig>,
-) -> String {
+) -> (String, SocketAddr) {
     use tokio_rustls::rustls::pki_types::ServerName;
     use tokio_rustls::rustls::{ClientConnection, StreamOwned};
     let mut tcp = TcpStream::connect_timeout(&addr, WITHIN).unwrap();
+    let own = tcp.local_addr().unwrap();
     tcp.set_read_timeout(Some(WITHIN)).unwrap();
     tcp.write_all(header).unwrap();
     let name = ServerName::try_from("localhost").unwrap();
@@ -393,7 +423,7 @@ fn tls_get(
     let (response, _) = parse_response(&bytes, "GET", false)
         .unwrap()
         .unwrap_or_else(|| panic!("no response in {:?}", String::from_utf8_lossy(&bytes)));
-    response.body_str().to_owned()
+    (response.body_str().to_owned(), own)
 }
 
 #[test]
@@ -401,10 +431,10 @@ fn under_tls_the_header_comes_before_the_handshake() {
     for mode in [ListenerMode::Handoff, ListenerMode::Reuseport] {
         let (server, _dir, client_config) = start_tls(mode);
         let header = v2(addr("192.0.2.77:6000"), server.addr);
-        let body = tls_get(server.addr, &header, client_config.clone());
+        let (body, _) = tls_get(server.addr, &header, client_config.clone());
         assert_eq!(body, "192.0.2.77:6000", "{mode:?}");
         let header = v1(addr("[2001:db8::77]:6001"), addr("[::1]:443"));
-        let body = tls_get(server.addr, &header, client_config.clone());
+        let (body, _) = tls_get(server.addr, &header, client_config.clone());
         assert_eq!(body, "[2001:db8::77]:6001", "{mode:?}");
         // A TLS client without the header is refused before any handshake.
         let mut tcp = TcpStream::connect(server.addr).unwrap();
@@ -510,4 +540,140 @@ fn wrap_listener_with_the_proxy_protocol_by_hand_in_reuseport_mode() {
     client.send(REQUEST);
     client.expect_nothing_more_then_close(WITHIN);
     server.wait_establish_errors((1, 0));
+}
+
+// Behind a real HAProxy.
+
+/// The HAProxy binary: `$HAPROXY`, else `haproxy` on `PATH` or in an sbin
+/// directory; panics (the test fails) if there is none.
+fn haproxy_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("HAPROXY") {
+        return path.into();
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
+        .map(|dir| dir.join("haproxy"))
+        .find(|candidate| candidate.is_file())
+        .unwrap_or_else(|| {
+            panic!(
+                "HAProxy is not installed, and these tests need it: \
+                 `apt-get install -y haproxy` (.ci/run does), or set HAPROXY=/path/to/haproxy"
+            )
+        })
+}
+
+/// A port nobody listens on right now.
+fn free_addr() -> SocketAddr {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+}
+
+/// HAProxy in the foreground (`-db`), killed by its PID on drop.
+struct Haproxy {
+    child: Child,
+    _dir: TempDir,
+}
+
+/// What HAProxy connects to shardd from: not the client's 127.0.0.1, so
+/// the server can only show 127.0.0.1 if it took it from the header.
+const HAPROXY_SOURCE: &str = "127.0.0.3";
+
+impl Haproxy {
+    /// One `mode tcp` frontend per `(frontend, backend server, option)`:
+    /// the option is `send-proxy` or `send-proxy-v2` (and whatever follows).
+    fn start(routes: &[(SocketAddr, SocketAddr, &str)]) -> Haproxy {
+        let dir = TempDir::new("haproxy");
+        let mut config = String::from(
+            "global\n    maxconn 256\n\
+             defaults\n    mode tcp\n    timeout connect 5s\n    timeout client 30s\n    timeout server 30s\n",
+        );
+        for (n, (frontend, server, option)) in routes.iter().enumerate() {
+            config += &format!(
+                "frontend in{n}\n    bind {frontend}\n    default_backend out{n}\n\
+                 backend out{n}\n    server shardd {server} source {HAPROXY_SOURCE} {option}\n"
+            );
+        }
+        let path = dir.0.join("haproxy.cfg");
+        std::fs::write(&path, &config).unwrap();
+        let child = Command::new(haproxy_binary())
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("start haproxy");
+        let haproxy = Haproxy { child, _dir: dir };
+        for (frontend, _, _) in routes {
+            support::wait_until("HAProxy listens", WITHIN, || {
+                TcpStream::connect(frontend).is_ok()
+            });
+        }
+        haproxy
+    }
+}
+
+impl Drop for Haproxy {
+    fn drop(&mut self) {
+        // SAFETY: kill(2) on the pid of a child we started and have not reaped.
+        unsafe { libc::kill(self.child.id() as libc::pid_t, libc::SIGKILL) };
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn behind_haproxy_send_proxy_v2_and_v1_the_app_and_access_log_see_the_client() {
+    let dir = TempDir::new("haproxy-access-log");
+    let log = dir.0.join("access.log");
+    let mut config = proxy_config(2, ListenerMode::Handoff);
+    config.log.access_log = AccessLogTarget::File(log.clone());
+    let server = start(config);
+    let (v2_front, v1_front) = (free_addr(), free_addr());
+    let _haproxy = Haproxy::start(&[
+        // With health checks: v2 checks send a LOCAL header.
+        (v2_front, server.addr, "send-proxy-v2 check inter 100ms"),
+        (v1_front, server.addr, "send-proxy"),
+    ]);
+    let mut clients = Vec::new();
+    for front in [v2_front, v1_front] {
+        for _ in 0..3 {
+            let mut client = Client::connect(front);
+            let own = client.stream().local_addr().unwrap();
+            for _ in 0..2 {
+                let response = send_and_read(&mut client, REQUEST);
+                assert_eq!(response.status, 200, "through {front}: {response:?}");
+                assert_eq!(response.body_str(), own.to_string(), "through {front}");
+            }
+            clients.push(own);
+        }
+    }
+    // Let a few health checks in, then look at the counts.
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(server.establish_errors(), (0, 0));
+    server.handle.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("/peer")).collect();
+    assert_eq!(lines.len(), 12, "{text}");
+    for line in lines {
+        assert!(line.starts_with("127.0.0.1 "), "{line}");
+    }
+}
+
+#[test]
+fn behind_haproxy_tls_passed_through_with_send_proxy_v2() {
+    for mode in [ListenerMode::Handoff, ListenerMode::Reuseport] {
+        let (server, _dir, client_config) = start_tls(mode);
+        let front = free_addr();
+        let _haproxy = Haproxy::start(&[(front, server.addr, "send-proxy-v2")]);
+        for _ in 0..3 {
+            let (body, own) = tls_get(front, b"", client_config.clone());
+            assert_eq!(body, own.to_string(), "{mode:?}");
+        }
+        let stats = server.handle.stats();
+        assert_eq!(stats.shards[0].tls_handshakes, 3, "{mode:?}");
+        assert_eq!(server.establish_errors(), (0, 0));
+    }
 }

@@ -60,7 +60,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin> ProxyConn<C> {
     /// Read the header before the deadline; on success `peer` is the
     /// client it names (left alone for a health check of the balancer's).
     /// Errors: `TimedOut`, `InvalidData` (absent, malformed, too long),
-    /// `UnexpectedEof` (the client closed first), or the socket's own.
+    /// `UnexpectedEof` (the client closed partway through), or the
+    /// socket's own. A client that closes before sending a byte is no error.
     pub(super) async fn read_header(&mut self, peer: &mut PeerAddr) -> io::Result<()> {
         let (source, read_ahead) = tokio::time::timeout_at(self.deadline, self.read_source())
             .await
@@ -91,6 +92,12 @@ impl<C: AsyncRead + AsyncWrite + Unpin> ProxyConn<C> {
             // below V2_MAX_LEN + READ_CHUNK.
             bytes.reserve(READ_CHUNK);
             if self.inner.read_buf(&mut bytes).await? == 0 {
+                if bytes.is_empty() {
+                    // Closed without a byte: a balancer's TCP health check
+                    // (an AWS NLB's sends no header), not an error. The
+                    // connection then ends as any that closes at once.
+                    return Ok((Source::Balancer, ReadAhead { bytes, start: 0 }));
+                }
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
                     "connection closed before its PROXY protocol header",
