@@ -592,4 +592,24 @@ mod tests {
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("tls.handshake_timeout_ms"), "{error}");
     }
+
+    #[test]
+    fn proxy_protocol_keys() {
+        let config =
+            Config::from_toml("proxy_protocol = true\nproxy_header_timeout_ms = 250").unwrap();
+        config.validate().unwrap();
+        let settings = config.shard_config().proxy_protocol.expect("on");
+        assert_eq!(settings.header_timeout, Duration::from_millis(250));
+        assert!(Config::default().shard_config().proxy_protocol.is_none());
+        let error = Config::from_toml("proxy_protocol = true\nproxy_header_timeout_ms = 0")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("proxy_header_timeout_ms"), "{error}");
+        assert_eq!(
+            Config::default().changes_needing_restart(&config),
+            ["proxy_protocol", "proxy_header_timeout_ms"]
+        );
+    }
 }
