@@ -74,7 +74,7 @@ impl Acceptor {
                     break;
                 }
             }
-            let conn = match accept_stream(listen_fd) {
+            let conn = match accept_stream(&listener) {
                 Ok((stream, peer)) => HandoffConn { stream, peer },
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
                     // The accept timed out (the drain may have started without

@@ -98,6 +98,19 @@ pub struct Cli {
     #[arg(long, value_name = "FILE")]
     pub tls_key: Option<PathBuf>,
 
+    /// Every connection starts with a PROXY protocol header (v1 or v2) from
+    /// a load balancer (HAProxy send-proxy / send-proxy-v2, AWS NLB, nginx
+    /// proxy_protocol): requests and the access log see the client's
+    /// address. Connections without a valid header are closed. With TLS,
+    /// the header comes before the handshake.
+    #[arg(long)]
+    pub proxy_protocol: bool,
+
+    /// Longest a connection may take, from accept, to send its PROXY
+    /// protocol header, in milliseconds [default: 5000].
+    #[arg(long, value_name = "MS")]
+    pub proxy_header_timeout_ms: Option<u64>,
+
     /// Serve /metrics, /health/live, /health/ready and /status on this
     /// address, on a thread of its own [default: off]. An upgrade (SIGUSR2)
     /// passes the socket on to the new process.
@@ -188,6 +201,12 @@ impl Cli {
             config.upgrade_timeout_ms = ms;
         }
         self.apply_tls(&mut config)?;
+        if self.proxy_protocol {
+            config.proxy_protocol = true;
+        }
+        if let Some(ms) = self.proxy_header_timeout_ms {
+            config.proxy_header_timeout_ms = ms;
+        }
         if let Some(admin) = self.admin {
             config.admin = Some(admin);
         }

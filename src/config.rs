@@ -12,6 +12,7 @@ use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Deserialize;
+use shardd_shards::listeners::ProxyProtocolSettings;
 use shardd_shards::runtime::ShardConfig;
 use shardd_shards::{AccessLogFormat, Limits, MAX_HEADERS_CAP};
 
@@ -178,6 +179,15 @@ pub struct Config {
     pub limits: Limits,
     /// Serve HTTPS with this certificate (the `[tls]` table); `None`: plain HTTP.
     pub tls: Option<TlsConfig>,
+    /// Every connection starts with a PROXY protocol header (v1 or v2), as
+    /// a TCP load balancer sends it (HAProxy `send-proxy`/`send-proxy-v2`,
+    /// an AWS NLB, nginx `proxy_protocol on`): requests and the access log
+    /// see the client it names. A connection without one is closed. Only
+    /// for a port that nothing but the balancer can reach.
+    pub proxy_protocol: bool,
+    /// Longest a connection may take, from accept, to send its whole PROXY
+    /// protocol header, in milliseconds.
+    pub proxy_header_timeout_ms: u64,
     /// Address of the admin port (`/metrics`, `/health/live`, `/health/ready`,
     /// `/status`), served on a thread of its own; `None` (the default) = off.
     pub admin: Option<SocketAddr>,
@@ -256,6 +266,8 @@ impl Default for Config {
             admission: Admission::default(),
             limits: Limits::default(),
             tls: None,
+            proxy_protocol: false,
+            proxy_header_timeout_ms: 5_000,
             admin: None,
             log: Logging::default(),
         }
@@ -353,6 +365,10 @@ impl Config {
                 "admission.retry_after_secs must be at most 86400",
             ),
             (
+                self.proxy_header_timeout_ms >= 1,
+                "proxy_header_timeout_ms must be at least 1",
+            ),
+            (
                 self.log.access_log_buffers >= 1,
                 "log.access_log_buffers must be at least 1",
             ),
@@ -383,6 +399,11 @@ impl Config {
     /// The drain timeout as a duration.
     pub fn drain_timeout(&self) -> Duration {
         Duration::from_millis(self.drain_timeout_ms)
+    }
+
+    /// The PROXY protocol header timeout as a duration.
+    pub fn proxy_header_timeout(&self) -> Duration {
+        Duration::from_millis(self.proxy_header_timeout_ms)
     }
 
     /// The upgrade timeout as a duration.
@@ -423,6 +444,11 @@ impl Config {
             (self.admin != new.admin, "admin"),
             // The files are re-read on SIGHUP; other paths need an upgrade.
             (self.tls != new.tls, "tls"),
+            (self.proxy_protocol != new.proxy_protocol, "proxy_protocol"),
+            (
+                self.proxy_header_timeout_ms != new.proxy_header_timeout_ms,
+                "proxy_header_timeout_ms",
+            ),
             (a.overload != b.overload, "admission.overload"),
             (a.dispatch != b.dispatch, "admission.dispatch"),
             (
@@ -439,6 +465,9 @@ impl Config {
         ShardConfig {
             limits: self.limits.clone(),
             drain_timeout: self.drain_timeout(),
+            proxy_protocol: self
+                .proxy_protocol
+                .then(|| ProxyProtocolSettings::with_header_timeout(self.proxy_header_timeout())),
             ..ShardConfig::default()
         }
     }
@@ -564,5 +593,25 @@ mod tests {
         };
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("tls.handshake_timeout_ms"), "{error}");
+    }
+
+    #[test]
+    fn proxy_protocol_keys() {
+        let config =
+            Config::from_toml("proxy_protocol = true\nproxy_header_timeout_ms = 250").unwrap();
+        config.validate().unwrap();
+        let settings = config.shard_config().proxy_protocol.expect("on");
+        assert_eq!(settings.header_timeout, Duration::from_millis(250));
+        assert!(Config::default().shard_config().proxy_protocol.is_none());
+        let error = Config::from_toml("proxy_protocol = true\nproxy_header_timeout_ms = 0")
+            .unwrap()
+            .validate()
+            .unwrap_err()
+            .to_string();
+        assert!(error.contains("proxy_header_timeout_ms"), "{error}");
+        assert_eq!(
+            Config::default().changes_needing_restart(&config),
+            ["proxy_protocol", "proxy_header_timeout_ms"]
+        );
     }
 }

@@ -78,7 +78,7 @@ pub use error::Error;
 pub use http;
 pub use server::{
     BoundSocket, ConnectionSource, CustomListener, DrainTrigger, Server, ServerControl,
-    ServerHandle,
+    ServerHandle, Unwrapped, Wrapped,
 };
 pub use shardd_shards::apps::techempower::TechEmpower;
 pub use shardd_shards::apps::techempower_routed::techempower_router;
@@ -116,11 +116,14 @@ pub mod tower {
 }
 
 /// Building blocks for [`Listener`] authors: the listeners shardd ships and
-/// the stream they hand out (TCP, or Unix domain).
+/// the stream they hand out (TCP, or Unix domain), and the decorators that
+/// wrap any listener (TLS, the PROXY protocol).
 pub mod listeners {
+    pub use shardd_shards::listeners::proxy_protocol;
     pub use shardd_shards::listeners::{
-        accept_nonblocking, accept_stream, Handoff, HandoffConn, ReusePort, TcpConn,
+        accept_nonblocking, accept_stream, BuiltinListener, ReusePort, TcpConn,
     };
+    pub use shardd_shards::listeners::{ProxyConn, ProxyProtocol, ProxyProtocolSettings};
     pub use shardd_shards::listeners::{TlsConn, TlsContext, TlsError, TlsListener};
 }
 

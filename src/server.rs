@@ -8,8 +8,10 @@
 //!                                      └ Handoff listener ─ connection tasks
 //! ```
 //! With `listener = "reuseport"` there is no acceptor: each shard's
-//! `ReusePort` listener accepts on its own socket. With
-//! [`Server::with_listener`] any [`Listener`] plugs in.
+//! `ReusePort` listener accepts on its own socket. [`Server::wrap_listener`]
+//! decorates the listener each shard gets (acceptor, admission, drain and
+//! upgrade unchanged); with [`Server::with_listener`] any [`Listener`]
+//! replaces it.
 //!
 //! The listening sockets are bound here ([`Server::bind`]) or inherited
 //! ([`Server::from_listen_fds`]: systemd socket activation, or the process
@@ -25,8 +27,11 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use shardd_shards::listeners::{reuseport_socket, Handoff, HandoffConn, ReusePort, TlsContext};
-use shardd_shards::runtime::{run_shard, ShardCommand, ShardConfig, ShardSetup};
+use shardd_shards::listeners::{
+    reuseport_socket, BuiltinListener, HandoffConn, ReusePort, TlsContext,
+};
+use shardd_shards::runtime::flume;
+use shardd_shards::runtime::{handoff_listener, run_shard, ShardCommand, ShardConfig, ShardSetup};
 use shardd_shards::{App, Limits, Listener, ShardInfo};
 
 use crate::acceptor::Acceptor;
@@ -83,10 +88,23 @@ pub struct Server<S = BoundSocket> {
 
 /// Connections from the address in [`Config::bind`] (or from inherited
 /// sockets): accepted by the main thread and handed off, or accepted by
-/// each shard (`listener = "reuseport"`).
-pub struct BoundSocket {
+/// each shard (`listener = "reuseport"`); each shard's
+/// [`BuiltinListener`] used as it is, or wrapped
+/// ([`Server::wrap_listener`]).
+pub struct BoundSocket<W = Unwrapped> {
     mode: Bound,
     sockets: Arc<Sockets>,
+    wrap: W,
+}
+
+/// Each shard serves its [`BuiltinListener`] as it is.
+pub struct Unwrapped;
+
+/// Each shard serves the listener a function builds around its
+/// [`BuiltinListener`] ([`Server::wrap_listener`]).
+pub struct Wrapped<WF, L> {
+    wrap: WF,
+    listener: PhantomData<fn() -> L>,
 }
 
 enum Bound {
@@ -216,6 +234,7 @@ impl Server<BoundSocket> {
             source: BoundSocket {
                 mode,
                 sockets: Arc::new(sockets),
+                wrap: Unwrapped,
             },
             inherited_admin: None,
         }
@@ -336,6 +355,59 @@ impl Server<BoundSocket> {
     }
 }
 
+impl Server<BoundSocket> {
+    /// Serve each shard's connections through a listener of your own built
+    /// around the one the server would use: `wrap` runs on each shard's
+    /// thread (again for a shard restarted after its thread died) with the
+    /// shard's identity and its [`BuiltinListener`] (handoff or reuseport,
+    /// as [`Config::listener`] says), and returns the listener to serve.
+    ///
+    /// Everything else stays: the acceptor and its admission control (503s
+    /// when every shard is full), the drain, the binary upgrade, TLS (over
+    /// the wrapper: a wrapper reads the raw stream), [`Config::proxy_protocol`]
+    /// (over the wrapper too). A wrapper that reads from the connection
+    /// before HTTP does so in [`Listener::establish`], on the connection's
+    /// own task, and calls the inner listener's first.
+    ///
+    /// ```no_run
+    /// use shardd::listeners::{ProxyProtocol, ProxyProtocolSettings};
+    /// use shardd::{app_fn, Config, Response, Server};
+    ///
+    /// // What `proxy_protocol = true` does, by hand.
+    /// let settings = ProxyProtocolSettings::default();
+    /// let handle = Server::bind(Config::default())?
+    ///     .wrap_listener(move |_shard, builtin| Ok(ProxyProtocol::new(builtin, settings)))
+    ///     .serve(|_shard| app_fn(|req| Response::text(format!("{}\n", req.peer()))))?;
+    /// # handle.stop();
+    /// # Ok::<(), shardd::Error>(())
+    /// ```
+    pub fn wrap_listener<WF, L>(self, wrap: WF) -> Server<BoundSocket<Wrapped<WF, L>>>
+    where
+        WF: Fn(&ShardInfo, BuiltinListener) -> io::Result<L> + Send + Sync + 'static,
+        L: Listener,
+    {
+        let Server {
+            config,
+            source,
+            tls,
+            inherited_admin,
+        } = self;
+        Server {
+            config,
+            tls,
+            inherited_admin,
+            source: BoundSocket {
+                mode: source.mode,
+                sockets: source.sockets,
+                wrap: Wrapped {
+                    wrap,
+                    listener: PhantomData,
+                },
+            },
+        }
+    }
+}
+
 impl<LF, L> Server<CustomListener<LF, L>>
 where
     LF: Fn(&ShardInfo) -> io::Result<L> + Send + Sync + 'static,
@@ -343,7 +415,10 @@ where
 {
     /// Serve connections from any [`Listener`], built on each shard by
     /// `make_listener` (on the shard's own thread, so it may be `!Send`).
-    /// `config.bind`, `listener` and the admission settings do not apply.
+    /// `config.bind`, `listener` and the admission settings do not apply:
+    /// no socket is bound and no acceptor runs. To decorate the listener a
+    /// bound server uses (and keep its acceptor and admission), see
+    /// [`Server::wrap_listener`].
     pub fn with_listener(config: Config, make_listener: LF) -> Result<Self, Error> {
         config.validate()?;
         let tls = tls::load(&config)?;
@@ -446,16 +521,19 @@ impl<S: ConnectionSource> Server<S> {
     }
 }
 
-/// Where a [`Server`]'s connections come from: a [`BoundSocket`] or a
-/// [`CustomListener`]. Sealed: the two are all there is.
+/// Where a [`Server`]'s connections come from: a [`BoundSocket`] (its
+/// listeners wrapped or not) or a [`CustomListener`]. Sealed: the two are
+/// all there is.
 pub trait ConnectionSource: sealed::Sealed {}
 
 mod sealed {
+    use std::io;
     use std::os::fd::OwnedFd;
     use std::sync::Arc;
 
-    use shardd_shards::listeners::HandoffConn;
-    use shardd_shards::{App, ShardInfo};
+    use shardd_shards::listeners::{BuiltinListener, HandoffConn};
+    use shardd_shards::runtime::flume;
+    use shardd_shards::{App, Listener, ShardInfo};
 
     use super::Sockets;
     use crate::supervisor::ShardRunner;
@@ -479,11 +557,40 @@ mod sealed {
             F: Fn(&ShardInfo) -> A + Send + Sync + 'static,
             A: App;
     }
+
+    /// What a shard of a [`BoundSocket`](super::BoundSocket) serves, built
+    /// from its [`BuiltinListener`].
+    pub trait WrapBuiltin: Send + Sync + 'static {
+        /// The listener served.
+        type Listener: Listener;
+        /// Build it on the shard's thread.
+        fn wrap(&self, shard: &ShardInfo, builtin: BuiltinListener) -> io::Result<Self::Listener>;
+    }
 }
 
-impl ConnectionSource for BoundSocket {}
+impl sealed::WrapBuiltin for Unwrapped {
+    type Listener = BuiltinListener;
 
-impl sealed::Sealed for BoundSocket {
+    fn wrap(&self, _: &ShardInfo, builtin: BuiltinListener) -> io::Result<BuiltinListener> {
+        Ok(builtin)
+    }
+}
+
+impl<WF, L> sealed::WrapBuiltin for Wrapped<WF, L>
+where
+    WF: Fn(&ShardInfo, BuiltinListener) -> io::Result<L> + Send + Sync + 'static,
+    L: Listener,
+{
+    type Listener = L;
+
+    fn wrap(&self, shard: &ShardInfo, builtin: BuiltinListener) -> io::Result<L> {
+        (self.wrap)(shard, builtin)
+    }
+}
+
+impl<W: sealed::WrapBuiltin> ConnectionSource for BoundSocket<W> {}
+
+impl<W: sealed::WrapBuiltin> sealed::Sealed for BoundSocket<W> {
     fn sockets(&self) -> Option<&Arc<Sockets>> {
         Some(&self.sockets)
     }
@@ -512,12 +619,13 @@ impl sealed::Sealed for BoundSocket {
         F: Fn(&ShardInfo) -> A + Send + Sync + 'static,
         A: App,
     {
+        let wrap = Arc::new(self.wrap);
         match self.mode {
             Bound::Handoff(_) => Arc::new(move |setup: ShardSetup| {
                 let channel = handoff[setup.info.shard_id].clone();
                 run_shard(
                     setup,
-                    move |_| Ok(Handoff::new(channel)),
+                    |info| wrap.wrap(info, handoff_listener(channel)),
                     |info| make_app(info),
                 )
             }),
@@ -533,9 +641,12 @@ impl sealed::Sealed for BoundSocket {
                     };
                     run_shard(
                         setup,
-                        |info| match duplicate(info) {
-                            Some(socket) => ReusePort::from_listener(socket?),
-                            None => ReusePort::bind(addr, backlog),
+                        |info| {
+                            let socket = match duplicate(info) {
+                                Some(socket) => ReusePort::from_listener(socket?),
+                                None => ReusePort::bind(addr, backlog),
+                            }?;
+                            wrap.wrap(info, BuiltinListener::reuseport(socket))
                         },
                         |info| make_app(info),
                     )

@@ -84,8 +84,13 @@ pub use upgrade::Upgraded;
 /// Not for apps or listener authors, and not a stable API: these are the
 /// seams between the main thread (in `shardd`) and a shard (here).
 pub mod runtime {
+    /// The `flume` the handoff channels are made with: a `Receiver` for
+    /// [`handoff_listener`] must come from this one.
+    pub use flume;
+
     pub use crate::acceptor_waker::AcceptorWaker;
     pub use crate::access_log::{AccessLogSink, BUFFER_CAPACITY, HAND_OFF_AT};
+    pub use crate::listeners::handoff::handoff_listener;
     pub use crate::shard::{run_shard, ShardCommand, ShardConfig, ShardSetup};
     pub use crate::stats::ShardStats;
 }

@@ -65,6 +65,27 @@ pub trait Listener: 'static {
     /// cancel-safe: the shard drops it when it has to react to a command.
     fn accept(&mut self) -> impl Future<Output = io::Result<Option<Accepted<Self::Conn>>>>;
 
+    /// Finish setting up a connection before it is served: read what comes
+    /// on the wire before HTTP (a PROXY protocol header), and correct
+    /// `peer` from it. Runs on the connection's own task, so a slow client
+    /// holds up no other connection, and counts against the admission
+    /// limits like the rest of the connection's life.
+    ///
+    /// An `Err` closes the connection unanswered; the shard counts it in
+    /// its stats (`establish_timeouts` for `TimedOut`, else
+    /// `establish_failures`). The default does nothing.
+    ///
+    /// A listener that wraps another and hands out its connections (or a
+    /// wrapper of them) must call the inner listener's `establish` first,
+    /// on the inner connection: it is nearer the wire.
+    fn establish(
+        conn: &mut Self::Conn,
+        peer: &mut PeerAddr,
+    ) -> impl Future<Output = io::Result<()>> {
+        let _ = (conn, peer);
+        std::future::ready(Ok(()))
+    }
+
     /// The server is draining: take no new connections from outside, but
     /// still return those already accepted, then `Ok(None)`.
     fn stop_accepting(&mut self) {}

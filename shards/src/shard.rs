@@ -23,8 +23,8 @@ use crate::env::ShardEnv;
 use crate::http::DateCache;
 use crate::info::ShardInfo;
 use crate::limits::Limits;
-use crate::listener::{Accepted, Listener};
-use crate::listeners::{TlsContext, TlsListener};
+use crate::listener::{Accepted, Listener, PeerAddr};
+use crate::listeners::{ProxyProtocol, ProxyProtocolSettings, TlsContext, TlsListener};
 use crate::slot::ConnectionSlot;
 use crate::stats::ShardStats;
 
@@ -57,6 +57,9 @@ pub struct ShardConfig {
     pub tls: Option<Arc<TlsContext>>,
     /// Where the access log goes; `None`: no access log.
     pub access_log: Option<AccessLogSink>,
+    /// Read a PROXY protocol header at the start of every connection,
+    /// under TLS if there is TLS; `None`: no header expected.
+    pub proxy_protocol: Option<ProxyProtocolSettings>,
 }
 
 impl Default for ShardConfig {
@@ -67,6 +70,7 @@ impl Default for ShardConfig {
             pooled_buffers: DEFAULT_POOLED,
             tls: None,
             access_log: None,
+            proxy_protocol: None,
         }
     }
 }
@@ -129,11 +133,19 @@ where
             app: Rc::new(app),
         };
         let (commands, drain_timeout) = (setup.commands, setup.config.drain_timeout);
-        match setup.config.tls {
-            None => shard.serve(listener, commands, drain_timeout).await,
-            Some(tls) => {
-                let listener = TlsListener::counted(listener, tls, Some(stats));
-                shard.serve(listener, commands, drain_timeout).await
+        let tls = setup.config.tls.map(|tls| (tls, stats));
+        match setup.config.proxy_protocol {
+            None => {
+                shard
+                    .serve_tls(listener, tls, commands, drain_timeout)
+                    .await
+            }
+            Some(settings) => {
+                // Under TLS: the header comes before the first TLS byte.
+                let listener = ProxyProtocol::new(listener, settings);
+                shard
+                    .serve_tls(listener, tls, commands, drain_timeout)
+                    .await
             }
         }
         Ok(())
@@ -148,6 +160,23 @@ struct Shard<A> {
 }
 
 impl<A: App> Shard<A> {
+    /// [`serve`](Self::serve) over `listener`, through TLS if `tls` is set.
+    async fn serve_tls<L: Listener>(
+        &self,
+        listener: L,
+        tls: Option<(Arc<TlsContext>, Arc<ShardStats>)>,
+        commands: flume::Receiver<ShardCommand>,
+        drain_timeout: Duration,
+    ) {
+        match tls {
+            None => self.serve(listener, commands, drain_timeout).await,
+            Some((tls, stats)) => {
+                let listener = TlsListener::counted(listener, tls, Some(stats));
+                self.serve(listener, commands, drain_timeout).await
+            }
+        }
+    }
+
     /// The shard's server loop: accept, spawn a task per connection, drain.
     async fn serve<L: Listener>(
         &self,
@@ -173,13 +202,13 @@ impl<A: App> Shard<A> {
                         // Serve what the listener already holds (a handoff queue, a
                         // kernel accept queue), but wait for nothing new.
                         while let Some(Ok(Some(accepted))) = now_or_never(listener.accept()).await {
-                            self.spawn_connection(accepted);
+                            self.spawn_connection::<L>(accepted);
                         }
                         break;
                     }
                 },
                 accepted = listener.accept() => match accepted {
-                    Ok(Some(accepted)) => self.spawn_connection(accepted),
+                    Ok(Some(accepted)) => self.spawn_connection::<L>(accepted),
                     Ok(None) => break,
                     Err(error) => {
                         log::warn!("shard {}: accept failed: {error}", self.id);
@@ -200,21 +229,33 @@ impl<A: App> Shard<A> {
         }
     }
 
-    fn spawn_connection<C>(&self, accepted: Accepted<C>)
-    where
-        C: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + 'static,
-    {
+    fn spawn_connection<L: Listener>(&self, accepted: Accepted<L::Conn>) {
         self.env.stats.accepted.fetch_add(1, Relaxed);
         // Taken now, not when the task first runs: a drain that starts in
         // between still waits for this connection.
         let slot = ConnectionSlot::take(self.env.clone());
         let (env, app) = (self.env.clone(), self.app.clone());
         tokio::task::spawn_local(async move {
+            let Accepted { mut conn, mut peer } = accepted;
+            if let Err(error) = L::establish(&mut conn, &mut peer).await {
+                count_establish_failure(&env.stats, &peer, &error);
+                return; // dropping the connection closes it
+            }
             let key = slot.drain_key();
-            serve_connection(accepted.conn, accepted.peer, &env, &*app, key).await;
+            serve_connection(conn, peer, &env, &*app, key).await;
             drop(slot);
         });
     }
+}
+
+/// A connection closed because its listener could not establish it.
+fn count_establish_failure(stats: &ShardStats, peer: &PeerAddr, error: &io::Error) {
+    let counter = match error.kind() {
+        io::ErrorKind::TimedOut => &stats.establish_timeouts,
+        _ => &stats.establish_failures,
+    };
+    counter.fetch_add(1, Relaxed);
+    log::debug!("connection from {peer} closed before serving: {error}");
 }
 
 /// Poll a future once: its output if it is ready now, `None` if it would wait.

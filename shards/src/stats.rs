@@ -61,6 +61,14 @@ pub struct ShardStats {
     pub tls_handshake_failures: AtomicU64,
     /// TLS connections closed because the handshake timeout ran out.
     pub tls_handshake_timeouts: AtomicU64,
+    /// Connections closed unanswered because their listener's
+    /// [`establish`](crate::Listener::establish) failed: with the PROXY
+    /// protocol, a header absent, malformed or too long, or the client
+    /// closing before it was complete.
+    pub establish_failures: AtomicU64,
+    /// The same, because it took longer than its timeout (the PROXY
+    /// protocol's header timeout).
+    pub establish_timeouts: AtomicU64,
     /// Access-log lines this shard dropped because the access-log writer
     /// was behind (its queue full: a slow disk, a stuck pipe) or gone.
     pub access_log_dropped: AtomicU64,
@@ -168,6 +176,8 @@ impl ShardStats {
             tls_handshakes: self.tls_handshakes.load(Relaxed),
             tls_handshake_failures: self.tls_handshake_failures.load(Relaxed),
             tls_handshake_timeouts: self.tls_handshake_timeouts.load(Relaxed),
+            establish_failures: self.establish_failures.load(Relaxed),
+            establish_timeouts: self.establish_timeouts.load(Relaxed),
             access_log_dropped: self.access_log_dropped.load(Relaxed),
             restarts: self.restarts.load(Relaxed),
             alive: self.alive.load(Relaxed),
@@ -210,6 +220,11 @@ pub struct ShardStatsSnapshot {
     pub tls_handshake_failures: u64,
     /// TLS connections closed because the handshake timeout ran out.
     pub tls_handshake_timeouts: u64,
+    /// Connections closed because their listener's `establish` step (a
+    /// PROXY protocol header, say) failed: malformed, absent or too long.
+    pub establish_failures: u64,
+    /// Connections closed because their `establish` step ran out of time.
+    pub establish_timeouts: u64,
     /// Access-log lines this shard dropped because the access-log writer
     /// was behind (its queue full: a slow disk, a stuck pipe) or gone.
     pub access_log_dropped: u64,

@@ -107,7 +107,7 @@ fn acceptor(out: &mut Exposition, scrape: &Scrape) {
 fn shards(out: &mut Exposition, scrape: &Scrape) {
     let shards = &scrape.stats.shards;
     type Figure = fn(&shardd_shards::ShardStatsSnapshot) -> u64;
-    let simple: [(&str, &str, &str, Figure); 11] = [
+    let simple: [(&str, &str, &str, Figure); 13] = [
         (
             "shardd_connections_handed_off_total",
             "counter",
@@ -161,6 +161,18 @@ fn shards(out: &mut Exposition, scrape: &Scrape) {
             "counter",
             "TLS clients closed because their handshake was not done within the handshake timeout.",
             |s| s.tls_handshake_timeouts,
+        ),
+        (
+            "shardd_connection_establish_failures_total",
+            "counter",
+            "Connections closed unanswered before serving because the listener could not establish them: a PROXY protocol header absent, malformed or too long, or the client gone before it.",
+            |s| s.establish_failures,
+        ),
+        (
+            "shardd_connection_establish_timeouts_total",
+            "counter",
+            "Connections closed unanswered because their PROXY protocol header was not complete within its timeout.",
+            |s| s.establish_timeouts,
         ),
         (
             "shardd_shard_restarts_total",

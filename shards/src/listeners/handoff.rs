@@ -19,16 +19,26 @@ pub struct HandoffConn {
 /// Receives this shard's connections from the acceptor's channel.
 ///
 /// The channel closes when the acceptor stops (shutdown); connections still
-/// queued are served first, so nothing accepted is dropped.
+/// queued are served first, so nothing accepted is dropped. Only the server
+/// builds one (as a [`BuiltinListener`](super::BuiltinListener), through
+/// [`runtime::handoff_listener`](crate::runtime::handoff_listener)): its
+/// channel is the acceptor's.
+#[derive(Debug)]
 pub struct Handoff {
     channel: flume::Receiver<HandoffConn>,
 }
 
 impl Handoff {
     /// A listener over this shard's end of the acceptor's channel.
-    pub fn new(channel: flume::Receiver<HandoffConn>) -> Self {
+    pub(crate) fn new(channel: flume::Receiver<HandoffConn>) -> Self {
         Handoff { channel }
     }
+}
+
+/// The listener of a shard fed by the acceptor over `channel`. The channel
+/// is of the `flume` this crate re-exports as [`runtime::flume`](crate::runtime::flume).
+pub fn handoff_listener(channel: flume::Receiver<HandoffConn>) -> super::BuiltinListener {
+    super::BuiltinListener::handoff(Handoff::new(channel))
 }
 
 impl Listener for Handoff {

@@ -9,15 +9,26 @@
 //! asking epoll (see its docs): a TCP stream, or a Unix domain stream when
 //! the acceptor listens on a `unix:` address.
 //!
+//! - [`BuiltinListener`] is either, as one type: what a bound server
+//!   builds on each shard, and what `shardd::Server::wrap_listener` hands a
+//!   decorator to wrap.
+//!
 //! - [`TlsListener`] wraps any listener, handing out [`TlsConn`]s whose
 //!   handshake runs on the connection's own task.
+//! - [`ProxyProtocol`] wraps any listener, handing out [`ProxyConn`]s whose
+//!   PROXY protocol header (v1 or v2) is read on the connection's own task;
+//!   the peer becomes the client behind the load balancer.
 
-mod handoff;
+mod builtin;
+pub(crate) mod handoff;
+pub mod proxy_protocol;
 mod reuseport;
 mod tcp;
 mod tls;
 
+pub use builtin::BuiltinListener;
 pub use handoff::{Handoff, HandoffConn};
+pub use proxy_protocol::{ProxyConn, ProxyProtocol, ProxyProtocolSettings};
 pub use reuseport::{reuseport_socket, ReusePort};
 pub use tcp::{accept_nonblocking, accept_stream, TcpConn};
 pub use tls::{TlsConn, TlsContext, TlsError, TlsListener};

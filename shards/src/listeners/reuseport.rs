@@ -6,7 +6,6 @@
 
 use std::io;
 use std::net::{SocketAddr, TcpListener};
-use std::os::fd::AsRawFd;
 
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::io::unix::AsyncFd;
@@ -16,6 +15,7 @@ use super::{accept_nonblocking, TcpConn};
 use crate::listener::{Accepted, Listener, PeerAddr};
 
 /// A shard's own listening socket in a `SO_REUSEPORT` group.
+#[derive(Debug)]
 pub struct ReusePort {
     socket: AsyncFd<TcpListener>,
     /// Draining: accept what the kernel already queued, then report the end.
@@ -60,7 +60,7 @@ impl Listener for ReusePort {
 
     async fn accept(&mut self) -> io::Result<Option<Accepted<TcpConn>>> {
         loop {
-            match accept_nonblocking(self.socket.get_ref().as_raw_fd()) {
+            match accept_nonblocking(self.socket.get_ref()) {
                 Ok((stream, peer)) => {
                     let conn = TcpConn::new(stream)?;
                     return Ok(Some(Accepted {

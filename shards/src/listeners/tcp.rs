@@ -246,11 +246,12 @@ impl AsyncWrite for TcpConn {
     }
 }
 
-/// Accept one connection with `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`, so the
-/// new socket needs no further `fcntl`. Returns `WouldBlock` when none is
-/// waiting on a non-blocking listener.
-pub fn accept_nonblocking(listener: RawFd) -> io::Result<(TcpStream, SocketAddr)> {
-    let (fd, peer) = accept4(listener)?;
+/// Accept one connection on a listening TCP socket with
+/// `accept4(SOCK_NONBLOCK | SOCK_CLOEXEC)`, so the new socket needs no
+/// further `fcntl`. Returns `WouldBlock` when none is waiting on a
+/// non-blocking listener.
+pub fn accept_nonblocking(listener: impl AsFd) -> io::Result<(TcpStream, SocketAddr)> {
+    let (fd, peer) = accept4(listener.as_fd())?;
     let stream = TcpStream::from(fd);
     let peer = peer
         .as_socket()
@@ -258,11 +259,15 @@ pub fn accept_nonblocking(listener: RawFd) -> io::Result<(TcpStream, SocketAddr)
     Ok((stream, peer))
 }
 
-/// [`accept_nonblocking`] on any stream listener, TCP or Unix domain: the
-/// new socket and who is on its other end ([`PeerAddr::Tcp`] or
-/// [`PeerAddr::Unix`]), both from the one `accept4` call.
-pub fn accept_stream(listener: RawFd) -> io::Result<(OwnedFd, PeerAddr)> {
-    let (fd, addr) = accept4(listener)?;
+/// Accept one connection on a listening stream socket, TCP or Unix domain
+/// (a `std::net::TcpListener`, a `std::os::unix::net::UnixListener`, or
+/// any descriptor of one), as [`accept_nonblocking`] does: the new socket
+/// (non-blocking, close-on-exec) and who is on its other end
+/// ([`PeerAddr::Tcp`] or [`PeerAddr::Unix`]), both from the one `accept4`
+/// call. Returns `WouldBlock` when none is waiting on a non-blocking
+/// listener; the new socket is ready for [`TcpConn::from_fd`].
+pub fn accept_stream(listener: impl AsFd) -> io::Result<(OwnedFd, PeerAddr)> {
+    let (fd, addr) = accept4(listener.as_fd())?;
     let peer = match addr.as_socket() {
         Some(addr) => PeerAddr::Tcp(addr),
         None if addr.is_unix() => PeerAddr::Unix(addr.as_pathname().map(|path| path.to_owned())),
@@ -271,13 +276,13 @@ pub fn accept_stream(listener: RawFd) -> io::Result<(OwnedFd, PeerAddr)> {
     Ok((fd, peer))
 }
 
-fn accept4(listener: RawFd) -> io::Result<(OwnedFd, SockAddr)> {
+fn accept4(listener: BorrowedFd<'_>) -> io::Result<(OwnedFd, SockAddr)> {
     // SAFETY: accept4 fills at most `len` bytes of the storage socket2 gives us,
     // and we take ownership of the returned descriptor only when it is valid.
     let (fd, addr) = unsafe {
         SockAddr::try_init(|storage, len| {
             let fd = libc::accept4(
-                listener,
+                listener.as_raw_fd(),
                 storage.cast(),
                 len,
                 libc::SOCK_NONBLOCK | libc::SOCK_CLOEXEC,

@@ -103,6 +103,15 @@ impl<C: AsyncRead + AsyncWrite + Unpin> TlsConn<C> {
         }
     }
 
+    /// The underlying connection, mutably, while the handshake has not
+    /// started (for the inner listener's `establish`).
+    pub(crate) fn get_mut(&mut self) -> Option<&mut C> {
+        match &mut self.state {
+            State::Handshaking { accept, .. } => accept.get_mut(),
+            _ => None,
+        }
+    }
+
     /// The protocol agreed by ALPN (`http/1.1`), once open, if the client asked for one.
     pub fn alpn_protocol(&self) -> Option<&[u8]> {
         match &self.state {

@@ -24,7 +24,7 @@ use tokio::time::Instant;
 pub use self::certs::{TlsContext, TlsError};
 use self::conn::HandshakeStats;
 pub use self::conn::TlsConn;
-use crate::listener::{Accepted, Listener};
+use crate::listener::{Accepted, Listener, PeerAddr};
 use crate::stats::ShardStats;
 
 /// A deadline that never comes, for a handshake timeout too large to add to now.
@@ -82,6 +82,15 @@ impl<L: Listener> Listener for TlsListener<L> {
             conn,
             peer: accepted.peer,
         }))
+    }
+
+    async fn establish(conn: &mut Self::Conn, peer: &mut PeerAddr) -> io::Result<()> {
+        // Before the handshake: what the inner listener reads (a PROXY
+        // protocol header) comes before the first TLS byte.
+        match conn.get_mut() {
+            Some(inner) => L::establish(inner, peer).await,
+            None => Ok(()),
+        }
     }
 
     fn stop_accepting(&mut self) {
