@@ -421,6 +421,13 @@ fn the_status_page_is_one_self_contained_html_page_over_status_json() {
     let rates = &status["rates"];
     assert_eq!(rates["requests"].as_array().unwrap().len(), 2, "{status}");
     assert!(rates["requests"][0].as_f64().unwrap() >= 0.0, "{status}");
+    // p99 latency per shard over the same span: the shard that answered has one.
+    let p99 = rates["p99_seconds"].as_array().unwrap();
+    assert_eq!(p99.len(), 2, "{status}");
+    assert!(
+        p99.iter().any(|p| p.as_f64().is_some_and(|s| s > 0.0)),
+        "{status}"
+    );
     assert!(rates["over_seconds"].as_f64().unwrap() >= 0.25, "{status}");
     assert!(rates["cpu_cores"].as_f64().unwrap() >= 0.0, "{status}");
 }

@@ -44,6 +44,10 @@ impl Row {
     pub fn gen_us_per_req(&self) -> f64 {
         per_request_us(self.gen_cpu_s, self.requests)
     }
+    /// Cores busy with other work during the window (see [`Row::other_cpu_s`]).
+    pub fn other_cores(&self) -> f64 {
+        self.other_cpu_s / self.window_s
+    }
 }
 
 fn per_request_us(cpu_s: f64, requests: u64) -> f64 {

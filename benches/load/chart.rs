@@ -1,15 +1,26 @@
 //! `load.svg`: bar charts of the rows, one panel per workload, server CPU
-//! µs/request by mode on top and requests/s below (plotters).
+//! µs/request by mode on top and requests/s below (plotters). A disturbed
+//! cell's bar is faded with a red outline and its figure flagged in red,
+//! explained under the title.
 
 use std::error::Error;
 use std::path::Path;
 
+use std::ops::Range;
+
+use plotters::coord::ranged1d::{DefaultFormatting, KeyPointHint};
+use plotters::coord::types::RangedCoordf64;
 use plotters::coord::Shift;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
+use crate::axis::Axis;
 use crate::cell::Row;
+use crate::disturbed;
 use crate::workload::Workload;
+
+/// The outline and figure of a disturbed cell.
+const DISTURBED_COLOR: RGBColor = RGBColor(207, 34, 46);
 
 /// A chart row: its caption and the figure it plots.
 type Metric = (&'static str, fn(&Row) -> f64);
@@ -31,7 +42,7 @@ pub fn write_svg(
     let size = ((panel_w * workloads.len() as u32).max(760), 700);
     let root = SVGBackend::new(path, size).into_drawing_area();
     root.fill(&WHITE)?;
-    let (title, body) = root.split_vertically(50);
+    let (title, body) = root.split_vertically(66);
     title.draw(&Text::new(
         "shardd load benchmark: server CPU per request and throughput by mode",
         (10, 8),
@@ -42,6 +53,16 @@ pub fn write_svg(
         (10, 30),
         ("sans-serif", 12).into_font().color(&RGBColor(90, 90, 90)),
     ))?;
+    if rows
+        .iter()
+        .any(|r| disturbed::is_disturbed(r.other_cores()))
+    {
+        title.draw(&Text::new(
+            format!("faded bar, red outline, {}", disturbed::legend()),
+            (10, 48),
+            ("sans-serif", 12).into_font().color(&DISTURBED_COLOR),
+        ))?;
+    }
     let panels = body.split_evenly((2, workloads.len()));
     for (m, metric) in METRICS.iter().enumerate() {
         for (w, &workload) in workloads.iter().enumerate() {
@@ -62,8 +83,10 @@ fn draw_panel(
     modes: &[String],
 ) -> Result<(), Box<dyn Error>> {
     let values = bar_values(*value_of, workload, rows, modes);
-    let top = values.iter().map(|&(_, v)| v).fold(0.0, f64::max);
-    let top = if top > 0.0 { top * 1.2 } else { 1.0 };
+    let largest = values.iter().map(|bar| bar.value).fold(0.0, f64::max);
+    // Room above the tallest bar for its figure.
+    let axis = Axis::up_to(largest * 1.15);
+    let top = axis.top();
     let labels = modes.to_vec();
     let mut chart = ChartBuilder::on(area)
         .caption(format!("{}: {metric}", workload.name()), ("sans-serif", 14))
@@ -72,7 +95,7 @@ fn draw_panel(
         .y_label_area_size(50)
         .build_cartesian_2d(
             (0..modes.len().saturating_sub(1).max(1)).into_segmented(),
-            0.0..top,
+            Ticked::from(&axis),
         )?;
     chart
         .configure_mesh()
@@ -83,47 +106,85 @@ fn draw_panel(
             SegmentValue::CenterOf(i) => labels.get(*i).cloned().unwrap_or_default(),
             _ => String::new(),
         })
-        .y_label_formatter(&|v| format!("{v:.1}"))
+        .y_label_formatter(&|&v| axis.label(v))
         .draw()?;
-    chart.draw_series(values.iter().map(|&(i, v)| {
-        let mut bar = Rectangle::new(
+    let bar = |bar: &Bar, style: ShapeStyle| {
+        let mut rectangle = Rectangle::new(
             [
-                (SegmentValue::Exact(i), 0.0),
-                (SegmentValue::Exact(i + 1), v),
+                (SegmentValue::Exact(bar.mode), 0.0),
+                (SegmentValue::Exact(bar.mode + 1), bar.value),
             ],
-            Palette99::pick(i).filled(),
+            style,
         );
-        bar.set_margin(0, 0, 12, 12);
-        bar
+        rectangle.set_margin(0, 0, 12, 12);
+        rectangle
+    };
+    // A disturbed cell's bar is faded (its figure is not to be trusted) and outlined.
+    chart.draw_series(values.iter().map(|b| {
+        let color = Palette99::pick(b.mode);
+        bar(
+            b,
+            if b.disturbed {
+                color.mix(0.3).filled()
+            } else {
+                color.filled()
+            },
+        )
     }))?;
-    chart.draw_series(values.iter().map(|&(i, v)| {
+    chart.draw_series(
+        values
+            .iter()
+            .filter(|b| b.disturbed)
+            .map(|b| bar(b, DISTURBED_COLOR.stroke_width(2))),
+    )?;
+    chart.draw_series(values.iter().map(|b| {
+        let (text, color) = if b.disturbed {
+            (
+                format!("{} {}", bar_label(b.value), disturbed::FLAG),
+                DISTURBED_COLOR,
+            )
+        } else {
+            (bar_label(b.value), BLACK)
+        };
         Text::new(
-            bar_label(v),
-            (SegmentValue::CenterOf(i), v + top * 0.02),
+            text,
+            (SegmentValue::CenterOf(b.mode), b.value + top * 0.02),
             ("sans-serif", 12)
                 .into_font()
-                .into_text_style(area)
+                .color(&color)
                 .pos(Pos::new(HPos::Center, VPos::Bottom)),
         )
     }))?;
     Ok(())
 }
 
-/// (mode index, value) for the modes that have a finite value for `workload`.
+/// One bar: a mode's figure for the panel's workload.
+struct Bar {
+    /// Index in the modes.
+    mode: usize,
+    value: f64,
+    disturbed: bool,
+}
+
+/// The bars of the modes that have a finite value for `workload`.
 fn bar_values(
     value_of: fn(&Row) -> f64,
     workload: Workload,
     rows: &[Row],
     modes: &[String],
-) -> Vec<(usize, f64)> {
+) -> Vec<Bar> {
     modes
         .iter()
         .enumerate()
-        .filter_map(|(i, mode)| {
+        .filter_map(|(mode, name)| {
             rows.iter()
-                .find(|r| &r.mode == mode && r.workload == workload)
-                .map(|r| (i, value_of(r)))
-                .filter(|(_, v)| v.is_finite())
+                .find(|r| &r.mode == name && r.workload == workload)
+                .map(|r| Bar {
+                    mode,
+                    value: value_of(r),
+                    disturbed: disturbed::is_disturbed(r.other_cores()),
+                })
+                .filter(|bar| bar.value.is_finite())
         })
         .collect()
 }
@@ -134,5 +195,38 @@ fn bar_label(v: f64) -> String {
         format!("{v:.0}")
     } else {
         format!("{v:.2}")
+    }
+}
+
+/// A value axis with the ticks of an [`Axis`], not plotters' own choice
+/// (which came finer than one decimal could tell apart).
+struct Ticked {
+    linear: RangedCoordf64,
+    ticks: Vec<f64>,
+}
+
+impl From<&Axis> for Ticked {
+    fn from(axis: &Axis) -> Ticked {
+        Ticked {
+            linear: (0.0..axis.top()).into(),
+            ticks: axis.ticks.clone(),
+        }
+    }
+}
+
+impl Ranged for Ticked {
+    type FormatOption = DefaultFormatting;
+    type ValueType = f64;
+
+    fn map(&self, value: &f64, limit: (i32, i32)) -> i32 {
+        self.linear.map(value, limit)
+    }
+
+    fn key_points<Hint: KeyPointHint>(&self, _hint: Hint) -> Vec<f64> {
+        self.ticks.clone()
+    }
+
+    fn range(&self) -> Range<f64> {
+        self.linear.range()
     }
 }

@@ -35,9 +35,11 @@
 //! every cell, stop the servers, report.
 
 mod args;
+mod axis;
 mod cell;
 mod chart;
 mod cpu;
+mod disturbed;
 mod generator;
 mod histogram;
 mod report;

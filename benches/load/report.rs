@@ -8,6 +8,7 @@ use std::thread;
 
 use crate::args::Opts;
 use crate::cell::Row;
+use crate::disturbed;
 use crate::generator::ERROR_KINDS;
 
 /// The table's columns: heading and width. The first two are left-aligned,
@@ -80,7 +81,9 @@ fn fmt_thousands(n: f64) -> String {
     out
 }
 
-/// The results table: a heading line, then a line per row.
+/// The results table: a heading line, then a line per row; disturbed rows
+/// have their `other cores` flagged, and a line under the table says what
+/// the flag means.
 pub fn table(rows: &[Row]) -> String {
     let mut t = String::new();
     table_line(&mut t, COLUMNS.map(|(heading, _)| heading.to_string()));
@@ -98,9 +101,16 @@ pub fn table(rows: &[Row]) -> String {
                 format!("{:.2}", r.server_us_per_req()),
                 format!("{:.2}", r.server_cpu_s / r.window_s),
                 format!("{:.2}", r.gen_us_per_req()),
-                format!("{:.2}", r.other_cpu_s / r.window_s),
+                disturbed::other_cores_cell(r.other_cores()),
             ],
         );
+    }
+    if rows
+        .iter()
+        .any(|r| disturbed::is_disturbed(r.other_cores()))
+    {
+        t.push_str(&disturbed::legend());
+        t.push('\n');
     }
     t
 }

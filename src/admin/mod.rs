@@ -25,11 +25,13 @@
 //! | `metrics.rs` | the Prometheus text exposition |
 //! | `process.rs` | resident memory, open fds, CPU seconds, start time from `/proc/self` |
 //! | `status.rs` + `status.html` | the page for people and the JSON it polls |
-//! | `rates.rs` | requests, connections and CPU per second for the page |
+//! | `rates.rs` | requests, connections and CPU per second, p99 latency, for the page |
+//! | `quantile.rs` | a latency quantile from two readings of a duration histogram |
 
 mod http;
 mod metrics;
 mod process;
+mod quantile;
 mod rates;
 mod readiness;
 mod routes;

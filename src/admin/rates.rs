@@ -1,18 +1,24 @@
-//! Per-second rates for `/status`: requests per shard, accepted and
-//! rejected connections, CPU, computed by the server between the reading
+//! Per-second rates for `/status`: requests and p99 latency per shard,
+//! accepted and rejected connections, CPU, computed by the server between the reading
 //! now and one about a second old, so the page shows the same figures
 //! however often (or, in a background tab or a headless browser, however
 //! irregularly) it polls.
 //!
 //! Readings are kept as `/status.json` is asked for (at most two a second,
 //! for a few seconds), plus one at start; nothing runs between requests.
+//! So the first answer after a quiet spell is taken over that spell (the
+//! page shows it, then asks again at once for a fresh one).
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
+use super::quantile::quantile_seconds;
 use super::scrape::Scrape;
+
+/// The latency quantile the page draws.
+const LATENCY_QUANTILE: f64 = 0.99;
 
 /// A rate is taken over about this long, when readings that old exist.
 const WINDOW: Duration = Duration::from_secs(1);
@@ -28,6 +34,8 @@ const KEEP: Duration = Duration::from_secs(5);
 struct Reading {
     at: Instant,
     requests: Vec<u64>,
+    /// Each shard's request-duration histogram (cumulative counts).
+    durations: Vec<Vec<u64>>,
     accepted: u64,
     rejected: u64,
     cpu_seconds: Option<f64>,
@@ -38,6 +46,12 @@ impl Reading {
         Reading {
             at,
             requests: scrape.stats.shards.iter().map(|s| s.requests).collect(),
+            durations: scrape
+                .stats
+                .shards
+                .iter()
+                .map(|s| s.request_duration.cumulative.clone())
+                .collect(),
             accepted: scrape.stats.acceptor.accepted,
             rejected: scrape.stats.acceptor.rejected,
             cpu_seconds: scrape.process.cpu_seconds,
@@ -52,6 +66,9 @@ pub struct Rates {
     pub over_seconds: f64,
     /// Requests per second, by shard.
     pub requests: Vec<f64>,
+    /// The 99th percentile of the span's request durations, in seconds, by
+    /// shard; `null` for a shard that answered none in the span.
+    pub p99_seconds: Vec<Option<f64>>,
     /// Connections accepted per second by the acceptor.
     pub accepted: f64,
     /// Connections answered 503 per second by the acceptor.
@@ -90,6 +107,15 @@ impl RateWindow {
                     .iter()
                     .enumerate()
                     .map(|(i, &n)| per_second(n, base.requests.get(i).copied().unwrap_or(0)))
+                    .collect(),
+                p99_seconds: now
+                    .durations
+                    .iter()
+                    .enumerate()
+                    .map(|(i, now)| {
+                        let then = base.durations.get(i).map_or(&[][..], Vec::as_slice);
+                        quantile_seconds(LATENCY_QUANTILE, now, then)
+                    })
                     .collect(),
                 accepted: per_second(now.accepted, base.accepted),
                 rejected: per_second(now.rejected, base.rejected),
@@ -157,6 +183,7 @@ mod tests {
             .unwrap();
         assert_eq!(rates.over_seconds, 2.0);
         assert_eq!(rates.requests, [1_000.0, 500.0]);
+        assert_eq!(rates.p99_seconds, [None, None], "no durations recorded");
         assert_eq!(rates.accepted, 2.0);
         assert_eq!(rates.cpu_cores, Some(0.5));
         let rates = window

@@ -1,9 +1,14 @@
 //! `GET /status`: a page for people, and `GET /status.json`, what it polls.
 //!
 //! The page (`status.html`) is one self-contained file: inline styles and
-//! a few lines of inline script, nothing fetched from anywhere but
-//! `status.json` beside it, once a second. Requests per second and CPU use
-//! come computed by the server (`rates.rs`), over about the last second.
+//! a short inline script, nothing fetched from anywhere but `status.json`
+//! beside it, once a second (sooner until it has fresh rates). Requests per
+//! second, p99 latency and CPU use come computed by the server (`rates.rs`),
+//! over about the last second, so the first poll already has them. The page
+//! keeps the last five minutes of what it polled and draws requests/s and
+//! p99 per shard as inline SVG lines, with each shard's share of the
+//! requests (now and since start) and the busiest / quietest ratio, red
+//! above 1.5.
 
 use serde::Serialize;
 
