@@ -165,7 +165,15 @@ fn a_path_that_is_not_a_socket_is_an_error() {
     let path = TempPath::new("regular");
     std::fs::write(&path.0, b"precious").unwrap();
     let error = Server::bind(unix_config(&path)).err().expect("refused");
-    assert!(error.to_string().contains("not a socket"), "{error}");
+    // The message names the file; its source says why.
+    assert!(
+        error.to_string().contains(&path.0.display().to_string()),
+        "{error}"
+    );
+    let cause = std::error::Error::source(&error)
+        .expect("a cause")
+        .to_string();
+    assert!(cause.contains("not a socket"), "{cause}");
     assert_eq!(std::fs::read(&path.0).unwrap(), b"precious");
 }
 
