@@ -27,10 +27,15 @@ use shardd::{
 /// this one drains. Started by systemd with sockets (LISTEN_FDS), shardd
 /// serves on them instead of binding and reports READY=1 / STOPPING=1.
 /// Log verbosity: RUST_LOG=warn|info|debug (default info); logs go to stderr.
+/// config/shardd.toml: every setting, documented, at its default; what
+/// `--print-config` prints (an installed binary has no copy of the repository).
+pub const CONFIG_TEMPLATE: &str = include_str!("../config/shardd.toml");
+
 #[derive(Debug, Parser)]
 #[command(name = "shardd", version)]
 pub struct Cli {
-    /// TOML config file (see config/shardd.toml for every setting).
+    /// TOML config file (`shardd --print-config` prints one with every
+    /// setting, documented, at its default).
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
 
@@ -65,11 +70,11 @@ pub struct Cli {
     #[arg(long)]
     pub no_defer_accept: bool,
 
-    /// Most connections one shard serves or has queued (0 = no limit).
+    /// Most connections one shard serves or has queued, 0 = no limit [default: 0].
     #[arg(long, value_name = "N")]
     pub max_connections_per_shard: Option<usize>,
 
-    /// Connections held by the acceptor while every shard is full.
+    /// Connections held by the acceptor while every shard is full [default: 1024].
     #[arg(long, value_name = "N")]
     pub max_pending: Option<usize>,
 
@@ -121,6 +126,11 @@ pub struct Cli {
     /// exit: 0 with a one-line summary, or 1 naming the problem.
     #[arg(long)]
     pub check: bool,
+
+    /// Print a config file with every setting, documented, at its default
+    /// (the config/shardd.toml this binary was built with), and exit.
+    #[arg(long, conflicts_with = "check")]
+    pub print_config: bool,
 
     /// Format of the server's own log lines on stderr [default: text].
     #[arg(long, value_enum)]

@@ -46,6 +46,10 @@ fn main() -> ExitCode {
         }
     };
     let cli = Cli::parse();
+    if cli.print_config {
+        print!("{}", cli::CONFIG_TEMPLATE);
+        return ExitCode::SUCCESS;
+    }
     if cli.check {
         return match check::check(&cli) {
             Ok(summary) => {
@@ -168,6 +172,9 @@ impl Process {
         }
         let pending = config.changes_needing_restart(&new);
         match applied.is_empty() {
+            true if self.cli.config.is_none() => {
+                log::info!("SIGHUP: no config file (--config): nothing to reload")
+            }
             true => log::info!("SIGHUP: configuration reloaded; nothing to change live"),
             false => log::info!(
                 "SIGHUP: configuration reloaded; now in effect: {}",

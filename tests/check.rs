@@ -155,3 +155,20 @@ fn the_binary_serves_the_admin_port_and_exits_zero_on_sigterm() {
         .expect("shardd exits within 5 s of SIGTERM");
     assert!(status.success(), "{status:?}");
 }
+
+#[test]
+fn print_config_gives_an_installed_binary_the_documented_config_file() {
+    let output = Command::new(BIN)
+        .arg("--print-config")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run shardd --print-config");
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    let printed = String::from_utf8(output.stdout).expect("UTF-8");
+    let shipped = std::fs::read_to_string("config/shardd.toml").unwrap();
+    assert_eq!(printed, shipped, "the file in the repository");
+    // What it prints is a config file the binary takes as it is.
+    let config = TempConfig::new("printed", &printed);
+    let output = check(&["--config", config.path(), "--bind", "127.0.0.1:0"]);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+}
