@@ -826,12 +826,21 @@ impl Running {
             sockets.close();
         }
         let deadline = Instant::now() + self.drain_timeout;
+        let shard_config = self.supervisor.shard_config();
         self.supervisor.drain_and_join();
         if let Some(rejecter) = rejecter {
             rejecter.finish(deadline);
         }
         if let Some(access_log) = self.access_log {
-            // The shards are gone, so the writer has all it will get.
+            // The shards are gone, so the writer has all it will get. The
+            // sink kept for restarted shards is its last sender: without
+            // dropping it, the writer would wait for more lines until the
+            // deadline (every stop with an access log took the whole
+            // drain timeout).
+            shard_config
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner())
+                .access_log = None;
             access_log.finish(Instant::now().max(deadline) + ACCESS_LOG_GRACE);
         }
         log::info!("stopped");

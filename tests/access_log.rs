@@ -362,3 +362,22 @@ fn log_format_text_is_the_default() {
         assert!(!line.starts_with('{'), "{line}");
     }
 }
+
+#[test]
+fn a_stop_with_an_access_log_takes_no_longer_than_one_without() {
+    let dir = TempDir::new("prompt-stop");
+    let path = dir.join("access.log");
+    let mut config = logging_to(&path, AccessLogFormat::Combined, 2);
+    // Long enough that a stop waiting it out cannot pass for a quick one.
+    config.drain_timeout_ms = 10_000;
+    let server = TestServer::start(config);
+    assert_eq!(server.connect().get("/plaintext").status, 200);
+    let started = Instant::now();
+    server.handle.stop();
+    let took = started.elapsed();
+    assert!(
+        took < Duration::from_secs(5),
+        "the stop took {took:?}: the access-log writer waited out the drain timeout"
+    );
+    assert_eq!(read_lines(&path).len(), 1, "the line was written");
+}
