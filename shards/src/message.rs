@@ -8,6 +8,33 @@
 //! (app → codec), so the HTTP/1 codec in [`http`](crate::http) and any
 //! other codec beside it encode the same description.
 //!
+//! ```
+//! use shardd_shards::http::{encode_response, DateCache, EncodeOptions};
+//! use shardd_shards::message::{BodyContent, ResponseView};
+//! use shardd_shards::Response;
+//!
+//! let response = Response::text("Hello");
+//! // What any codec reads of it, whatever the protocol.
+//! assert_eq!(response.status(), http::StatusCode::OK);
+//! assert_eq!(response.body_content(), BodyContent::Static(b"Hello"));
+//!
+//! // The HTTP/1 codec encodes it and says what it sent.
+//! let date = DateCache::new().get();
+//! let options = EncodeOptions {
+//!     date: &date,
+//!     head_only: false,
+//!     close: false,
+//!     keep_alive_1_0: false,
+//!     http11: true,
+//! };
+//! let mut out = Vec::new();
+//! let sent = encode_response(&response, &options, &mut out);
+//! assert_eq!(sent.status, http::StatusCode::OK);
+//! assert!(!sent.replaced);
+//! assert!(out.starts_with(b"HTTP/1.1 200 OK\r\n"));
+//! assert!(out.ends_with(b"\r\n\r\nHello"));
+//! ```
+//!
 //! Nothing here is framing: which fields a protocol adds, how a body of
 //! unknown length is delimited and what a connection does after the
 //! response are the codec's and the connection's business.
