@@ -8,6 +8,8 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures_core::Stream;
 
+use crate::message::BodyContent;
+
 /// The error a body stream may end with; the connection is then closed
 /// without finishing the body, so the client sees the response was cut.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -66,6 +68,18 @@ impl Body {
     /// Whether the body is a stream.
     pub fn is_stream(&self) -> bool {
         matches!(self, Body::Stream(_))
+    }
+
+    /// What a codec is told of this body (see [`BodyContent`]).
+    #[inline(always)]
+    pub fn content(&self) -> BodyContent<'_> {
+        match self {
+            Body::Empty => BodyContent::Static(&[]),
+            Body::Static(bytes) => BodyContent::Static(bytes),
+            Body::Owned(bytes) => BodyContent::Bytes(bytes),
+            Body::Shared(bytes) => BodyContent::Bytes(bytes),
+            Body::Stream(_) => BodyContent::Stream,
+        }
     }
 }
 

@@ -7,7 +7,9 @@
 //! ([`listeners::ReusePort`]) or from an in-memory pipe in a test.
 //!
 //! The HTTP/1.1 codec in [`http`] is sans-IO: bytes in, requests out;
-//! responses in, bytes out.
+//! responses in, bytes out. It encodes any protocol-neutral
+//! [`message::ResponseView`] (a [`Response`] is one), and knows nothing
+//! else of the app API.
 //!
 //! # Glossary
 //!
@@ -54,6 +56,7 @@ mod interop;
 mod limits;
 mod listener;
 pub mod listeners;
+pub mod message;
 mod output;
 mod request;
 mod request_body;

@@ -9,10 +9,9 @@ use http::StatusCode;
 use smallvec::SmallVec;
 
 use crate::body::Body;
+pub use crate::message::HeaderText;
+use crate::message::{BodyContent, ResponseView};
 use crate::upgrade::{OnUpgrade, Upgraded};
-
-/// A header name or value: usually a `&'static str`, so building a response allocates nothing.
-pub type HeaderText = Cow<'static, str>;
 
 /// A response: status, header fields and body. The server adds `Date`,
 /// `Server`, `Content-Length` (or chunked coding for a stream) and, when it
@@ -201,5 +200,28 @@ impl Response {
             status, headers, ..
         } = self;
         (status, headers)
+    }
+}
+
+/// What a codec reads of a response, in place: asking copies nothing.
+impl ResponseView for Response {
+    #[inline(always)]
+    fn status(&self) -> StatusCode {
+        self.status
+    }
+
+    #[inline(always)]
+    fn fields(&self) -> &[(HeaderText, HeaderText)] {
+        &self.headers
+    }
+
+    #[inline(always)]
+    fn body_content(&self) -> BodyContent<'_> {
+        self.body.content()
+    }
+
+    #[inline(always)]
+    fn upgrades(&self) -> bool {
+        self.on_upgrade.is_some()
     }
 }

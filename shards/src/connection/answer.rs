@@ -9,7 +9,7 @@ use crate::access_log::AccessLog;
 use crate::body::{Body, BodyStream};
 use crate::env::ShardEnv;
 use crate::http::{
-    encode_error, encode_remembered, BodyPlan, EncodeOptions, HttpError, Version, DATE_LEN,
+    encode_error, encode_remembered, BodyPlan, EncodeOptions, Encoded, HttpError, Version, DATE_LEN,
 };
 use crate::listener::PeerAddr;
 use crate::output::Output;
@@ -119,12 +119,11 @@ pub(super) fn encode_answer(
         keep_alive_1_0: version == Version::Http10 && !close,
         http11: version == Version::Http11,
     };
-    let head_at = output.bytes.len();
-    let plan = encode_remembered(&mut output.memo, response, &options, &mut output.bytes);
+    let sent = encode_remembered(&mut output.memo, &*response, &options, &mut output.bytes);
     if let Some(access_log) = &env.access_log {
-        let head = &output.bytes[head_at..];
-        log_answer(access_log, request, response, &options, plan, head, started);
+        log_answer(access_log, request, response, &options, sent, started);
     }
+    let plan = sent.plan;
     match plan {
         BodyPlan::Written => Answer::Sent { close },
         BodyPlan::Separate => {
@@ -149,9 +148,9 @@ pub(super) fn encode_answer(
     }
 }
 
-/// Write the access-log line of an encoded answer whose bytes start with
-/// `head`. Out of line: the hot path with the access log off pays the
-/// branch that skips it, not its code.
+/// Write the access-log line of an answer the encoder `sent`. Out of line:
+/// the hot path with the access log off pays the branch that skips it, not
+/// its code.
 #[cold]
 #[inline(never)]
 fn log_answer(
@@ -159,12 +158,11 @@ fn log_answer(
     request: &Request<'_>,
     response: &Response,
     options: &EncodeOptions<'_>,
-    plan: BodyPlan,
-    head: &[u8],
+    sent: Encoded,
     started: &Instant,
 ) {
-    let status = sent_status(head);
-    let body_bytes = if status != response.status() {
+    let status = sent.status;
+    let body_bytes = if sent.replaced {
         None // the app's response could not be sent: a 500 went instead
     } else if options.head_only
         || status == ::http::StatusCode::NO_CONTENT
@@ -172,20 +170,13 @@ fn log_answer(
     {
         Some(0)
     } else {
-        match plan {
+        match sent.plan {
             BodyPlan::Written | BodyPlan::Separate => response.body().as_bytes().map(<[u8]>::len),
             BodyPlan::Chunked | BodyPlan::UntilClose => None,
             BodyPlan::Upgrade => Some(0),
         }
     };
     access_log.record(request, status, body_bytes, started.elapsed());
-}
-
-/// The status of the response encoded at the start of `head` (`HTTP/1.1 NNN ...`).
-fn sent_status(head: &[u8]) -> ::http::StatusCode {
-    head.get(9..12)
-        .and_then(|code| ::http::StatusCode::from_bytes(code).ok())
-        .unwrap_or(::http::StatusCode::INTERNAL_SERVER_ERROR)
 }
 
 /// A `101` only answers an HTTP/1.1 request that asked to upgrade.

@@ -50,7 +50,7 @@ use crate::body::BodyStream;
 use crate::buffers::{BufferLease, ConnBuffers};
 use crate::drain::DrainKey;
 use crate::env::ShardEnv;
-use crate::http::{Awaiting, Decoded, HttpError, RequestReader};
+use crate::http::{encode_continue, Awaiting, Decoded, HttpError, RequestReader};
 use crate::listener::PeerAddr;
 use crate::output::Output;
 use crate::request::Request;
@@ -334,19 +334,16 @@ impl<'e> Connection<'e> {
     }
 }
 
-/// Update the wait for what the reader needs next; owe `100 Continue` if asked.
+/// Update the wait for what the reader needs next; send `100 Continue`
+/// when the reader says it is owed.
 fn wait_for(awaiting: Awaiting, wait: &mut Wait, output: &mut Output) {
     match awaiting {
         // Still Initial or Idle, as before.
         Awaiting::Request => {}
         Awaiting::Head => wait.switch(Waiting::Head),
-        Awaiting::Body { send_continue } => {
-            wait.switch(Waiting::Body);
-            if send_continue {
-                output
-                    .bytes
-                    .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
-            }
-        }
+        Awaiting::Body { .. } => wait.switch(Waiting::Body),
+    }
+    if awaiting.owes_continue() {
+        encode_continue(&mut output.bytes);
     }
 }

@@ -32,16 +32,6 @@ impl OwnedHead {
         }
     }
 
-    /// An HTTP/1.1 request with `Expect: 100-continue` waits for a go-ahead.
-    pub(super) fn expects_continue(&self) -> bool {
-        self.version == Version::Http11
-            && self.spans.iter().any(|span| {
-                let field = |(at, len): (u32, u32)| &self.bytes[at as usize..(at + len) as usize];
-                field(span.name).eq_ignore_ascii_case(b"expect")
-                    && field(span.value).eq_ignore_ascii_case(b"100-continue")
-            })
-    }
-
     pub(super) fn parts(&self) -> RequestParts<'_> {
         let text = |range: &Range<usize>| {
             // The bytes were validated as text when the head was decoded.

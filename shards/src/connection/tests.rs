@@ -334,3 +334,63 @@ fn a_client_that_never_waits_still_lets_its_shard_serve_others() {
         );
     })
 }
+
+/// The access log names what went out, as the encoder reports it: a
+/// response the encoder had to replace is logged as the 500 sent, with no
+/// body length (the app's body was not sent), even when the app's own
+/// status was 500.
+#[test]
+fn the_access_log_records_what_was_sent_when_a_response_is_replaced() {
+    use crate::access_log::{AccessLog, AccessLogFormat, AccessLogSink};
+    use ::http::StatusCode;
+
+    on_a_shard(async {
+        let (lines, written) = flume::bounded(8);
+        let (_, spare) = flume::bounded(8);
+        let sink = AccessLogSink {
+            format: AccessLogFormat::Common,
+            lines,
+            spare,
+        };
+        let stats: Arc<crate::stats::ShardStats> = Arc::default();
+        let mut env = Rc::into_inner(env()).expect("not shared yet");
+        env.access_log = Some(AccessLog::new(sink, 0, stats.clone()));
+        env.stats = stats;
+        let env = Rc::new(env);
+        let app = app_fn(|request: &Request<'_>| {
+            let split = || String::from("a\r\nSet-Cookie: b");
+            match request.path() {
+                "/split" => Response::new(StatusCode::ACCEPTED).with_header("X-Split", split()),
+                "/own-500" => Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+                    .with_header("X-Split", split())
+                    .with_body("oops"),
+                _ => Response::text("ok\n"),
+            }
+        });
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        let served = env.clone();
+        let key = env.drain.register();
+        spawn_local(async move {
+            serve_connection(server, PeerAddr::Unknown, &served, &app, key).await;
+            served.drain.unregister(key);
+        });
+        client
+            .write_all(
+                b"GET /split HTTP/1.1\r\nHost: x\r\n\r\n\
+                  GET /own-500 HTTP/1.1\r\nHost: x\r\n\r\n\
+                  GET /fine HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+            )
+            .await
+            .unwrap();
+        let text = read_to_close(&mut client).await;
+        assert_eq!(text.matches("HTTP/1.1 500 ").count(), 2, "{text}");
+        assert!(!text.contains("Set-Cookie"), "{text}");
+        env.access_log.as_ref().expect("on").flush();
+        let logged = String::from_utf8(written.try_recv().expect("flushed")).unwrap();
+        let ends: Vec<&str> = logged
+            .lines()
+            .map(|line| line.rsplit_once("\" ").expect("common format").1)
+            .collect();
+        assert_eq!(ends, ["500 -", "500 -", "200 3"], "{logged}");
+    })
+}

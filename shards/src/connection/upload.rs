@@ -21,7 +21,7 @@ use super::owned_head::OwnedHead;
 use super::state::Connection;
 use super::wait::Waiting;
 use crate::app::App;
-use crate::http::{BodyPiece, HttpError};
+use crate::http::{encode_continue, BodyPiece, HttpError};
 use crate::listener::PeerAddr;
 use crate::request::Request;
 use crate::request_body::Pipe;
@@ -40,16 +40,12 @@ impl Connection<'_> {
     ) -> AfterWrite {
         let env = self.env;
         let started = Instant::now();
-        if head.expects_continue() {
-            let output = &mut self.lease.get().output;
-            output
-                .bytes
-                .extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
+        if self.reader.stream_body().owes_continue() {
+            encode_continue(&mut self.lease.get().output.bytes);
             if self.write_output(io).await.is_err() {
                 return AfterWrite::Close;
             }
         }
-        self.reader.stream_body();
         self.wait.switch(Waiting::Body);
         let pipe = Pipe::default();
         let request = Request::with_upload(head.parts(), peer, &pipe);

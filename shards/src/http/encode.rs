@@ -1,4 +1,9 @@
 //! Encoding a response into the connection's output buffer.
+//!
+//! The input is any protocol-neutral [`ResponseView`] (the app's
+//! `Response` is one); this file decides everything HTTP/1 about it:
+//! the status line, the fields the server adds, the body's framing, and
+//! the `500` sent instead of a response that cannot be sent safely.
 
 use super::date::DATE_LEN;
 use super::head::eq_lowercase;
@@ -7,7 +12,7 @@ use std::borrow::Cow;
 
 use http::StatusCode;
 
-use crate::response::{HeaderText, Response};
+use crate::message::{BodyContent, HeaderText, ResponseParts, ResponseView};
 
 /// What the connection decided about this response beyond the app's say.
 #[derive(Clone, Copy, Debug)]
@@ -44,20 +49,49 @@ pub enum BodyPlan {
     Upgrade,
 }
 
+/// What an encoding sent: the status that went out and how the body follows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Encoded {
+    /// The status sent: the response's own, or `500` when it was replaced.
+    pub status: StatusCode,
+    /// How the body goes out.
+    pub plan: BodyPlan,
+    /// The response could not be sent safely and a `500` went instead
+    /// (with its own small body, already written).
+    pub replaced: bool,
+}
+
 /// Append `response` to `out` as HTTP/1.1 bytes: the head, and the body
-/// when it is small; the returned plan says what, if anything, follows.
+/// when it is small; the answer says what was sent and what, if anything,
+/// follows.
 ///
 /// A response whose status or header fields cannot be sent safely (a CR or
 /// LF in a value would split the response) is replaced by a 500, so an app
 /// bug cannot corrupt the stream. Header text given as `&'static str` is
 /// part of the program and is trusted; owned text, which may come from a
 /// request, is checked.
-pub fn encode_response(
-    response: &Response,
+pub fn encode_response<R: ResponseView + ?Sized>(
+    response: &R,
     options: &EncodeOptions<'_>,
     out: &mut Vec<u8>,
-) -> BodyPlan {
+) -> Encoded {
     encode_with(response, options, out, OwnFields::default())
+}
+
+/// Encode [`INVALID_RESPONSE`] in place of a response that cannot be sent.
+#[cold]
+fn encode_replacement(options: &EncodeOptions<'_>, out: &mut Vec<u8>) -> Encoded {
+    Encoded {
+        replaced: true,
+        ..encode_response(&INVALID_RESPONSE, options, out)
+    }
+}
+
+/// Append the interim `100 Continue` response, which tells a client that
+/// sent `Expect: 100-continue` to go on with its body. The reader says
+/// when one is owed ([`Awaiting::owes_continue`](super::Awaiting::owes_continue)).
+pub fn encode_continue(out: &mut Vec<u8>) {
+    out.extend_from_slice(b"HTTP/1.1 100 Continue\r\n\r\n");
 }
 
 /// Fields the app set itself, so the server leaves its own out. Rare: the
@@ -70,21 +104,20 @@ struct OwnFields {
 }
 
 #[inline(always)]
-fn encode_with(
-    response: &Response,
+fn encode_with<R: ResponseView + ?Sized>(
+    response: &R,
     options: &EncodeOptions<'_>,
     out: &mut Vec<u8>,
     own: OwnFields,
-) -> BodyPlan {
+) -> Encoded {
     let status = response.status();
     let upgrade = status == StatusCode::SWITCHING_PROTOCOLS && response.upgrades();
     // Other interim (1xx) responses are the server's business: an app that
     // returned one would leave the client waiting for a final response.
     if !upgrade && !(200..=599).contains(&status.as_u16()) {
-        return encode_response(&invalid_response(), options, out);
+        return encode_replacement(options, out);
     }
-    let body = response.body();
-    let (bytes, is_stream) = match body.as_bytes() {
+    let (bytes, is_stream) = match response.body_content().bytes() {
         Some(bytes) => (bytes, false),
         None => (&[][..], true),
     };
@@ -110,10 +143,10 @@ fn encode_with(
         head.put(b"\r\n");
     }
     let mut length = None;
-    for (name, value) in response.header_fields() {
+    for (name, value) in response.fields() {
         if !sendable_name(name) || !sendable_value(value) {
             head.abandon(start);
-            return encode_response(&invalid_response(), options, out);
+            return encode_replacement(options, out);
         }
         match name.len() {
             4 if !own.date && eq_lowercase(name.as_bytes(), b"date") => {
@@ -151,7 +184,7 @@ fn encode_with(
     if upgrade {
         head.put(b"\r\n");
         head.finish();
-        return BodyPlan::Upgrade;
+        return sent(status, BodyPlan::Upgrade);
     }
     let stream = is_stream && sends_body;
     // A HEAD or 304 answer without a body may state the length the body
@@ -184,7 +217,7 @@ fn encode_with(
         head.put(bytes);
     }
     head.finish();
-    if copied || !sends_body {
+    let plan = if copied || !sends_body {
         BodyPlan::Written
     } else if stream && options.http11 {
         BodyPlan::Chunked
@@ -192,6 +225,17 @@ fn encode_with(
         BodyPlan::UntilClose
     } else {
         BodyPlan::Separate
+    };
+    sent(status, plan)
+}
+
+/// The response went out as given.
+#[inline(always)]
+fn sent(status: StatusCode, plan: BodyPlan) -> Encoded {
+    Encoded {
+        status,
+        plan,
+        replaced: false,
     }
 }
 
@@ -297,11 +341,17 @@ impl<'v> Appender<'v> {
     }
 }
 
-fn invalid_response() -> Response {
-    Response::new(StatusCode::INTERNAL_SERVER_ERROR)
-        .with_header("Content-Type", "text/plain")
-        .with_body("invalid response from application\n")
-}
+/// `Content-Type: text/plain`, the one field of the server's own responses.
+const PLAIN_TEXT: &[(HeaderText, HeaderText)] =
+    &[(Cow::Borrowed("Content-Type"), Cow::Borrowed("text/plain"))];
+
+/// Sent instead of a response that cannot be sent safely.
+const INVALID_RESPONSE: ResponseParts<'static> = ResponseParts {
+    status: StatusCode::INTERNAL_SERVER_ERROR,
+    fields: PLAIN_TEXT,
+    body: BodyContent::Static(b"invalid response from application\n"),
+    upgrade: false,
+};
 
 /// Static text is trusted; an owned name must be a token.
 fn sendable_name(name: &HeaderText) -> bool {
@@ -373,9 +423,13 @@ unsafe fn copy_small(bytes: &[u8], to: *mut u8) {
 
 /// Append the response for a refused request; the connection closes after it.
 pub fn encode_error(error: HttpError, date: &[u8; DATE_LEN], out: &mut Vec<u8>) {
-    let response = Response::new(error.status())
-        .with_header("Content-Type", "text/plain")
-        .with_body(format!("{}\n", error.detail()));
+    let body = format!("{}\n", error.detail());
+    let response = ResponseParts {
+        status: error.status(),
+        fields: PLAIN_TEXT,
+        body: BodyContent::Bytes(body.as_bytes()),
+        upgrade: false,
+    };
     let options = EncodeOptions {
         date,
         head_only: false,
@@ -397,6 +451,7 @@ fn write_status_line(status: StatusCode, out: &mut Vec<u8>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::test_response::TestResponse as Response;
 
     const DATE: &[u8; DATE_LEN] = b"Sun, 06 Nov 1994 08:49:37 GMT";
 
@@ -409,7 +464,7 @@ mod tests {
             keep_alive_1_0: false,
             http11: true,
         };
-        encode_response(response, &options, &mut out);
+        encode_response(&response.parts(), &options, &mut out);
         String::from_utf8(out).unwrap()
     }
 
@@ -497,7 +552,7 @@ mod tests {
                         keep_alive_1_0,
                         http11: !keep_alive_1_0,
                     };
-                    encode_response(&response, &options, &mut out);
+                    encode_response(&response.parts(), &options, &mut out);
                     assert!(out.starts_with(b"HTTP/1.1 "));
                     assert!(out.windows(4).any(|w| w == b"\r\n\r\n"));
                 }
@@ -546,10 +601,80 @@ mod tests {
             keep_alive_1_0: false,
             http11: true,
         };
-        encode_response(&bad, &options, &mut out);
+        encode_response(&bad.parts(), &options, &mut out);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("previous responseHTTP/1.1 500 "), "{text}");
         assert!(!text.contains("X-Good"), "{text}");
+    }
+
+    /// The encoder says what went out, so its caller need not read the bytes back.
+    #[test]
+    fn the_answer_names_the_status_sent_and_how_the_body_follows() {
+        let options = |http11: bool| EncodeOptions {
+            date: DATE,
+            head_only: false,
+            close: !http11,
+            keep_alive_1_0: false,
+            http11,
+        };
+        let encoded = |response: &Response, http11| {
+            encode_response(&response.parts(), &options(http11), &mut Vec::new())
+        };
+        let as_given = |status, plan| Encoded {
+            status,
+            plan,
+            replaced: false,
+        };
+        let created = Response::new(StatusCode::CREATED).with_body("made");
+        assert_eq!(
+            encoded(&created, true),
+            as_given(StatusCode::CREATED, BodyPlan::Written)
+        );
+        let large = Response::text(vec![b'x'; COPY_LIMIT + 1]);
+        assert_eq!(
+            encoded(&large, true),
+            as_given(StatusCode::OK, BodyPlan::Separate)
+        );
+        let stream = Response::text(crate::http::test_response::TestBody::Stream);
+        assert_eq!(
+            encoded(&stream, true),
+            as_given(StatusCode::OK, BodyPlan::Chunked)
+        );
+        assert_eq!(
+            encoded(&stream, false),
+            as_given(StatusCode::OK, BodyPlan::UntilClose)
+        );
+        let upgrade = Response::new(StatusCode::SWITCHING_PROTOCOLS).upgrading();
+        assert_eq!(
+            encoded(&upgrade, true),
+            as_given(StatusCode::SWITCHING_PROTOCOLS, BodyPlan::Upgrade)
+        );
+        // Replaced: the 500 is reported, even when the app's status was 500 too.
+        let replaced = Encoded {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            plan: BodyPlan::Written,
+            replaced: true,
+        };
+        let split =
+            Response::new(StatusCode::ACCEPTED).with_header("X-Bad", String::from("a\r\nb"));
+        assert_eq!(encoded(&split, true), replaced);
+        let own_500 = Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+            .with_header("X-Bad", String::from("a\nb"));
+        assert_eq!(encoded(&own_500, true), replaced);
+        assert_eq!(
+            encoded(&Response::new(StatusCode::CONTINUE), true),
+            replaced
+        );
+        // A 101 the app did not back with an upgrade is not one.
+        let no_handler = Response::new(StatusCode::SWITCHING_PROTOCOLS);
+        assert_eq!(encoded(&no_handler, true), replaced);
+    }
+
+    #[test]
+    fn continue_is_a_bare_interim_head() {
+        let mut out = b"earlier".to_vec();
+        encode_continue(&mut out);
+        assert_eq!(out, b"earlierHTTP/1.1 100 Continue\r\n\r\n");
     }
 
     #[test]

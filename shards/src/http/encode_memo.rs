@@ -4,7 +4,7 @@
 //! Apps repeat themselves as clients do: a handler builds its response
 //! afresh for every request, but usually from the same parts — the same
 //! status, the same `&'static str` header fields, often the same body.
-//! Encoding is a pure function of the response and the
+//! Encoding is a pure function of the [`ResponseView`] and the
 //! [`EncodeOptions`], so when both equal the last ones, the last bytes are
 //! the answer: a few comparisons and one copy instead of composing the head
 //! piece by piece (about 290 instructions for a TechEmpower response).
@@ -24,9 +24,8 @@ use std::borrow::Cow;
 use http::StatusCode;
 
 use super::date::DATE_LEN;
-use super::encode::{encode_response, BodyPlan, EncodeOptions};
-use crate::body::Body;
-use crate::response::Response;
+use super::encode::{encode_response, BodyPlan, EncodeOptions, Encoded};
+use crate::message::{BodyContent, ResponseView};
 
 /// Encodings longer than this (head and body) are not remembered: copying
 /// them on every miss would cost more than the hits save.
@@ -47,6 +46,8 @@ pub struct EncodeMemo {
 /// A remembered response and the options it was encoded with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Key {
+    /// The response's status, which is also the status sent (a replaced
+    /// response is not remembered).
     status: StatusCode,
     fields: [(&'static str, &'static str); MEMO_MAX_FIELDS],
     field_count: usize,
@@ -108,26 +109,30 @@ impl OptionsKey {
 /// Encode `response` as [`encode_response`] does, through `memo`: the same
 /// response with the same options as last time is copied from the memo.
 #[inline(always)]
-pub fn encode_remembered(
+pub fn encode_remembered<R: ResponseView + ?Sized>(
     memo: &mut EncodeMemo,
-    response: &Response,
+    response: &R,
     options: &EncodeOptions<'_>,
     out: &mut Vec<u8>,
-) -> BodyPlan {
+) -> Encoded {
     if memo.recall(response, options) {
         out.extend_from_slice(&memo.bytes);
-        return BodyPlan::Written;
+        return Encoded {
+            status: response.status(),
+            plan: BodyPlan::Written,
+            replaced: false,
+        };
     }
     let start = out.len();
-    let plan = encode_response(response, options, out);
-    memo.remember(response, options, plan, &out[start..]);
-    plan
+    let encoded = encode_response(response, options, out);
+    memo.remember(response, options, encoded, &out[start..]);
+    encoded
 }
 
 impl EncodeMemo {
     /// Whether `response` with `options` is the response remembered.
     #[inline(always)]
-    fn recall(&self, response: &Response, options: &EncodeOptions<'_>) -> bool {
+    fn recall<R: ResponseView + ?Sized>(&self, response: &R, options: &EncodeOptions<'_>) -> bool {
         let Some(key) = &self.key else {
             return false;
         };
@@ -135,7 +140,7 @@ impl EncodeMemo {
             return false;
         }
         let mut count = 0;
-        for (name, value) in response.header_fields() {
+        for (name, value) in response.fields() {
             let (Cow::Borrowed(name), Cow::Borrowed(value)) = (name, value) else {
                 return false;
             };
@@ -150,12 +155,13 @@ impl EncodeMemo {
         if count != key.field_count || response.upgrades() {
             return false;
         }
-        if let (Body::Static(bytes), Some(known)) = (response.body(), key.static_body) {
-            if std::ptr::eq(*bytes, known) {
+        let body = response.body_content();
+        if let (BodyContent::Static(bytes), Some(known)) = (body, key.static_body) {
+            if std::ptr::eq(bytes, known) {
                 return true;
             }
         }
-        let Some(body) = response.body().as_bytes() else {
+        let Some(body) = body.bytes() else {
             return false; // a stream
         };
         body.len() == key.body_len && self.bytes.ends_with(body)
@@ -164,22 +170,27 @@ impl EncodeMemo {
     /// Remember `response`, just encoded with `options` to `encoded`, if it
     /// is one the memo can recognise.
     #[inline(always)]
-    fn remember(
+    fn remember<R: ResponseView + ?Sized>(
         &mut self,
-        response: &Response,
+        response: &R,
         options: &EncodeOptions<'_>,
-        plan: BodyPlan,
+        sent: Encoded,
         encoded: &[u8],
     ) {
         self.key = None;
-        if plan != BodyPlan::Written || encoded.len() > MEMO_MAX_ENCODED || response.upgrades() {
+        if sent.plan != BodyPlan::Written
+            || sent.replaced
+            || encoded.len() > MEMO_MAX_ENCODED
+            || response.upgrades()
+        {
             return;
         }
-        let Some(body) = response.body().as_bytes() else {
+        let content = response.body_content();
+        let Some(body) = content.bytes() else {
             return; // a stream
         };
-        let static_body = match response.body() {
-            Body::Static(bytes) => Some(*bytes),
+        let static_body = match content {
+            BodyContent::Static(bytes) => Some(bytes),
             _ => None,
         };
         // The body is found at the end of the encoding (a HEAD answer or a
@@ -189,7 +200,7 @@ impl EncodeMemo {
         }
         let mut fields = [("", ""); MEMO_MAX_FIELDS];
         let mut field_count = 0;
-        for (name, value) in response.header_fields() {
+        for (name, value) in response.fields() {
             let (Cow::Borrowed(name), Cow::Borrowed(value)) = (name, value) else {
                 return;
             };
@@ -218,6 +229,7 @@ impl EncodeMemo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::http::test_response::{TestBody, TestResponse as Response};
 
     const DATE: &[u8; DATE_LEN] = b"Mon, 30 Nov 2026 12:00:00 GMT";
     const LATER: &[u8; DATE_LEN] = b"Mon, 30 Nov 2026 12:00:01 GMT";
@@ -239,9 +251,12 @@ mod tests {
         options: &EncodeOptions<'_>,
     ) -> Vec<u8> {
         let mut through_memo = b"earlier output".to_vec();
-        let plan = encode_remembered(memo, response, options, &mut through_memo);
+        let sent = encode_remembered(memo, &response.parts(), options, &mut through_memo);
         let mut plain = b"earlier output".to_vec();
-        assert_eq!(plan, encode_response(response, options, &mut plain));
+        assert_eq!(
+            sent,
+            encode_response(&response.parts(), options, &mut plain)
+        );
         assert_eq!(
             String::from_utf8_lossy(&through_memo),
             String::from_utf8_lossy(&plain)
@@ -253,7 +268,7 @@ mod tests {
     fn the_same_static_response_is_recalled() {
         let mut memo = EncodeMemo::default();
         let first = encode_both(&mut memo, &Response::text("Hello, World!"), &options(DATE));
-        assert!(memo.recall(&Response::text("Hello, World!"), &options(DATE)));
+        assert!(memo.recall(&Response::text("Hello, World!").parts(), &options(DATE)));
         assert_eq!(
             encode_both(&mut memo, &Response::text("Hello, World!"), &options(DATE)),
             first
@@ -265,9 +280,9 @@ mod tests {
         let mut memo = EncodeMemo::default();
         let json = |body: &str| Response::json(body.as_bytes().to_vec());
         encode_both(&mut memo, &json(r#"{"a":1}"#), &options(DATE));
-        assert!(memo.recall(&json(r#"{"a":1}"#), &options(DATE)));
-        assert!(!memo.recall(&json(r#"{"a":2}"#), &options(DATE)));
-        assert!(!memo.recall(&json(r#"{"a":12}"#), &options(DATE)));
+        assert!(memo.recall(&json(r#"{"a":1}"#).parts(), &options(DATE)));
+        assert!(!memo.recall(&json(r#"{"a":2}"#).parts(), &options(DATE)));
+        assert!(!memo.recall(&json(r#"{"a":12}"#).parts(), &options(DATE)));
         encode_both(&mut memo, &json(r#"{"a":2}"#), &options(DATE));
     }
 
@@ -282,13 +297,6 @@ mod tests {
             (Response::text("Hello, World?"), options(DATE)),
             (Response::text("Hello"), options(DATE)),
             (Response::text(String::from("Hello, World?")), options(DATE)),
-            (
-                base().close_connection(),
-                EncodeOptions {
-                    close: true,
-                    ..options(DATE)
-                },
-            ),
             (
                 base(),
                 EncodeOptions {
@@ -321,7 +329,7 @@ mod tests {
         ];
         for (response, options) in misses {
             assert!(
-                !memo.recall(&response, &options),
+                !memo.recall(&response.parts(), &options),
                 "{response:?} with {options:?}"
             );
             // And encoding it gives its own bytes, after which the base is a miss.
@@ -339,27 +347,34 @@ mod tests {
         let long = Response::text(vec![b'x'; MEMO_MAX_ENCODED]);
         encode_both(&mut memo, &long, &options(DATE));
         assert!(memo.key.is_none());
-        let stream = Response::text(Body::stream(NoChunks));
+        let stream = Response::text(TestBody::Stream);
         let mut out = Vec::new();
-        assert_eq!(
-            encode_remembered(&mut memo, &stream, &options(DATE), &mut out),
-            BodyPlan::Chunked
-        );
+        let sent = encode_remembered(&mut memo, &stream.parts(), &options(DATE), &mut out);
+        assert_eq!(sent.plan, BodyPlan::Chunked);
         assert!(memo.key.is_none());
     }
 
-    /// A stream that ends at once.
-    struct NoChunks;
-
-    impl futures_core::Stream for NoChunks {
-        type Item = Result<bytes::Bytes, std::io::Error>;
-
-        fn poll_next(
-            self: std::pin::Pin<&mut Self>,
-            _: &mut std::task::Context<'_>,
-        ) -> std::task::Poll<Option<Self::Item>> {
-            std::task::Poll::Ready(None)
-        }
+    #[test]
+    fn a_replaced_response_is_not_remembered_and_a_recall_reports_the_status() {
+        let mut memo = EncodeMemo::default();
+        let owned_bad = Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+            .with_header("X", String::from("a\r\nb"));
+        let mut out = Vec::new();
+        let sent = encode_remembered(&mut memo, &owned_bad.parts(), &options(DATE), &mut out);
+        assert!(sent.replaced);
+        assert!(memo.key.is_none());
+        let created = Response::new(StatusCode::CREATED);
+        encode_both(&mut memo, &created, &options(DATE));
+        let sent = encode_remembered(&mut memo, &created.parts(), &options(DATE), &mut out);
+        assert!(memo.recall(&created.parts(), &options(DATE)));
+        assert_eq!(
+            sent,
+            Encoded {
+                status: StatusCode::CREATED,
+                plan: BodyPlan::Written,
+                replaced: false
+            }
+        );
     }
 
     #[test]
@@ -371,10 +386,10 @@ mod tests {
         };
         let empty_body = Response::new(StatusCode::NO_CONTENT);
         encode_both(&mut memo, &empty_body, &head);
-        assert!(memo.recall(&empty_body, &head));
+        assert!(memo.recall(&empty_body.parts(), &head));
         // A body left out of the encoding cannot be checked: not remembered.
         encode_both(&mut memo, &Response::text("Hello"), &head);
-        assert!(!memo.recall(&Response::text("Hello"), &head));
-        assert!(!memo.recall(&Response::text("Hello"), &options(DATE)));
+        assert!(!memo.recall(&Response::text("Hello").parts(), &head));
+        assert!(!memo.recall(&Response::text("Hello").parts(), &options(DATE)));
     }
 }

@@ -59,7 +59,9 @@ pub struct Head {
     pub framing: Framing,
     /// Whether the connection may carry another request after this one.
     pub keep_alive: bool,
-    /// `Expect: 100-continue` was sent.
+    /// The client waits for `100 Continue` before it sends the body: an
+    /// HTTP/1.1 request with `Expect: 100-continue` (RFC 9110 §10.1.1: an
+    /// HTTP/1.0 request's `Expect` is ignored). Decided here, once.
     pub expect_continue: bool,
 }
 
@@ -143,7 +145,7 @@ pub fn decode_head(
         version,
         framing,
         keep_alive,
-        expect_continue: fields.expect_continue,
+        expect_continue: fields.expect_continue && version == Version::Http11,
     }))
 }
 

@@ -5,6 +5,14 @@
 //! [`RequestReader`], and so do the property tests, the fuzz target and the
 //! codec bench.
 //!
+//! The codec owns the HTTP/1 bytes and knows nothing of the app API: it
+//! encodes any protocol-neutral [`ResponseView`](crate::message::ResponseView)
+//! (an app's `Response` is one), says what it sent ([`Encoded`]), and
+//! decides alone when `100 Continue` is owed ([`Awaiting::owes_continue`],
+//! [`encode_continue`]). Its files use only `crate::message` and
+//! `crate::limits` besides themselves; `shards/tests/http_codec_knows_no_app_types.rs`
+//! fails the build's tests otherwise.
+//!
 //! Line endings: shardd requires CRLF. A bare LF anywhere in a request head
 //! or in chunked framing is a 400, consistently, because a server that
 //! accepts what its front proxy reads differently is how requests get
@@ -18,10 +26,14 @@ mod error;
 mod head;
 mod head_memo;
 mod reader;
+#[cfg(test)]
+mod test_response;
 
 pub use chunked::{decode_chunked, ChunkedDecoder, ChunkedStatus};
 pub use date::{DateCache, DATE_LEN};
-pub use encode::{encode_error, encode_response, BodyPlan, EncodeOptions, COPY_LIMIT};
+pub use encode::{
+    encode_continue, encode_error, encode_response, BodyPlan, EncodeOptions, Encoded, COPY_LIMIT,
+};
 pub use encode_memo::{encode_remembered, EncodeMemo, MEMO_MAX_ENCODED};
 pub use error::HttpError;
 pub use head::{decode_head, path_len, slice, Framing, Head, HeaderSpan, Version};

@@ -94,6 +94,19 @@ pub enum Awaiting {
     },
 }
 
+impl Awaiting {
+    /// Whether to send `100 Continue` now
+    /// ([`encode_continue`](super::encode_continue) writes it).
+    pub fn owes_continue(self) -> bool {
+        matches!(
+            self,
+            Awaiting::Body {
+                send_continue: true
+            }
+        )
+    }
+}
+
 /// Where the request at the front stands.
 #[derive(Clone, Debug, Default)]
 #[allow(clippy::large_enum_variant)] // one per connection, never moved around
@@ -223,14 +236,9 @@ impl RequestReader {
                 Some(at + head.len..at + head.len + length),
                 head.len + length,
             ),
-            Framing::Length(_) => {
-                // RFC 9110 §10.1.1: ignore Expect in an HTTP/1.0 request.
-                let expects = head.expect_continue && head.version == Version::Http11;
-                return Decoded::Incomplete(self.await_body(head, expects, body));
-            }
+            Framing::Length(_) => return Decoded::Incomplete(self.await_body(head, body)),
             Framing::Chunked => {
-                let expects = head.expect_continue;
-                let waiting = self.await_body(head, expects, body);
+                let waiting = self.await_body(head, body);
                 let Stage::Body { chunked, .. } = &mut self.stage else {
                     unreachable!("await_body enters the body stage")
                 };
@@ -276,7 +284,7 @@ impl RequestReader {
     }
 
     /// Enter (or stay in) the body stage; say whether `100 Continue` is owed now.
-    fn await_body(&mut self, head: Head, expects_continue: bool, body: &mut Vec<u8>) -> Awaiting {
+    fn await_body(&mut self, head: Head, body: &mut Vec<u8>) -> Awaiting {
         if !matches!(self.stage, Stage::Body { .. }) {
             body.clear();
             self.stage = Stage::Body {
@@ -286,21 +294,39 @@ impl RequestReader {
                 offered: false,
             };
         }
-        let Stage::Body { continue_sent, .. } = &mut self.stage else {
+        let Stage::Body {
+            head,
+            continue_sent,
+            ..
+        } = &mut self.stage
+        else {
             unreachable!()
         };
-        let send_continue = expects_continue && !*continue_sent;
-        *continue_sent |= send_continue;
-        Awaiting::Body { send_continue }
+        Awaiting::Body {
+            send_continue: owe_continue(head, continue_sent),
+        }
     }
 
     /// Stream the body of the request just offered: its head is consumed,
     /// and [`next_body_piece`](Self::next_body_piece) hands out its body as
     /// it arrives, with no `max_body_bytes` limit (the app reads at its own pace).
-    pub fn stream_body(&mut self) {
-        let Stage::Body { head, chunked, .. } = std::mem::take(&mut self.stage) else {
-            return;
+    ///
+    /// The answer says whether to send `100 Continue` now (the client
+    /// waits for it before sending the body), as [`decode`](Self::decode)
+    /// does for a body it buffers.
+    pub fn stream_body(&mut self) -> Awaiting {
+        let Stage::Body {
+            head,
+            chunked,
+            mut continue_sent,
+            ..
+        } = std::mem::take(&mut self.stage)
+        else {
+            return Awaiting::Body {
+                send_continue: false,
+            };
         };
+        let send_continue = owe_continue(&head, &mut continue_sent);
         self.start += head.len;
         // A chunked decoder carries on where it stopped; what it decoded
         // already is in `buffers.body` and goes out first.
@@ -308,6 +334,7 @@ impl RequestReader {
             Framing::Length(length) => Streaming::Length(length),
             Framing::Chunked | Framing::None => Streaming::Chunked(chunked),
         });
+        Awaiting::Body { send_continue }
     }
 
     /// Move the next buffered piece of a streamed body to the end of `out`.
@@ -398,6 +425,14 @@ impl RequestReader {
         self.make_room(buffers, received.len());
         buffers.bytes.extend_from_slice(received);
     }
+}
+
+/// Whether `100 Continue` is owed now for the request of `head`, which
+/// is then marked sent: once per request, and only when asked for.
+fn owe_continue(head: &Head, continue_sent: &mut bool) -> bool {
+    let owed = head.expect_continue && !*continue_sent;
+    *continue_sent |= owed;
+    owed
 }
 
 /// A request's parts from its decoded head and body.
@@ -534,6 +569,60 @@ mod tests {
             Decoded::Refused(_)
         ));
         assert!(buffers.memo.recall(good, &limits).is_none());
+    }
+
+    /// Whether a body, buffered or streamed, owes `100 Continue` is decided
+    /// by the version too: HTTP/1.0 has no interim responses.
+    #[test]
+    fn continue_is_owed_only_to_http_1_1_whether_the_body_is_buffered_or_streamed() {
+        let limits = Limits::default();
+        let head = |version: &str, framing: &str| {
+            format!("POST / {version}\r\nHost: x\r\nExpect: 100-continue\r\n{framing}\r\n\r\n")
+        };
+        for (version, owed) in [("HTTP/1.1", true), ("HTTP/1.0", false)] {
+            for framing in ["Content-Length: 3", "Transfer-Encoding: chunked"] {
+                if version == "HTTP/1.0" && framing.starts_with("Transfer") {
+                    continue; // refused: HTTP/1.0 has no chunked coding
+                }
+                let head = head(version, framing);
+                let (mut buffered, mut buffers) = reader_with(head.as_bytes());
+                let Decoded::Incomplete(awaiting) = buffered.decode(&mut buffers, &limits) else {
+                    panic!("{head}: the body is still to come");
+                };
+                assert_eq!(awaiting.owes_continue(), owed, "buffered: {head}");
+
+                let mut streamed = RequestReader::offering_heads();
+                let mut buffers = ReadBuffers::default();
+                streamed.feed(&mut buffers, head.as_bytes());
+                assert!(matches!(
+                    streamed.decode(&mut buffers, &limits),
+                    Decoded::Head(_)
+                ));
+                assert_eq!(
+                    streamed.stream_body().owes_continue(),
+                    owed,
+                    "streamed: {head}"
+                );
+            }
+        }
+        // Offered, declined (buffered after all): still owed once.
+        let (head, mut buffers) = (
+            head("HTTP/1.1", "Content-Length: 3"),
+            ReadBuffers::default(),
+        );
+        let mut reader = RequestReader::offering_heads();
+        reader.feed(&mut buffers, head.as_bytes());
+        assert!(matches!(
+            reader.decode(&mut buffers, &limits),
+            Decoded::Head(_)
+        ));
+        let Decoded::Incomplete(first) = reader.decode(&mut buffers, &limits) else {
+            panic!("the body is still to come")
+        };
+        let Decoded::Incomplete(again) = reader.decode(&mut buffers, &limits) else {
+            panic!("the body is still to come")
+        };
+        assert!(first.owes_continue() && !again.owes_continue());
     }
 
     #[test]
