@@ -4,6 +4,7 @@
 #   benches/callgrind-keepalive.sh [CONNECTIONS=16] [ROUNDS=500] [-- shardd flags]
 #   DEPTH=16 benches/callgrind-keepalive.sh      # 16 pipelined requests per write
 #   KEEP=1 ...                                   # keep the dump as /tmp/ka-dump
+#   SHARDD=path/to/shardd ...                    # measure that binary (default: build the release one)
 #
 # ../shared/peers/callgrind.sh measures pipelined requests (100 per write);
 # this measures the other common shape: CONNECTIONS keep-alive connections,
@@ -25,11 +26,14 @@ shift $(( $# > 2 ? 2 : $# )) || true
 for tool in valgrind callgrind_control python3; do
   command -v $tool >/dev/null || { echo "callgrind-keepalive.sh: $tool is not installed; skipping"; exit 0; }
 done
-cargo build --release --manifest-path "$root/Cargo.toml" --bin shardd >/dev/null
+if [ -z "${SHARDD:-}" ]; then
+  cargo build --release --manifest-path "$root/Cargo.toml" --bin shardd >/dev/null
+  SHARDD=$root/target/release/shardd
+fi
 port=${PORT:-18520}
 work=$(mktemp -d /tmp/shardd-cg-keepalive-XXXX)
 valgrind --tool=callgrind --callgrind-out-file="$work/cg.out" \
-  "$root/target/release/shardd" --bind "127.0.0.1:$port" --shards 1 --no-pin "$@" \
+  "$SHARDD" --bind "127.0.0.1:$port" --shards 1 --no-pin "$@" \
   >"$work/server.log" 2>&1 &
 vpid=$!
 trap 'kill -TERM $vpid 2>/dev/null || true; [ -n "${KEEP:-}" ] && cp "$work"/cg.out.* /tmp/ka-dump || true; rm -rf "$work"' EXIT
