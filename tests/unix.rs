@@ -165,7 +165,10 @@ fn a_path_that_is_not_a_socket_is_an_error() {
     let path = TempPath::new("regular");
     std::fs::write(&path.0, b"precious").unwrap();
     let error = Server::bind(unix_config(&path)).err().expect("refused");
-    assert!(error.to_string().contains("not a socket"), "{error}");
+    // The cause is the error's source (the binary prints the whole chain).
+    let cause = std::error::Error::source(&error).map(ToString::to_string);
+    let cause = cause.unwrap_or_default();
+    assert!(cause.contains("not a socket"), "{error}: {cause}");
     assert_eq!(std::fs::read(&path.0).unwrap(), b"precious");
 }
 
