@@ -67,6 +67,7 @@ impl DrainSignal {
         if copy < 0 {
             return Err(std::io::Error::last_os_error());
         }
+        // SAFETY: fcntl just returned `copy`, an open descriptor nothing else owns.
         Ok(Some(unsafe { OwnedFd::from_raw_fd(copy) }))
     }
 

@@ -45,6 +45,8 @@
 //! `Server::with_listener(config, |shard| make_listener(shard))?.serve(app)`.
 
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod acceptor;
 #[doc(hidden)]

@@ -1,6 +1,9 @@
 //! The `shardd` binary: the TechEmpower plaintext/json app on every core,
 //! matched by hand or through the router (`--app`).
 
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
+
 mod check;
 mod cli;
 mod logging;

@@ -14,6 +14,7 @@ pub fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
     let old = limit.rlim_cur;
     if limit.rlim_cur < limit.rlim_max {
         limit.rlim_cur = limit.rlim_max;
+        // SAFETY: setrlimit only reads the struct we pass.
         if unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &limit) } != 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -33,10 +34,8 @@ mod tests {
             rlim_max: 0,
         };
         // SAFETY: getrlimit writes the struct we pass.
-        assert_eq!(
-            unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) },
-            0
-        );
+        let got = unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) };
+        assert_eq!(got, 0);
         assert_eq!(now, limit.rlim_max);
         assert_eq!(limit.rlim_cur, limit.rlim_max);
     }

@@ -128,6 +128,8 @@ struct ChildEnv {
 // never changes the size of; the value moves into the `pre_exec` closure
 // and is only used in the child.
 unsafe impl Send for ChildEnv {}
+// SAFETY: `Command::pre_exec` wants a `Sync` closure, but nothing shares a
+// `ChildEnv`: only the child, which has a single thread, ever uses it.
 unsafe impl Sync for ChildEnv {}
 
 const LISTEN_PID_PREFIX: &[u8] = b"LISTEN_PID=";
@@ -205,6 +207,7 @@ fn duplicate_above(fd: &OwnedFd, min: RawFd) -> io::Result<OwnedFd> {
     if copy < 0 {
         return Err(io::Error::last_os_error());
     }
+    // SAFETY: fcntl just returned `copy`, an open descriptor nothing else owns.
     Ok(unsafe { OwnedFd::from_raw_fd(copy) })
 }
 

@@ -751,10 +751,8 @@ fn sighup_reloads_the_certificate_and_a_bad_file_keeps_the_old_one() {
         .unwrap();
     let hup = || {
         // SAFETY: kill(2) on the pid of a child we started and have not reaped.
-        assert_eq!(
-            unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGHUP) },
-            0
-        );
+        let sent = unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGHUP) };
+        assert_eq!(sent, 0);
     };
     let connect = || TlsClient::connect(addr, ca.client_config(rustls::ALL_VERSIONS));
     let mut old = connect();
@@ -782,10 +780,8 @@ fn sighup_reloads_the_certificate_and_a_bad_file_keeps_the_old_one() {
 
     // SIGTERM still drains and exits 0.
     // SAFETY: as above.
-    assert_eq!(
-        unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM) },
-        0
-    );
+    let sent = unsafe { libc::kill(child.0.id() as libc::pid_t, libc::SIGTERM) };
+    assert_eq!(sent, 0);
     drop((old, new, after));
     let until = Instant::now() + Duration::from_secs(15);
     let status = loop {

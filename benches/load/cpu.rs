@@ -125,8 +125,9 @@ fn machine_busy_seconds() -> f64 {
 
 /// CPU seconds used so far by this process (all generator threads).
 fn self_cpu_seconds() -> f64 {
-    // SAFETY: getrusage fills the struct we pass.
+    // SAFETY: `rusage` is plain integers, for which all zeros is a value.
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage fills the struct we pass.
     unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut usage) };
     let secs = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
     secs(usage.ru_utime) + secs(usage.ru_stime)

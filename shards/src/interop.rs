@@ -510,4 +510,25 @@ mod tests {
         assert_eq!(parts.uri, "/x?y");
         assert_eq!(parts.version, http::Version::HTTP_10);
     }
+
+    // Also runs under Miri (scripts/miri): values are handed to `http`
+    // without its byte check.
+    #[test]
+    fn decoded_header_values_arrive_in_the_http_request() {
+        use crate::http::{Decoded, ReadBuffers, RequestReader};
+        let (mut reader, mut buffers) = (RequestReader::default(), ReadBuffers::default());
+        reader.feed(
+            &mut buffers,
+            b"POST /u HTTP/1.1\r\nHost: a\r\nX-Tab: x\ty\r\nContent-Length: 2\r\n\r\nhi",
+        );
+        let Decoded::Request(parts) = reader.decode(&mut buffers, &crate::Limits::default()) else {
+            panic!("the head did not decode");
+        };
+        let peer = crate::PeerAddr::Unknown;
+        let request = Request::from_parts(parts, &peer).to_http().unwrap();
+        assert_eq!(request.headers()["host"], "a");
+        assert_eq!(request.headers()["x-tab"], "x\ty");
+        assert_eq!(request.headers()["content-length"], "2");
+        assert_eq!(request.body().as_ref(), b"hi");
+    }
 }

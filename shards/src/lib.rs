@@ -40,6 +40,8 @@
 //! | **binary upgrade** | SIGUSR2 to the `shardd` binary: a new process takes over the listening sockets, then the old one drains (`upgrade` alone is the HTTP `101`) |
 
 #![warn(missing_docs)]
+#![warn(clippy::undocumented_unsafe_blocks)]
+#![deny(unsafe_op_in_unsafe_fn)]
 
 mod acceptor_waker;
 mod access_log;

@@ -223,4 +223,30 @@ mod tests {
         let query = Request::new("GET", "/a?x=1&y", ::http::Version::HTTP_11, b"", &peer).query();
         assert_eq!(query, Some("x=1&y"));
     }
+
+    // Also runs under Miri (scripts/miri): `headers` skips the UTF-8 check.
+    #[test]
+    fn headers_come_in_the_order_sent_and_are_found_in_any_case() {
+        use crate::http::{Decoded, ReadBuffers, RequestReader};
+        let (mut reader, mut buffers) = (RequestReader::default(), ReadBuffers::default());
+        reader.feed(
+            &mut buffers,
+            b"GET / HTTP/1.1\r\nHost: a\r\nX-Trace: 1, 2\r\naccept: */*\r\n\r\n",
+        );
+        let Decoded::Request(parts) = reader.decode(&mut buffers, &crate::Limits::default()) else {
+            panic!("the head did not decode");
+        };
+        let peer = PeerAddr::Unknown;
+        let request = Request::from_parts(parts, &peer);
+        let headers: Vec<_> = request.headers().collect();
+        assert_eq!(
+            headers,
+            [
+                ("Host", &b"a"[..]),
+                ("X-Trace", b"1, 2"),
+                ("accept", b"*/*")
+            ]
+        );
+        assert_eq!(request.header("x-trace"), Some(&b"1, 2"[..]));
+    }
 }

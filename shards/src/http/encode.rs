@@ -394,7 +394,7 @@ fn grow(out: &mut Vec<u8>, len: usize, room: usize) {
 unsafe fn copy_small(bytes: &[u8], to: *mut u8) {
     let len = bytes.len();
     let from = bytes.as_ptr();
-    // SAFETY (all arms): every read is within `bytes` and every write
+    // SAFETY: (all arms) every read is within `bytes` and every write
     // within the `len` bytes after `to`, which the caller vouches for;
     // the moves are unaligned, so any address will do.
     unsafe {

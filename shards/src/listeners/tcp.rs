@@ -139,9 +139,12 @@ impl AsyncRead for TcpConn {
                 let unfilled = unsafe { buf.unfilled_mut() };
                 let want = unfilled.len();
                 let fd = this.fd()?;
+                // SAFETY: `unfilled` is valid for `want` bytes of writes and
+                // `fd` is this connection's open socket.
                 let n = unsafe { sys_read(fd, unfilled.as_mut_ptr().cast(), want) };
                 if n >= 0 {
                     let n = n as usize;
+                    // SAFETY: read(2) initialised the first `n` bytes of `unfilled`.
                     unsafe { buf.assume_init(n) };
                     buf.advance(n);
                     this.read_parked = n < want && n > 0;
