@@ -61,8 +61,6 @@
 #![warn(missing_docs)]
 
 mod acceptor;
-#[doc(hidden)]
-pub mod acceptor_bench;
 mod access_log_writer;
 mod admin;
 mod bind_addr;
