@@ -1,12 +1,12 @@
 //! Acceptor capacity: connections one acceptor thread accepts and hands off
 //! per second, with no HTTP behind it.
 //!
-//! Runs the real acceptor and dispatcher (`shardd::acceptor_bench`, the
-//! same loop, channels and wake-ups as the server) with 1 and 2 pretend
-//! shards, each a thread with a current-thread tokio runtime that takes
-//! its connections as a shard's `Handoff` listener does and closes them at
-//! once; the acceptor and the pretend shards run as `SCHED_BATCH`, as the
-//! server's do. Two cells per shard count:
+//! Runs a real server through the public API (`Server::bind`, so the same
+//! acceptor, dispatcher, channels and wake-ups) with 1 and 2 shards whose
+//! listener wraps the builtin one and closes each connection at once (its
+//! `establish` fails), so no HTTP runs behind the acceptor; the acceptor and
+//! the shards run as `SCHED_BATCH` (`batch_scheduling`). Two cells per
+//! shard count:
 //!
 //! - `loop`: client threads connect over loopback in a loop, each waiting
 //!   for the server's close (so the TIME_WAIT is the server's, as in the
@@ -29,13 +29,18 @@
 //! test: 0.3 s per loop cell, 2 clients, one burst of 200; exit 1 if a cell
 //! handed nothing off, a client failed, or a burst was not spread evenly.
 
-use std::io::Read;
+use std::future::{ready, Future};
+use std::io::{self, Read};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use shardd::acceptor_bench::{serve_in_batches, BenchAcceptor, BenchShard};
+use shardd::listeners::BuiltinListener;
+use shardd::{
+    app_fn, Accepted, Admission, Config, DispatchPolicy, Listener, PeerAddr, Response, Server,
+    ServerHandle, ShardInfo, StatsSnapshot,
+};
 
 mod support;
 
@@ -163,46 +168,109 @@ fn thread_usage(tid: i32) -> (u64, u64) {
     (cpu_ns, sleeps)
 }
 
-/// A pretend shard: take each connection and close it; returns how many.
-fn consume(shard: BenchShard, tids: Arc<std::sync::Mutex<Vec<i32>>>) -> u64 {
-    // The scheduling policy of a real shard.
-    serve_in_batches();
-    // SAFETY: gettid has no preconditions.
-    tids.lock().unwrap().push(unsafe { libc::gettid() });
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_io()
-        .build()
-        .expect("a runtime");
-    runtime.block_on(async {
-        let mut taken = 0;
-        while let Some(conn) = shard.take().await {
-            drop(conn);
-            taken += 1;
-        }
-        taken
-    })
+/// The shards' listener: the builtin one, but every connection it hands
+/// out is closed at once, unanswered (its `establish` fails), as the
+/// shard's real bookkeeping (slot, admission counters) sees it.
+struct CloseAtOnce(BuiltinListener);
+
+impl Listener for CloseAtOnce {
+    type Conn = <BuiltinListener as Listener>::Conn;
+
+    async fn accept(&mut self) -> io::Result<Option<Accepted<Self::Conn>>> {
+        self.0.accept().await
+    }
+
+    fn establish(_: &mut Self::Conn, _: &mut PeerAddr) -> impl Future<Output = io::Result<()>> {
+        ready(Err(io::Error::other("closed by the acceptor bench")))
+    }
+
+    fn stop_accepting(&mut self) {
+        self.0.stop_accepting()
+    }
 }
 
-/// Start a consumer thread per pretend shard.
-fn spawn_consumers(
-    consumers: Vec<BenchShard>,
-) -> (
-    Vec<std::thread::JoinHandle<u64>>,
-    Arc<std::sync::Mutex<Vec<i32>>>,
-) {
-    let tids = Arc::new(std::sync::Mutex::new(Vec::new()));
-    let threads: Vec<_> = consumers
-        .into_iter()
-        .map(|shard| {
-            let tids = tids.clone();
-            std::thread::spawn(move || consume(shard, tids))
-        })
-        .collect();
-    // Their ids, once each has started.
-    while tids.lock().unwrap().len() < threads.len() {
-        std::thread::yield_now();
+/// A server bound to 127.0.0.1:0 with `shards` shards, not yet serving:
+/// clients may connect (the kernel queues them) before [`start`].
+fn bind(shards: usize) -> (Server<impl shardd::ConnectionSource>, SocketAddr) {
+    let config = Config {
+        bind: SocketAddr::from(([127, 0, 0, 1], 0)).into(),
+        shards,
+        pin: false,
+        batch_scheduling: true,
+        // The clients send nothing: deferred, their connections would wait
+        // a second in the kernel before the acceptor saw them.
+        defer_accept: false,
+        backlog: 4096,
+        channel_capacity: 4096,
+        admission: Admission {
+            dispatch: DispatchPolicy::RoundRobin,
+            ..Admission::default()
+        },
+        ..Config::default()
+    };
+    let server = Server::bind(config)
+        .expect("the server")
+        .wrap_listener(|_: &ShardInfo, builtin| Ok(CloseAtOnce(builtin)));
+    let addr = server.local_addr().expect("a TCP address");
+    (server, addr)
+}
+
+/// A serving bench server, and the ids of its acceptor and shard threads.
+struct Running {
+    handle: ServerHandle,
+    acceptor_tid: i32,
+    shard_tids: Vec<i32>,
+}
+
+/// Start serving: the acceptor takes what is in the backlog at once.
+fn start(server: Server<impl shardd::ConnectionSource>, shards: usize) -> Running {
+    // No connection reaches the app: each is closed before it is served.
+    let handle = server
+        .serve(|_| app_fn(|_| Response::not_found()))
+        .expect("serving");
+    let acceptor_tid = thread_ids(&["acceptor".to_owned()])[0];
+    let names: Vec<String> = (0..shards).map(|index| format!("shard-{index}")).collect();
+    Running {
+        handle,
+        acceptor_tid,
+        shard_tids: thread_ids(&names),
     }
-    (threads, tids)
+}
+
+/// The ids of this process's threads with these names, once each has
+/// named itself (a new thread does that first thing).
+fn thread_ids(names: &[String]) -> Vec<i32> {
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut found = vec![None; names.len()];
+        for entry in std::fs::read_dir("/proc/self/task")
+            .expect("/proc/self/task")
+            .flatten()
+        {
+            let comm = std::fs::read_to_string(entry.path().join("comm")).unwrap_or_default();
+            if let Some(index) = names.iter().position(|name| *name == comm.trim_end()) {
+                found[index] = entry.file_name().to_str().and_then(|tid| tid.parse().ok());
+            }
+        }
+        if let Some(tids) = found.iter().copied().collect::<Option<Vec<i32>>>() {
+            return tids;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no threads named {names:?} (found {found:?})"
+        );
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// Connections answered 503 or ever held pending (should stay 0).
+fn refused(stats: &StatsSnapshot) -> u64 {
+    stats.acceptor.rejected + stats.acceptor.queued
+}
+
+/// Connections each shard took.
+fn per_shard(stats: &StatsSnapshot) -> Vec<u64> {
+    stats.shards.iter().map(|shard| shard.accepted).collect()
 }
 
 fn consumers_cpu(tids: &[i32]) -> u64 {
@@ -230,12 +298,10 @@ fn client(addr: SocketAddr, stop: &AtomicBool, errors: &AtomicU64) {
 
 /// Clients connecting in a loop for `--duration`.
 fn measure_loop(args: &Args, shards: usize) -> Cell {
-    let (mut acceptor, consumers) = BenchAcceptor::bind(shards, 4096, 4096).expect("the acceptor");
-    acceptor.start().expect("the acceptor thread");
-    let (consumer_threads, tids) = spawn_consumers(consumers);
+    let (server, addr) = bind(shards);
+    let running = start(server, shards);
     let stop = Arc::new(AtomicBool::new(false));
     let errors = Arc::new(AtomicU64::new(0));
-    let addr = acceptor.addr;
     let clients: Vec<_> = (0..args.clients)
         .map(|_| {
             let (stop, errors) = (stop.clone(), errors.clone());
@@ -243,42 +309,34 @@ fn measure_loop(args: &Args, shards: usize) -> Cell {
         })
         .collect();
     std::thread::sleep(Duration::from_secs_f64(args.warmup));
-    let consumer_tids = tids.lock().unwrap().clone();
     let (errors_before, started) = (errors.load(Relaxed), Instant::now());
-    let (accepted_before, handed_before) = (acceptor.accepted(), acceptor.handed_off());
-    let (cpu_before, sleeps_before) = thread_usage(acceptor.tid);
-    let consumers_before = consumers_cpu(&consumer_tids);
+    let before = running.handle.stats();
+    let (cpu_before, sleeps_before) = thread_usage(running.acceptor_tid);
+    let consumers_before = consumers_cpu(&running.shard_tids);
     std::thread::sleep(Duration::from_secs_f64(args.duration));
-    let (cpu_after, sleeps_after) = thread_usage(acceptor.tid);
-    let consumers_after = consumers_cpu(&consumer_tids);
-    let (accepted, handed) = (
-        acceptor.accepted() - accepted_before,
-        acceptor.handed_off() - handed_before,
-    );
+    let (cpu_after, sleeps_after) = thread_usage(running.acceptor_tid);
+    let consumers_after = consumers_cpu(&running.shard_tids);
+    let after = running.handle.stats();
     let elapsed = started.elapsed().as_secs_f64();
     let client_errors = errors.load(Relaxed) - errors_before;
     stop.store(true, Relaxed);
     for client in clients {
         let _ = client.join();
     }
-    let refused = acceptor.refused();
-    acceptor.stop();
-    let per_shard = consumer_threads
-        .into_iter()
-        .map(|c| c.join().unwrap_or(0))
-        .collect();
+    let last = running.handle.stats();
+    running.handle.stop();
     Cell {
         kind: "loop",
         shards,
-        accepted,
-        handed,
+        accepted: after.acceptor.accepted - before.acceptor.accepted,
+        handed: after.acceptor.handed_off - before.acceptor.handed_off,
         wall: elapsed,
         acceptor_ns: cpu_after - cpu_before,
         sleeps: sleeps_after - sleeps_before,
         consumers_ns: consumers_after - consumers_before,
         client_errors,
-        refused,
-        per_shard,
+        refused: refused(&last),
+        per_shard: per_shard(&last),
     }
 }
 
@@ -289,10 +347,9 @@ fn measure_burst(args: &Args, shards: usize) -> Cell {
     let (mut accepted, mut handed, mut client_errors, mut refused) = (0, 0, 0, 0);
     let mut per_shard = vec![0; shards];
     for _ in 0..args.rounds {
-        let (mut acceptor, consumers) =
-            BenchAcceptor::bind(shards, 4096, 4096).expect("the acceptor");
+        let (server, addr) = bind(shards);
         let clients: Vec<TcpStream> = (0..args.burst)
-            .filter_map(|_| match TcpStream::connect(acceptor.addr) {
+            .filter_map(|_| match TcpStream::connect(addr) {
                 Ok(stream) => Some(stream),
                 Err(_) => {
                     client_errors += 1;
@@ -300,26 +357,36 @@ fn measure_burst(args: &Args, shards: usize) -> Cell {
                 }
             })
             .collect();
-        let (consumer_threads, tids) = spawn_consumers(consumers);
-        let consumers_before = consumers_cpu(&tids.lock().unwrap());
+        // The wall time includes starting the shards and the acceptor
+        // thread (well under a millisecond against the burst's handoffs).
         let started = Instant::now();
-        acceptor.start().expect("the acceptor thread");
+        let running = start(server, shards);
         let deadline = started + Duration::from_secs(10);
-        while acceptor.handed_off() < clients.len() as u64 && Instant::now() < deadline {
+        while running.handle.stats().acceptor.handed_off < clients.len() as u64
+            && Instant::now() < deadline
+        {
             std::thread::sleep(Duration::from_micros(200));
         }
         wall += started.elapsed().as_secs_f64();
-        let (acceptor_cpu, acceptor_sleeps) = thread_usage(acceptor.tid);
+        let (acceptor_cpu, acceptor_sleeps) = thread_usage(running.acceptor_tid);
         cpu += acceptor_cpu;
         sleeps += acceptor_sleeps;
-        consumer_cpu += consumers_cpu(&tids.lock().unwrap()) - consumers_before;
-        accepted += acceptor.accepted();
-        handed += acceptor.handed_off();
-        refused += acceptor.refused();
-        acceptor.stop();
-        for (total, consumer) in per_shard.iter_mut().zip(consumer_threads) {
-            *total += consumer.join().unwrap_or(0);
+        consumer_cpu += consumers_cpu(&running.shard_tids);
+        // The shards have taken what was handed off once `accepted` catches up.
+        while self::per_shard(&running.handle.stats()).iter().sum::<u64>()
+            < running.handle.stats().acceptor.handed_off
+            && Instant::now() < deadline
+        {
+            std::thread::sleep(Duration::from_micros(200));
         }
+        let stats = running.handle.stats();
+        accepted += stats.acceptor.accepted;
+        handed += stats.acceptor.handed_off;
+        refused += self::refused(&stats);
+        for (total, taken) in per_shard.iter_mut().zip(self::per_shard(&stats)) {
+            *total += taken;
+        }
+        running.handle.stop();
         drop(clients);
     }
     Cell {

@@ -376,6 +376,7 @@ impl Config {
         if let Some((_, message)) = checks.into_iter().find(|(ok, _)| !ok) {
             return Err(Error::InvalidSetting(message));
         }
+        self.check_built_features(cfg!(feature = "tls"))?;
         if self
             .tls
             .as_ref()
@@ -383,6 +384,18 @@ impl Config {
         {
             return Err(Error::InvalidSetting(
                 "tls.handshake_timeout_ms must be at least 1",
+            ));
+        }
+        Ok(())
+    }
+
+    /// Refuse settings this build cannot honour, rather than ignore them:
+    /// `[tls]` without the `tls` feature would serve plain HTTP.
+    fn check_built_features(&self, tls_built: bool) -> Result<(), Error> {
+        if self.tls.is_some() && !tls_built {
+            return Err(Error::InvalidSetting(
+                "[tls] is set but shardd was built without the tls feature \
+                 (enable feature \"tls\" of shardd-server)",
             ));
         }
         Ok(())
@@ -593,6 +606,15 @@ mod tests {
         };
         let error = config.validate().unwrap_err().to_string();
         assert!(error.contains("tls.handshake_timeout_ms"), "{error}");
+    }
+
+    #[test]
+    fn tls_table_refused_when_built_without_tls() {
+        let config = Config::from_toml("[tls]\ncert = \"a.pem\"\nkey = \"k.pem\"").unwrap();
+        let error = config.check_built_features(false).unwrap_err().to_string();
+        assert!(error.contains("built without the tls feature"), "{error}");
+        assert!(config.check_built_features(true).is_ok());
+        assert!(Config::default().check_built_features(false).is_ok());
     }
 
     #[test]

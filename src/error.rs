@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use crate::bind_addr::BindAddr;
+#[cfg(feature = "tls")]
 use shardd_shards::listeners::TlsError;
 
 /// An error from the `shardd` library. Every message names what it is
@@ -65,6 +66,7 @@ pub enum Error {
     /// The TLS certificate or key cannot be used (missing, unreadable, not
     /// PEM, or not a matching pair); the message names the file.
     #[error(transparent)]
+    #[cfg(feature = "tls")]
     Tls(#[from] TlsError),
     /// The admin port's address (`admin`) could not be bound.
     #[error("cannot bind the admin address {addr}")]

@@ -44,13 +44,25 @@
 //! With a custom [`Listener`] (an in-memory pipe, TLS),
 //! `Server::with_listener(config, |shard| make_listener(shard))?.serve(app)`.
 
+//!
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `tls` | on | the `[tls]` config table, `listeners::TlsListener`, certificate reloads; without it a config with `[tls]` is refused |
+//! | `router` | on | `router`: routes, path parameters, extractors |
+//! | `techempower` | on | `apps::techempower`: the benchmark apps the `shardd` binary serves (needs `router`) |
+//! | `tower` | off | `tower`: serve a tower `Service` (an axum `Router`); opt in next to your `axum` dependency |
+//! | `fault-injection` | off | `ServerHandle::kill_shard`, for tests of the supervisor |
+//!
+//! The `shardd` binary needs `tls`, `router` and `techempower`. A lean
+//! library: `default-features = false`, then add what you use.
+
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
 mod acceptor;
-#[doc(hidden)]
-pub mod acceptor_bench;
 mod access_log_writer;
 mod admin;
 mod bind_addr;
@@ -71,6 +83,10 @@ pub mod systemd;
 pub use bind_addr::{BindAddr, UnixMode};
 mod tls;
 
+/// Old paths of the benchmark apps, kept for the binary, tests and guide.
+#[cfg(feature = "techempower")]
+#[doc(hidden)]
+pub use apps::techempower::{techempower_router, TechEmpower};
 pub use config::{
     AccessLogTarget, Admission, Config, DispatchPolicy, ListenerMode, LogFormat, Logging,
     OverloadPolicy, TlsConfig,
@@ -82,8 +98,7 @@ pub use server::{
     BoundSocket, ConnectionSource, CustomListener, DrainTrigger, Server, ServerControl,
     ServerHandle, Unwrapped, Wrapped,
 };
-pub use shardd_shards::apps::techempower::TechEmpower;
-pub use shardd_shards::apps::techempower_routed::techempower_router;
+#[cfg(feature = "router")]
 pub use shardd_shards::router;
 pub use shardd_shards::{
     app_fn, Accepted, AccessLogFormat, App, Body, BodyError, BodyStream, BoxError, FnApp,
@@ -117,6 +132,18 @@ pub mod tower {
     pub use shardd_shards::tower::{serve_tower, RequestBody, TowerApp};
 }
 
+/// Apps that ship with shardd.
+#[cfg(feature = "techempower")]
+pub mod apps {
+    /// The TechEmpower benchmark apps the `shardd` binary serves (feature
+    /// `techempower`): [`TechEmpower`] matches the paths by hand,
+    /// [`techempower_router`] serves the same tests through the router.
+    pub mod techempower {
+        pub use shardd_shards::apps::techempower::TechEmpower;
+        pub use shardd_shards::apps::techempower_routed::techempower_router;
+    }
+}
+
 /// Building blocks for [`Listener`] authors: the listeners shardd ships and
 /// the stream they hand out (TCP, or Unix domain), and the decorators that
 /// wrap any listener (TLS, the PROXY protocol).
@@ -126,6 +153,7 @@ pub mod listeners {
         accept_nonblocking, accept_stream, BuiltinListener, ReusePort, TcpConn,
     };
     pub use shardd_shards::listeners::{ProxyConn, ProxyProtocol, ProxyProtocolSettings};
+    #[cfg(feature = "tls")]
     pub use shardd_shards::listeners::{TlsConn, TlsContext, TlsError, TlsListener};
 }
 

@@ -19,8 +19,9 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::Result;
 use clap::Parser;
+use shardd::apps::techempower::{techempower_router, TechEmpower};
 use shardd::systemd::{take_listen_fds, ListenFd};
-use shardd::{techempower_router, Config, Server, ServerControl, TechEmpower, TlsReloader};
+use shardd::{Config, Server, ServerControl, TlsReloader};
 
 use crate::cli::{AppChoice, Cli};
 use crate::notify::Notifier;

@@ -10,12 +10,25 @@ use crate::error::Error;
 
 /// Load `config.tls`'s certificate and key, so a bad file stops the server
 /// before any thread starts.
+#[cfg(feature = "tls")]
 pub(crate) fn load(config: &Config) -> Result<Option<Arc<TlsContext>>, Error> {
     let Some(tls) = &config.tls else {
         return Ok(None);
     };
     let context = TlsContext::load(&tls.cert, &tls.key, tls.handshake_timeout())?;
     Ok(Some(Arc::new(context)))
+}
+
+/// Built without the `tls` feature there is no certificate to load:
+/// `Config::validate` has refused a config with `[tls]`.
+#[cfg(not(feature = "tls"))]
+pub(crate) fn load(config: &Config) -> Result<Option<Arc<TlsContext>>, Error> {
+    match config.tls {
+        None => Ok(None),
+        Some(_) => Err(Error::InvalidSetting(
+            "[tls] is set but shardd was built without the tls feature",
+        )),
+    }
 }
 
 /// Reloads a running server's TLS certificate and key from their files;
@@ -28,6 +41,17 @@ impl TlsReloader {
     /// open connections keep theirs. On error (the message names the file)
     /// the certificate in force is kept.
     pub fn reload(&self) -> Result<(), Error> {
-        self.0.reload().map_err(Error::from)
+        reload(&self.0)
     }
+}
+
+#[cfg(feature = "tls")]
+fn reload(context: &TlsContext) -> Result<(), Error> {
+    context.reload().map_err(Error::from)
+}
+
+/// Without the feature there is no certificate, so no reloader either.
+#[cfg(not(feature = "tls"))]
+fn reload(context: &TlsContext) -> Result<(), Error> {
+    match *context {}
 }

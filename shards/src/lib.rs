@@ -39,6 +39,16 @@
 //! | **grace** | during a drain, the time an idle connection waits for a request already on its way |
 //! | **binary upgrade** | SIGUSR2 to the `shardd` binary: a new process takes over the listening sockets, then the old one drains (`upgrade` alone is the HTTP `101`) |
 
+//! # Features
+//!
+//! | feature | default | what it adds |
+//! | --- | --- | --- |
+//! | `tls` | on | `listeners::TlsListener`: TLS 1.3 and 1.2 (rustls) over any listener |
+//! | `router` | on | `router::Router`: routes, path parameters, extractors |
+//! | `tower` | off | `tower::TowerApp`: serve a tower `Service` (an axum `Router`) |
+//! | `techempower` | off | `apps::techempower`: the TechEmpower benchmark apps (needs `router`) |
+//! | `fault-injection` | off | `ShardCommand::Kill`, for tests of the supervisor |
+
 #![warn(missing_docs)]
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
@@ -46,6 +56,7 @@
 mod acceptor_waker;
 mod access_log;
 mod app;
+#[cfg(feature = "techempower")]
 pub mod apps;
 mod body;
 mod buffers;
@@ -63,8 +74,10 @@ mod output;
 mod request;
 mod request_body;
 mod response;
+#[cfg(feature = "router")]
 pub mod router;
 mod shard;
+mod shard_config;
 mod slot;
 mod stats;
 #[cfg(feature = "tower")]
@@ -96,6 +109,7 @@ pub mod runtime {
     pub use crate::acceptor_waker::AcceptorWaker;
     pub use crate::access_log::{AccessLogSink, BUFFER_CAPACITY, HAND_OFF_AT};
     pub use crate::listeners::handoff::handoff_listener;
-    pub use crate::shard::{run_shard, ShardCommand, ShardConfig, ShardSetup};
+    pub use crate::shard::{run_shard, ShardCommand, ShardSetup};
+    pub use crate::shard_config::ShardConfig;
     pub use crate::stats::ShardStats;
 }

@@ -47,6 +47,7 @@ impl<'a> Request<'a> {
     }
 
     /// The same request with the path parameters a route matched.
+    #[cfg(feature = "router")]
     #[inline]
     pub(crate) fn with_params(self, params: &'a [(&'a str, &'a str)]) -> Self {
         Request { params, ..self }

@@ -14,9 +14,9 @@ use tokio::runtime::LocalOptions;
 use tokio::time::sleep;
 
 use crate::acceptor_waker::AcceptorWaker;
-use crate::access_log::{AccessLog, AccessLogSink};
+use crate::access_log::AccessLog;
 use crate::app::App;
-use crate::buffers::{BufferPool, DEFAULT_POOLED};
+use crate::buffers::BufferPool;
 use crate::connection::serve_connection;
 use crate::drain::Drain;
 use crate::env::ShardEnv;
@@ -24,7 +24,8 @@ use crate::http::DateCache;
 use crate::info::ShardInfo;
 use crate::limits::Limits;
 use crate::listener::{Accepted, Listener, PeerAddr};
-use crate::listeners::{ProxyProtocol, ProxyProtocolSettings, TlsContext, TlsListener};
+use crate::listeners::stack::{ListenerStack, ServeListener};
+use crate::shard_config::ShardConfig;
 use crate::slot::ConnectionSlot;
 use crate::stats::ShardStats;
 
@@ -42,37 +43,6 @@ pub enum ShardCommand {
     /// Panic the shard's thread, to exercise the supervisor (fault injection).
     #[cfg(feature = "fault-injection")]
     Kill,
-}
-
-/// What a shard takes from the server configuration.
-#[derive(Clone, Debug)]
-pub struct ShardConfig {
-    /// The limits every connection of the shard enforces.
-    pub limits: Limits,
-    /// How long a drain may take before open connections are cut.
-    pub drain_timeout: Duration,
-    /// Buffer sets the shard keeps for reuse by its connections.
-    pub pooled_buffers: usize,
-    /// Serve TLS with this certificate over whatever the listener accepts.
-    pub tls: Option<Arc<TlsContext>>,
-    /// Where the access log goes; `None`: no access log.
-    pub access_log: Option<AccessLogSink>,
-    /// Read a PROXY protocol header at the start of every connection,
-    /// under TLS if there is TLS; `None`: no header expected.
-    pub proxy_protocol: Option<ProxyProtocolSettings>,
-}
-
-impl Default for ShardConfig {
-    fn default() -> Self {
-        ShardConfig {
-            limits: Limits::default(),
-            drain_timeout: Duration::from_secs(10),
-            pooled_buffers: DEFAULT_POOLED,
-            tls: None,
-            access_log: None,
-            proxy_protocol: None,
-        }
-    }
 }
 
 /// Everything a shard thread is started with.
@@ -132,24 +102,33 @@ where
             env,
             app: Rc::new(app),
         };
-        let (commands, drain_timeout) = (setup.commands, setup.config.drain_timeout);
-        let tls = setup.config.tls.map(|tls| (tls, stats));
-        match setup.config.proxy_protocol {
-            None => {
-                shard
-                    .serve_tls(listener, tls, commands, drain_timeout)
-                    .await
-            }
-            Some(settings) => {
-                // Under TLS: the header comes before the first TLS byte.
-                let listener = ProxyProtocol::new(listener, settings);
-                shard
-                    .serve_tls(listener, tls, commands, drain_timeout)
-                    .await
-            }
-        }
+        let stack = ListenerStack {
+            proxy_protocol: setup.config.proxy_protocol,
+            tls: setup.config.tls.map(|tls| (tls, stats)),
+        };
+        let server = ServeShard {
+            shard: &shard,
+            commands: setup.commands,
+            drain_timeout: setup.config.drain_timeout,
+        };
+        stack.serve(listener, server).await;
         Ok(())
     })
+}
+
+/// The shard's loop, waiting for the listener stack built over its listener.
+struct ServeShard<'a, A> {
+    shard: &'a Shard<A>,
+    commands: flume::Receiver<ShardCommand>,
+    drain_timeout: Duration,
+}
+
+impl<A: App> ServeListener for ServeShard<'_, A> {
+    async fn serve<L: Listener>(self, listener: L) {
+        self.shard
+            .serve(listener, self.commands, self.drain_timeout)
+            .await
+    }
 }
 
 /// One running shard: its id, the state its connections share, its app.
@@ -160,23 +139,6 @@ struct Shard<A> {
 }
 
 impl<A: App> Shard<A> {
-    /// [`serve`](Self::serve) over `listener`, through TLS if `tls` is set.
-    async fn serve_tls<L: Listener>(
-        &self,
-        listener: L,
-        tls: Option<(Arc<TlsContext>, Arc<ShardStats>)>,
-        commands: flume::Receiver<ShardCommand>,
-        drain_timeout: Duration,
-    ) {
-        match tls {
-            None => self.serve(listener, commands, drain_timeout).await,
-            Some((tls, stats)) => {
-                let listener = TlsListener::counted(listener, tls, Some(stats));
-                self.serve(listener, commands, drain_timeout).await
-            }
-        }
-    }
-
     /// The shard's server loop: accept, spawn a task per connection, drain.
     async fn serve<L: Listener>(
         &self,

@@ -13,7 +13,7 @@
 //!   builds on each shard, and what `shardd::Server::wrap_listener` hands a
 //!   decorator to wrap.
 //!
-//! - [`TlsListener`] wraps any listener, handing out [`TlsConn`]s whose
+//! - `TlsListener` (feature `tls`) wraps any listener, handing out `TlsConn`s whose
 //!   handshake runs on the connection's own task.
 //! - [`ProxyProtocol`] wraps any listener, handing out [`ProxyConn`]s whose
 //!   PROXY protocol header (v1 or v2) is read on the connection's own task;
@@ -23,12 +23,20 @@ mod builtin;
 pub(crate) mod handoff;
 pub mod proxy_protocol;
 mod reuseport;
+pub(crate) mod stack;
 mod tcp;
+#[cfg(feature = "tls")]
 mod tls;
+#[cfg(not(feature = "tls"))]
+mod tls_disabled;
 
 pub use builtin::BuiltinListener;
 pub use handoff::{Handoff, HandoffConn};
 pub use proxy_protocol::{ProxyConn, ProxyProtocol, ProxyProtocolSettings};
 pub use reuseport::{reuseport_socket, ReusePort};
 pub use tcp::{accept_nonblocking, accept_stream, TcpConn};
+#[cfg(feature = "tls")]
 pub use tls::{TlsConn, TlsContext, TlsError, TlsListener};
+#[cfg(not(feature = "tls"))]
+#[doc(hidden)]
+pub use tls_disabled::TlsContext;
