@@ -7,7 +7,7 @@
 
 use std::cell::Cell;
 use std::ops::Deref;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use crate::acceptor_waker::AcceptorWaker;
 use crate::access_log::AccessLog;
@@ -37,24 +37,39 @@ pub struct ShardEnv {
 /// reloaded (`ShardCommand::SetLimits`). Derefs to `Limits`, so the
 /// connection loop reads it as before, at the cost of one pointer load.
 ///
-/// Each distinct set of limits is leaked (a few hundred bytes per shard and
-/// reload): a reload is a rare, manual act, and a `&'static Limits` lets a
-/// connection hold `&Limits` across awaits with no reference counting on the
-/// hot path. A connection sees the new limits from its next read of them.
+/// The limits live for the rest of the process (`&'static`), so a
+/// connection holds `&Limits` across awaits with no reference counting on
+/// the hot path. They are interned: every shard, restart and reload that
+/// uses a set of limits seen before shares its one copy, so the memory
+/// kept is one copy per distinct set ever configured (a reload is a
+/// manual act), not one per shard, restart and reload.
+/// A connection sees the new limits from its next read of them.
 pub struct LiveLimits(Cell<&'static Limits>);
 
 impl LiveLimits {
     /// Limits to start with.
     pub fn new(limits: Limits) -> Self {
-        LiveLimits(Cell::new(Box::leak(Box::new(limits))))
+        LiveLimits(Cell::new(intern(limits)))
     }
 
     /// Use `limits` from now on (nothing happens if they are unchanged).
     pub fn set(&self, limits: Limits) {
         if *self.0.get() != limits {
-            self.0.set(Box::leak(Box::new(limits)));
+            self.0.set(intern(limits));
         }
     }
+}
+
+/// The one process-wide copy of `limits`, made the first time they are seen.
+fn intern(limits: Limits) -> &'static Limits {
+    static SEEN: Mutex<Vec<&'static Limits>> = Mutex::new(Vec::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    if let Some(&known) = seen.iter().find(|&&known| *known == limits) {
+        return known;
+    }
+    let fresh: &'static Limits = Box::leak(Box::new(limits));
+    seen.push(fresh);
+    fresh
 }
 
 impl From<Limits> for LiveLimits {
@@ -68,5 +83,33 @@ impl Deref for LiveLimits {
 
     fn deref(&self) -> &Limits {
         self.0.get()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_limits_share_one_copy_across_shards_and_reloads() {
+        let shard_a = LiveLimits::new(Limits::default());
+        let shard_b = LiveLimits::new(Limits::default());
+        assert!(
+            std::ptr::eq(&*shard_a, &*shard_b),
+            "one copy for two shards"
+        );
+
+        let mut tighter = Limits::default();
+        tighter.max_headers = 7;
+        // Reloads back and forth between two sets keep two copies, not one per reload.
+        let first = {
+            shard_a.set(tighter.clone());
+            &*shard_a as *const Limits
+        };
+        shard_a.set(Limits::default());
+        shard_a.set(tighter.clone());
+        assert!(std::ptr::eq(&*shard_a, first), "the reload reuses the copy");
+        shard_b.set(tighter);
+        assert!(std::ptr::eq(&*shard_b, first), "and so does another shard");
     }
 }
