@@ -99,8 +99,10 @@ mod tests {
             "one copy for two shards"
         );
 
-        let mut tighter = Limits::default();
-        tighter.max_headers = 7;
+        let tighter = Limits {
+            max_headers: 7,
+            ..Limits::default()
+        };
         // Reloads back and forth between two sets keep two copies, not one per reload.
         let first = {
             shard_a.set(tighter.clone());
