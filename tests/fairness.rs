@@ -12,7 +12,7 @@
 //! (they measure latency on a shared 2-core box), with every wait bounded:
 //! each ends by itself, within seconds, even against a shard that never
 //! yields. The last test is deterministic: an in-memory stream that is
-//! always ready, on a custom `Listener`.
+//! always ready, on the tests' in-memory `Listener`.
 //!
 //! Over real sockets, whether a greedy task ever finds its socket empty (and
 //! so waits, letting others run) depends on the kernel: a connection's
@@ -24,6 +24,8 @@
 //! server only copies) usually catches it in either build; the in-memory
 //! stream always does.
 
+mod support;
+
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::pin::Pin;
@@ -33,11 +35,9 @@ use std::task::{Context, Poll};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-use shardd::{
-    app_fn, Accepted, App, Config, Listener, PeerAddr, Request, Response, Server, ServerHandle,
-    TechEmpower,
-};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use shardd::{app_fn, App, Config, Request, Response, Server, ServerHandle, TechEmpower};
+use support::{parse_response, serve_in_memory, AnyStream, Client, HttpResponse, MemoryClient};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// Longest a fresh request may take, connect to full response. Generous:
 /// the box is a shared 2-core machine; a starved connection waits far longer.
@@ -123,113 +123,29 @@ fn join_until<T>(thread: JoinHandle<T>, until: Instant) -> Option<T> {
     thread.join().ok()
 }
 
-// ---------------------------------------------------------------------------
-// A small blocking HTTP/1.1 client
-// ---------------------------------------------------------------------------
-
-/// A full response read by [`fresh_request`].
+/// A full response, and how long it took from `connect` to its last byte.
 struct Answer {
-    status: u16,
-    body: Vec<u8>,
-    /// From `connect` to the last byte of the response.
+    response: HttpResponse,
     elapsed: Duration,
 }
 
-/// On a new connection: send `head` (and `body`), read one full response
-/// (by `Content-Length`), all within `bound`.
-fn fresh_request(
-    addr: SocketAddr,
-    head: &str,
-    body: &[u8],
-    bound: Duration,
-) -> Result<Answer, String> {
-    let started = Instant::now();
-    let deadline = started + bound;
-    let mut stream =
-        TcpStream::connect_timeout(&addr, bound).map_err(|e| format!("connect: {e}"))?;
-    stream.set_nodelay(true).ok();
-    stream
-        .set_write_timeout(Some(bound))
-        .map_err(|e| e.to_string())?;
-    let mut request = head.as_bytes().to_vec();
-    request.extend_from_slice(body);
-    stream
-        .write_all(&request)
-        .map_err(|e| format!("write: {e}"))?;
-    let mut received = Vec::new();
-    let mut chunk = [0u8; 4096];
-    loop {
-        if let Some((status, head_len, length)) = parse_head(&received)? {
-            if received.len() >= head_len + length {
-                return Ok(Answer {
-                    status,
-                    body: received[head_len..head_len + length].to_vec(),
-                    elapsed: started.elapsed(),
-                });
-            }
-        }
-        let left = deadline.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(format!(
-                "no full response within {bound:?} ({} bytes received)",
-                received.len()
-            ));
-        }
-        stream
-            .set_read_timeout(Some(left))
-            .map_err(|e| e.to_string())?;
-        match stream.read(&mut chunk) {
-            Ok(0) => {
-                return Err(format!(
-                    "closed after {} bytes: {:?}",
-                    received.len(),
-                    String::from_utf8_lossy(&received)
-                ))
-            }
-            Ok(n) => received.extend_from_slice(&chunk[..n]),
-            Err(e)
-                if matches!(
-                    e.kind(),
-                    io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut
-                ) =>
-            {
-                return Err(format!(
-                    "no full response within {bound:?} ({} bytes received)",
-                    received.len()
-                ))
-            }
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(format!("read: {e}")),
-        }
-    }
-}
-
-/// `GET path` on a new connection, `Connection: close`.
+/// `GET path` on a new connection, `Connection: close`: the full response
+/// within `bound`, or why not.
 fn get(addr: SocketAddr, path: &str, bound: Duration) -> Result<Answer, String> {
-    let head = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
-    fresh_request(addr, &head, b"", bound)
-}
-
-/// Status, head length and `Content-Length` of the response at the front of
-/// `bytes`, once its head is complete.
-fn parse_head(bytes: &[u8]) -> Result<Option<(u16, usize, usize)>, String> {
-    let Some(end) = bytes.windows(4).position(|w| w == b"\r\n\r\n") else {
-        return Ok(None);
-    };
-    let head = std::str::from_utf8(&bytes[..end]).map_err(|_| "response head is not UTF-8")?;
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .strip_prefix("HTTP/1.1 ")
-        .and_then(|rest| rest.get(..3))
-        .and_then(|code| code.parse().ok())
-        .ok_or_else(|| format!("bad status line {status_line:?}"))?;
-    let length = lines
-        .filter_map(|line| line.split_once(':'))
-        .find(|(name, _)| name.eq_ignore_ascii_case("content-length"))
-        .and_then(|(_, value)| value.trim().parse().ok())
-        .ok_or_else(|| format!("no Content-Length in {head:?}"))?;
-    Ok(Some((status, end + 4, length)))
+    let started = Instant::now();
+    let mut client = Client::try_connect(addr, bound).map_err(|e| format!("connect: {e}"))?;
+    client
+        .try_send(format!(
+            "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+        ))
+        .map_err(|e| format!("write: {e}"))?;
+    let response = client
+        .response_within(bound.saturating_sub(started.elapsed()))
+        .map_err(|e| e.to_string())?;
+    Ok(Answer {
+        response,
+        elapsed: started.elapsed(),
+    })
 }
 
 /// What the fresh connections saw.
@@ -289,15 +205,11 @@ fn fresh_phase(addr: SocketAddr, count: usize) -> FreshPhase {
             break;
         }
         match get(addr, "/plaintext", BOUND) {
-            Ok(answer) if answer.status == 200 && answer.body == HELLO => {
+            Ok(answer) if answer.response.status == 200 && answer.response.body == HELLO => {
                 phase.latencies.push(answer.elapsed)
             }
             Ok(answer) => {
-                phase.failure = Some(format!(
-                    "status {} body {:?}",
-                    answer.status,
-                    String::from_utf8_lossy(&answer.body)
-                ));
+                phase.failure = Some(format!("unexpected response {:?}", answer.response));
                 break;
             }
             Err(error) => {
@@ -328,15 +240,12 @@ impl ResponseCounter {
     fn feed(&mut self, data: &[u8]) -> Result<(), String> {
         if !self.checked {
             self.first.extend_from_slice(&data[..data.len().min(4096)]);
-            if let Some((status, head_len, length)) = parse_head(&self.first)? {
-                let body = self.first.get(head_len..head_len + length);
-                if status != 200 || body.is_some_and(|body| body != HELLO) {
-                    return Err(format!(
-                        "unexpected response {:?}",
-                        String::from_utf8_lossy(&self.first)
-                    ));
+            let parsed = parse_response(&self.first, "GET", false).map_err(|e| e.to_string())?;
+            if let Some((response, _)) = parsed {
+                if response.status != 200 || response.body != HELLO {
+                    return Err(format!("unexpected response {response:?}"));
                 }
-                self.checked = body.is_some();
+                self.checked = true;
             }
         }
         self.responses += count_bangs(data);
@@ -573,14 +482,11 @@ fn huge_chunked_upload_does_not_starve_other_connections() {
     let capped = Arc::new(AtomicBool::new(false));
     let uploader = {
         let (stop, uploaded, capped) = (stop.clone(), uploaded.clone(), capped.clone());
-        thread::spawn(move || -> Result<Answer, String> {
-            let mut stream =
-                TcpStream::connect_timeout(&addr, BOUND).map_err(|e| format!("connect: {e}"))?;
-            stream
-                .set_write_timeout(Some(Duration::from_secs(5)))
-                .map_err(|e| e.to_string())?;
-            stream
-                .write_all(b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
+        thread::spawn(move || -> Result<HttpResponse, String> {
+            let mut client =
+                Client::try_connect(addr, BOUND).map_err(|e| format!("connect: {e}"))?;
+            client
+                .try_send(b"POST /upload HTTP/1.1\r\nHost: 127.0.0.1\r\nTransfer-Encoding: chunked\r\n\r\n")
                 .map_err(|e| format!("write: {e}"))?;
             let mut chunk = format!("{CHUNK:x}\r\n").into_bytes();
             chunk.extend(std::iter::repeat_n(b'u', CHUNK));
@@ -588,39 +494,20 @@ fn huge_chunked_upload_does_not_starve_other_connections() {
             let batch = chunk.repeat(CHUNKS_PER_WRITE);
             let mut sent = 0u64;
             while !stop.load(Relaxed) && sent < MAX_UPLOAD {
-                stream
-                    .write_all(&batch)
+                client
+                    .try_send(&batch)
                     .map_err(|e| format!("write after {sent} body bytes: {e}"))?;
                 sent += (CHUNK * CHUNKS_PER_WRITE) as u64;
                 uploaded.store(sent, Relaxed);
             }
             capped.store(sent >= MAX_UPLOAD, Relaxed);
-            stream
-                .write_all(b"0\r\n\r\n")
+            client
+                .try_send(b"0\r\n\r\n")
                 .map_err(|e| format!("write: {e}"))?;
             // The answer: the body's length as the server counted it.
-            let started = Instant::now();
-            stream
-                .set_read_timeout(Some(Duration::from_secs(10)))
-                .map_err(|e| e.to_string())?;
-            let mut received = Vec::new();
-            let mut buf = [0u8; 4096];
-            loop {
-                if let Some((status, head_len, length)) = parse_head(&received)? {
-                    if received.len() >= head_len + length {
-                        return Ok(Answer {
-                            status,
-                            body: received[head_len..head_len + length].to_vec(),
-                            elapsed: started.elapsed(),
-                        });
-                    }
-                }
-                match stream.read(&mut buf) {
-                    Ok(0) => return Err("closed before the response".into()),
-                    Ok(n) => received.extend_from_slice(&buf[..n]),
-                    Err(e) => return Err(format!("read: {e}")),
-                }
-            }
+            client
+                .response_within(Duration::from_secs(10))
+                .map_err(|e| e.to_string())
         })
     };
     // The upload is under way before the fresh phase starts.
@@ -714,16 +601,16 @@ fn slow_handler_does_not_block_other_connections() {
     for (i, answer) in quick.iter().enumerate() {
         match answer {
             Ok(answer) => {
-                assert_eq!(answer.status, 200, "quick request {i}");
-                assert_eq!(answer.body, HELLO, "quick request {i}");
+                assert_eq!(answer.response.status, 200, "quick request {i}");
+                assert_eq!(answer.response.body, HELLO, "quick request {i}");
             }
             Err(e) => panic!("quick request {i} while /slow was in flight: {e}"),
         }
     }
     let (slow, slow_done) = slow.expect("the /slow client did not finish");
     let slow = slow.unwrap_or_else(|e| panic!("/slow: {e}"));
-    assert_eq!(slow.status, 200);
-    assert_eq!(slow.body, b"slow");
+    assert_eq!(slow.response.status, 200);
+    assert_eq!(slow.response.body, b"slow");
     assert!(
         slow.elapsed + Duration::from_millis(50) >= SLOW,
         "/slow answered in {:?}, before its handler's sleep",
@@ -739,24 +626,6 @@ fn slow_handler_does_not_block_other_connections() {
 // ---------------------------------------------------------------------------
 // Deterministic: an in-memory stream that is always ready
 // ---------------------------------------------------------------------------
-
-/// Any stream, so one listener hands out both kinds.
-trait Stream: AsyncRead + AsyncWrite + Unpin + Send {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send> Stream for T {}
-
-/// Hands the shard whatever streams arrive on a channel.
-struct MemoryListener(flume::Receiver<Box<dyn Stream>>);
-
-impl Listener for MemoryListener {
-    type Conn = Box<dyn Stream>;
-
-    async fn accept(&mut self) -> io::Result<Option<Accepted<Self::Conn>>> {
-        Ok(self.0.recv_async().await.ok().map(|conn| Accepted {
-            conn,
-            peer: PeerAddr::Unknown,
-        }))
-    }
-}
 
 /// The greediest client there is: every read returns more pipelined
 /// requests, every write is taken whole. It never returns `Pending` (and
@@ -829,9 +698,20 @@ fn an_always_ready_connection_does_not_starve_its_shard() {
     let _serial = serial();
     let stop = Arc::new(AtomicBool::new(false));
     let written = Arc::new(AtomicU64::new(0));
-    let (connect, incoming) = flume::unbounded::<Box<dyn Stream>>();
-    // Both connections are waiting before the shard starts: it takes the
-    // greedy one first, then the pipe.
+    let (connect, server) = serve_in_memory::<Box<dyn AnyStream>, _>(
+        Config {
+            shards: 1,
+            pin: false,
+            drain_timeout_ms: 2_000,
+            ..Config::default()
+        },
+        |_| TechEmpower,
+    );
+    let server = Running(Some(server));
+    // Declared after the server, so dropped before it even on a panic: the
+    // greedy stream ends before the server is asked to stop.
+    let _release = SetOnDrop(stop.clone());
+    // The greedy connection first, then the pipe.
     connect
         .send(Box::new(AlwaysReady {
             stop: stop.clone(),
@@ -839,40 +719,12 @@ fn an_always_ready_connection_does_not_starve_its_shard() {
             written: written.clone(),
         }))
         .unwrap();
-    let (mut client, server_end) = tokio::io::duplex(64 * 1024);
+    let (mut client, server_end) = MemoryClient::pipe();
     connect.send(Box::new(server_end)).unwrap();
-    let server = Running(Some(
-        Server::with_listener(
-            Config {
-                shards: 1,
-                pin: false,
-                drain_timeout_ms: 2_000,
-                ..Config::default()
-            },
-            move |_| Ok(MemoryListener(incoming.clone())),
-        )
-        .unwrap()
-        .serve(|_| TechEmpower)
-        .unwrap(),
-    ));
-    // Declared after the server, so dropped before it even on a panic: the
-    // greedy stream ends before the server is asked to stop.
-    let _release = SetOnDrop(stop.clone());
 
-    let exchange = async {
-        client
-            .write_all(b"GET /plaintext HTTP/1.1\r\nHost: memory\r\nConnection: close\r\n\r\n")
-            .await?;
-        let mut response = Vec::new();
-        client.read_to_end(&mut response).await?;
-        io::Result::Ok(response)
-    };
-    // The client side runs on a runtime of its own, off the shard's thread.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_time()
-        .build()
-        .unwrap();
-    let response = runtime.block_on(async { tokio::time::timeout(WAIT, exchange).await });
+    // The client blocks on a runtime of its own, off the shard's thread.
+    client.send(b"GET /plaintext HTTP/1.1\r\nHost: memory\r\nConnection: close\r\n\r\n");
+    let response = client.response_within(WAIT);
     let greedy_served = written.load(Relaxed);
 
     // Let the greedy stream end (its next read is end-of-file), then stop.
@@ -880,17 +732,23 @@ fn an_always_ready_connection_does_not_starve_its_shard() {
     drop(connect);
     let stopped = server.stop();
 
-    let response = response
-        .unwrap_or_else(|_| {
-            panic!(
-                "the pipe got no response within {WAIT:?}: the always-ready connection \
-                 kept the shard to itself ({greedy_served} response bytes written to it)"
-            )
-        })
-        .expect("the pipe's exchange failed");
-    let response = String::from_utf8_lossy(&response);
-    assert!(response.starts_with("HTTP/1.1 200 OK\r\n"), "{response}");
-    assert!(response.ends_with("\r\n\r\nHello, World!"), "{response}");
+    let response = response.unwrap_or_else(|e| {
+        panic!(
+            "the pipe got no response within {WAIT:?} ({e}): the always-ready connection \
+             kept the shard to itself ({greedy_served} response bytes written to it)"
+        )
+    });
+    assert_eq!(
+        (
+            response.version.as_str(),
+            response.status,
+            response.reason.as_str()
+        ),
+        ("HTTP/1.1", 200, "OK"),
+        "{response:?}"
+    );
+    assert_eq!(response.body, HELLO, "{response:?}");
+    client.expect_nothing_more_then_close(Duration::from_secs(2));
     assert!(
         greedy_served > 0,
         "the always-ready connection was never served"

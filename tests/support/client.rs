@@ -1,4 +1,5 @@
-//! The one raw HTTP/1.1 client: bytes out as given, responses in through
+//! The one raw HTTP/1.1 client, over any [`Transport`] (TCP, a Unix socket,
+//! an in-memory pipe): bytes out as given, responses in through
 //! [`parse_response`], every read and write under a timeout.
 
 use std::io::{self, ErrorKind, Read, Write};
@@ -19,43 +20,80 @@ pub enum Closed {
     Reset,
 }
 
-/// A raw HTTP/1.1 client over one TCP connection.
-pub struct Client {
-    stream: TcpStream,
+/// A connected byte stream the client reads and writes, blocking.
+pub trait Transport {
+    /// Reads once into `buf`, waiting at most `timeout`: `Ok(0)` is
+    /// end-of-file, a `TimedOut` or `WouldBlock` error means nothing came.
+    fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize>;
+
+    /// Writes all of `bytes`, waiting at most [`READ_TIMEOUT`].
+    fn write_all_within_timeout(&mut self, bytes: &[u8]) -> io::Result<()>;
+}
+
+impl Transport for TcpStream {
+    fn read_within(&mut self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
+        // A zero timeout would mean "block forever".
+        self.set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
+        self.read(buf)
+    }
+
+    fn write_all_within_timeout(&mut self, bytes: &[u8]) -> io::Result<()> {
+        self.write_all(bytes)
+    }
+}
+
+/// A raw HTTP/1.1 client over one connection of type `S`; [`Client`] (TCP),
+/// `UnixClient` and `MemoryClient` name the three kinds.
+pub struct RawClient<S> {
+    stream: S,
     /// Bytes received but not yet taken by a response.
     buf: Vec<u8>,
     /// The server has closed its side: a read returned end-of-file.
     eof: bool,
 }
 
+/// The client over TCP.
+pub type Client = RawClient<TcpStream>;
+
 impl Client {
     /// Connects to `addr` with `TCP_NODELAY` and [`READ_TIMEOUT`] on reads and writes; panics if it cannot.
     pub fn connect(addr: SocketAddr) -> Client {
-        let stream = TcpStream::connect_timeout(&addr, READ_TIMEOUT)
-            .unwrap_or_else(|e| panic!("connect to {addr}: {e}"));
-        stream.set_nodelay(true).unwrap();
-        stream.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
-        stream.set_write_timeout(Some(READ_TIMEOUT)).unwrap();
-        Client {
+        Client::try_connect(addr, READ_TIMEOUT).unwrap_or_else(|e| panic!("connect to {addr}: {e}"))
+    }
+
+    /// Connects to `addr` within `within`, returning the error instead.
+    pub fn try_connect(addr: SocketAddr, within: Duration) -> io::Result<Client> {
+        let stream = TcpStream::connect_timeout(&addr, within)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(READ_TIMEOUT))?;
+        stream.set_write_timeout(Some(READ_TIMEOUT))?;
+        Ok(RawClient::new(stream))
+    }
+}
+
+impl<S: Transport> RawClient<S> {
+    /// Wraps a connected `stream` whose writes time out after [`READ_TIMEOUT`].
+    pub fn new(stream: S) -> RawClient<S> {
+        RawClient {
             stream,
             buf: Vec::new(),
             eof: false,
         }
     }
 
-    /// The TCP stream, for tests that write from another thread (`try_clone`).
-    pub fn stream(&self) -> &TcpStream {
+    /// The stream, for tests that need its addresses or write from another thread (`try_clone`).
+    pub fn stream(&self) -> &S {
         &self.stream
     }
 
     /// Writes all of `bytes`; panics if the write fails.
     pub fn send(&mut self, bytes: impl AsRef<[u8]>) {
-        self.stream.write_all(bytes.as_ref()).expect("send");
+        self.try_send(bytes).expect("send");
     }
 
     /// Writes all of `bytes`, returning the error instead (the server may have closed already).
     pub fn try_send(&mut self, bytes: impl AsRef<[u8]>) -> io::Result<()> {
-        self.stream.write_all(bytes.as_ref())
+        self.stream.write_all_within_timeout(bytes.as_ref())
     }
 
     /// Sends `GET path` and returns its response; panics if none arrives.
@@ -132,14 +170,32 @@ impl Client {
 
     /// Reads until the server closes; returns how it closed and every byte not yet taken by a response; panics if the connection is still open after `within`.
     pub fn read_until_closed(&mut self, within: Duration) -> (Closed, Vec<u8>) {
+        match self.wait_for_close(within) {
+            Ok(closed) => (closed, std::mem::take(&mut self.buf)),
+            Err(e) if e.kind() == ErrorKind::TimedOut => panic!(
+                "connection still open after {within:?}; read {:?}",
+                String::from_utf8_lossy(&self.buf)
+            ),
+            Err(e) => panic!("expected a close, got error {e}"),
+        }
+    }
+
+    /// Reads until the server closes (or the connection fails), at most `within`; returns whether it did.
+    pub fn closes_within(&mut self, within: Duration) -> bool {
+        match self.wait_for_close(within) {
+            Ok(_) => true,
+            Err(e) => e.kind() != ErrorKind::TimedOut,
+        }
+    }
+
+    /// Reads until the server closes, at most `within`: how it closed, a
+    /// `TimedOut` error if it is still open, or the error that ended the reading.
+    fn wait_for_close(&mut self, within: Duration) -> io::Result<Closed> {
         let until = Instant::now() + within;
         while !self.eof {
             let left = until.saturating_duration_since(Instant::now());
             if left.is_zero() {
-                panic!(
-                    "connection still open after {within:?}; read {:?}",
-                    String::from_utf8_lossy(&self.buf)
-                );
+                return Err(ErrorKind::TimedOut.into());
             }
             match self.fill(left) {
                 Ok(_) => {}
@@ -150,12 +206,12 @@ impl Client {
                         ErrorKind::ConnectionReset | ErrorKind::ConnectionAborted
                     ) =>
                 {
-                    return (Closed::Reset, std::mem::take(&mut self.buf))
+                    return Ok(Closed::Reset)
                 }
-                Err(e) => panic!("expected a close, got error {e}"),
+                Err(e) => return Err(e),
             }
         }
-        (Closed::Eof, std::mem::take(&mut self.buf))
+        Ok(Closed::Eof)
     }
 
     /// Asserts nothing arrives (no byte, no close) for `quiet`, with nothing unread before.
@@ -179,11 +235,9 @@ impl Client {
 
     /// Reads once, waiting at most `timeout`, into the buffer; returns how many bytes came (0: the server closed).
     fn fill(&mut self, timeout: Duration) -> io::Result<usize> {
-        self.stream
-            .set_read_timeout(Some(timeout.max(Duration::from_millis(1))))?;
         let mut chunk = [0u8; 16 * 1024];
         let n = loop {
-            match self.stream.read(&mut chunk) {
+            match self.stream.read_within(&mut chunk, timeout) {
                 Err(e) if e.kind() == ErrorKind::Interrupted => continue,
                 other => break other?,
             }

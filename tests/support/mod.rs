@@ -1,6 +1,8 @@
 //! What the integration tests share: a test server on an ephemeral port
-//! ([`server`]), a raw HTTP/1.1 client over TCP ([`client`]) and over a
-//! Unix socket ([`unix_client`]), the one response parser ([`response`]),
+//! ([`server`]), the one raw HTTP/1.1 client ([`client`]) over TCP, over a
+//! Unix socket ([`unix_client`]) and over an in-memory pipe
+//! ([`memory_pipe`]), a listener of in-memory pipes ([`memory_listener`]),
+//! the one response parser ([`response`]),
 //! polling with a deadline ([`wait`]), the built binary as a process
 //! ([`process`]), a config file for one test ([`temp_config`]) and the
 //! scheduling policies of a process's threads ([`threads`]).
@@ -12,6 +14,8 @@
 #![allow(dead_code, unused_imports)]
 
 mod client;
+mod memory_listener;
+mod memory_pipe;
 pub mod process;
 mod response;
 mod server;
@@ -20,7 +24,9 @@ mod threads;
 mod unix_client;
 mod wait;
 
-pub use client::{Client, Closed};
+pub use client::{Client, Closed, RawClient, Transport};
+pub use memory_listener::{serve_in_memory, AnyStream, MemoryListener};
+pub use memory_pipe::{MemoryClient, MemoryPipe};
 pub use response::{assert_valid_date, parse_response, HttpResponse};
 pub use server::{bounded_config, config, echo_app, refused_and_closed, shard_of, TestServer};
 pub use temp_config::TempConfig;

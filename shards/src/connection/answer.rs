@@ -1,7 +1,9 @@
 //! How an answer is made: running the app (panics contained), deciding
 //! whether the connection closes after it, encoding it, and counting it.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use tokio::time::Instant;
 
 use super::handler::internal_error;
 use super::owned_head::OwnedHead;

@@ -29,9 +29,10 @@ mod write;
 use std::future::{poll_fn, Future};
 use std::pin::Pin;
 use std::task::{ready, Poll};
-use std::time::Instant;
-
 use tokio::io::{AsyncRead, AsyncWrite};
+// The runtime's clock (std's, unless a test paused it): the reading that
+// times a batch also starts the next wait, so both follow the same clock.
+use tokio::time::Instant;
 
 use self::answer::{
     after_closing_response, checked, encode_answer, record_answers, refuse, status_class,
@@ -189,7 +190,7 @@ impl<'e> Connection<'e> {
         if let Some(started) = started {
             let ended = Instant::now();
             record_answers(env, answered, &classes, ended - started);
-            wait.began(ended.into());
+            wait.began(ended);
         }
         after
     }

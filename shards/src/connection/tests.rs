@@ -1,5 +1,13 @@
 //! The connection loop's decisions, over in-memory pipes (no sockets):
-//! keep-alive, close, linger, refusals, panics, drain and fairness.
+//! keep-alive, close, linger, refusals, panics, drain and fairness; its
+//! timeouts in [`timeouts`].
+//!
+//! Every test runs on tokio's paused clock: time stands still while any
+//! task can run and jumps to the next timer when none can, so a wait for a
+//! timeout (the drain grace, a linger) takes no real time, and a duration
+//! measured with `tokio::time::Instant` is exact.
+
+mod timeouts;
 
 use std::cell::Cell;
 use std::future::Future;
@@ -13,6 +21,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, DuplexStream, ReadBuf};
 use tokio::runtime::LocalOptions;
 use tokio::task::spawn_local;
+use tokio::time::Instant;
 
 use super::*;
 use crate::buffers::BufferPool;
@@ -23,8 +32,12 @@ use crate::response::Response;
 use crate::{app_fn, Request};
 
 fn env() -> Rc<ShardEnv> {
+    env_with(Limits::default())
+}
+
+fn env_with(limits: Limits) -> Rc<ShardEnv> {
     Rc::new(ShardEnv {
-        limits: Limits::default().into(),
+        limits: limits.into(),
         date: DateCache::new(),
         pool: BufferPool::new(4),
         drain: Drain::default(),
@@ -34,13 +47,19 @@ fn env() -> Rc<ShardEnv> {
     })
 }
 
-/// Run `test` on a thread-local runtime, as on a shard.
+/// Run `test` on a thread-local runtime, as on a shard, with the clock
+/// paused; it fails if it has not finished after a minute on that clock
+/// (a loop that keeps waiting ends up there, taking no real time).
 fn on_a_shard<F: Future>(test: F) -> F::Output {
+    const LIMIT: std::time::Duration = std::time::Duration::from_secs(60);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
+        .start_paused(true)
         .build_local(LocalOptions::default())
         .unwrap();
-    runtime.block_on(test)
+    runtime
+        .block_on(async { tokio::time::timeout(LIMIT, test).await })
+        .unwrap_or_else(|_| panic!("the test did not finish within {LIMIT:?} of the shard's clock"))
 }
 
 fn answer_ok(request: &Request<'_>) -> Response {
@@ -52,13 +71,25 @@ fn answer_ok(request: &Request<'_>) -> Response {
 
 /// Serve `conn` with an app answering `ok` (and panicking on `/panic`).
 fn serve<C: AsyncRead + AsyncWrite + Unpin + 'static>(conn: C, env: &Rc<ShardEnv>) {
+    serve_with(conn, env, app_fn(answer_ok));
+}
+
+/// Serve `conn` with `app`; returns when the connection's task ended, once it has.
+fn serve_with<C, A>(conn: C, env: &Rc<ShardEnv>, app: A) -> Rc<Cell<Option<Instant>>>
+where
+    C: AsyncRead + AsyncWrite + Unpin + 'static,
+    A: crate::App + 'static,
+{
     let env = env.clone();
+    let ended = Rc::new(Cell::new(None));
+    let ended_at = ended.clone();
     let key = env.drain.register();
     spawn_local(async move {
-        let app = app_fn(answer_ok);
         serve_connection(conn, PeerAddr::Unknown, &env, &app, key).await;
         env.drain.unregister(key);
+        ended_at.set(Some(Instant::now()));
     });
+    ended
 }
 
 fn pipe(env: &Rc<ShardEnv>) -> DuplexStream {
@@ -68,7 +99,7 @@ fn pipe(env: &Rc<ShardEnv>) -> DuplexStream {
 }
 
 /// Read until `n` bodies `ok\n` have arrived.
-async fn read_answers(client: &mut DuplexStream, n: usize) -> String {
+async fn read_answers(client: &mut (impl AsyncRead + Unpin), n: usize) -> String {
     let mut text = String::new();
     let mut buf = [0u8; 4096];
     while text.matches("\r\n\r\nok\n").count() < n {
@@ -80,7 +111,7 @@ async fn read_answers(client: &mut DuplexStream, n: usize) -> String {
 }
 
 /// Read until the server closes.
-async fn read_to_close(client: &mut DuplexStream) -> String {
+async fn read_to_close(client: &mut (impl AsyncRead + Unpin)) -> String {
     let mut bytes = Vec::new();
     client.read_to_end(&mut bytes).await.unwrap();
     String::from_utf8(bytes).unwrap()
