@@ -136,8 +136,9 @@ pub mod tower {
 #[cfg(feature = "techempower")]
 pub mod apps {
     /// The TechEmpower benchmark apps the `shardd` binary serves (feature
-    /// `techempower`): [`TechEmpower`] matches the paths by hand,
-    /// [`techempower_router`] serves the same tests through the router.
+    /// `techempower`): [`TechEmpower`](techempower::TechEmpower) matches
+    /// the paths by hand, [`techempower_router`](techempower::techempower_router)
+    /// serves the same tests through the router.
     pub mod techempower {
         pub use shardd_shards::apps::techempower::TechEmpower;
         pub use shardd_shards::apps::techempower_routed::techempower_router;
