@@ -156,7 +156,7 @@ impl BenchAcceptor {
 
     /// Stop accepting, close the channels, wait for the acceptor thread.
     pub fn stop(mut self) {
-        self.drain.trigger();
+        self.drain.start();
         if let Some(thread) = self.thread.take() {
             let _ = thread.join();
         }
