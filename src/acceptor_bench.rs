@@ -57,9 +57,10 @@ impl BenchShard {
             Err(flume::TryRecvError::Empty) => self.receiver.recv_async().await.ok(),
         };
         if taken.is_some() {
-            // What a shard's connection slot does, so the dispatcher's view
-            // of its load stays true.
-            self.stats.queued.fetch_sub(1, Relaxed);
+            // What a shard's connection slot does for a connection closed
+            // at once, so the dispatcher's view of its load stays true.
+            self.stats.ledger.admit();
+            self.stats.ledger.release();
         }
         taken
     }
@@ -85,6 +86,7 @@ impl BenchAcceptor {
             let (channel, receiver) = flume::bounded(channel_capacity);
             let stats = Arc::new(ShardStats::default());
             stats.alive.store(true, Relaxed);
+            stats.ledger.wake_on_release(drain.acceptor_waker());
             routes.push(Route {
                 channel,
                 stats: stats.clone(),

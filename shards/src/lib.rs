@@ -39,7 +39,6 @@
 
 #![warn(missing_docs)]
 
-mod acceptor_waker;
 mod access_log;
 mod app;
 pub mod apps;
@@ -51,6 +50,7 @@ mod env;
 pub mod http;
 mod info;
 mod interop;
+mod ledger;
 mod limits;
 mod listener;
 pub mod listeners;
@@ -88,8 +88,8 @@ pub mod runtime {
     /// [`handoff_listener`] must come from this one.
     pub use flume;
 
-    pub use crate::acceptor_waker::AcceptorWaker;
     pub use crate::access_log::{AccessLogSink, BUFFER_CAPACITY, HAND_OFF_AT};
+    pub use crate::ledger::{AcceptorWaker, AdmissionLedger};
     pub use crate::listeners::handoff::handoff_listener;
     pub use crate::shard::{run_shard, ShardCommand, ShardConfig, ShardSetup};
     pub use crate::stats::ShardStats;

@@ -241,7 +241,6 @@ where
         },
         config,
         stats: stats.clone(),
-        acceptor_waker: None,
         commands,
     };
     let shard = thread::Builder::new()

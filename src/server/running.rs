@@ -71,7 +71,6 @@ where
             cores,
             &stats.shards,
             shard_config,
-            None,
             runner,
             config.batch_scheduling,
         )?;
@@ -85,6 +84,10 @@ where
         });
     };
     let waker = drain.acceptor_waker();
+    for shard in &stats.shards {
+        // A connection that ends rings the acceptor if it waits for room.
+        shard.ledger.wake_on_release(waker.clone());
+    }
     let (senders, receivers): (Vec<_>, Vec<_>) = (0..cores.len())
         .map(|_| flume::bounded::<HandoffConn>(config.channel_capacity))
         .unzip();
@@ -93,7 +96,6 @@ where
         cores,
         &stats.shards,
         shard_config,
-        Some(waker.clone()),
         runner,
         config.batch_scheduling,
     )?;

@@ -29,7 +29,6 @@ fn env() -> Rc<ShardEnv> {
         pool: BufferPool::new(4),
         drain: Drain::default(),
         stats: Arc::default(),
-        acceptor_waker: None,
         access_log: None,
     })
 }
