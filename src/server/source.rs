@@ -71,8 +71,8 @@ pub(super) mod sealed {
         fn sockets(&self) -> Option<&Arc<Sockets>>;
         /// For the start-up line.
         fn mode(&self) -> &'static str;
-        /// The socket the acceptor will own, in handoff mode.
-        fn take_handoff_socket(&mut self) -> Option<OwnedFd>;
+        /// The socket the acceptor accepts on, in handoff mode.
+        fn handoff_socket(&self) -> Option<Arc<OwnedFd>>;
         /// Runs one shard; `handoff` holds each shard's channel in handoff mode.
         fn runner<F, A>(
             self,
@@ -153,16 +153,13 @@ impl<W: sealed::WrapBuiltin> sealed::Sealed for BoundSocket<W> {
 
     fn mode(&self) -> &'static str {
         match self.mode {
-            Bound::Handoff(_) => "handoff",
+            Bound::Handoff => "handoff",
             Bound::ReusePort => "reuseport",
         }
     }
 
-    fn take_handoff_socket(&mut self) -> Option<OwnedFd> {
-        match &mut self.mode {
-            Bound::Handoff(socket) => socket.take(),
-            Bound::ReusePort => None,
-        }
+    fn handoff_socket(&self) -> Option<Arc<OwnedFd>> {
+        self.sockets.handoff_socket()
     }
 
     fn runner<F, A>(
@@ -176,7 +173,7 @@ impl<W: sealed::WrapBuiltin> sealed::Sealed for BoundSocket<W> {
         A: App,
     {
         let builtin = match self.mode {
-            Bound::Handoff(_) => Builtin::Handoff(handoff),
+            Bound::Handoff => Builtin::Handoff(handoff),
             Bound::ReusePort => Builtin::ReusePort {
                 sockets: self.sockets,
                 backlog,
@@ -213,7 +210,7 @@ where
         "custom"
     }
 
-    fn take_handoff_socket(&mut self) -> Option<OwnedFd> {
+    fn handoff_socket(&self) -> Option<Arc<OwnedFd>> {
         None
     }
 
