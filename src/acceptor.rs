@@ -5,11 +5,6 @@
 //! admission control: hold it in a bounded pending
 //! queue, oldest first, then either answer 503 (`reject`) or stop accepting
 //! and let the kernel backlog hold new connections (`backlog`).
-//!
-//! The acceptor sleeps in one place, `poll` on the listening socket (while
-//! it may accept) and on its [`AcceptorWaker`]'s eventfd, with no timeout:
-//! a client arriving, a shard gaining room (a connection ending, a shard
-//! restarted) and the drain each wake it there, and nothing else does.
 
 use std::collections::VecDeque;
 use std::io;
@@ -31,9 +26,9 @@ use crate::stats::AcceptorStats;
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
 pub struct Acceptor {
-    /// A non-blocking listening stream socket, TCP or Unix (shared with
-    /// the server's `Sockets`, which can pass it on in an upgrade).
-    pub listener: Arc<OwnedFd>,
+    /// A blocking listening stream socket, TCP or Unix, whose accept times
+    /// out after `socket::ACCEPT_WAKE`.
+    pub listener: OwnedFd,
     pub dispatcher: Dispatcher,
     pub max_pending: usize,
     pub overload: OverloadPolicy,
@@ -67,23 +62,25 @@ impl Acceptor {
             if !pending.is_empty() || !may_accept {
                 // Something waits for room: sleep until a shard frees some,
                 // or (if we may) a new connection arrives.
-                if !wait_for_room_or_client(&waker, &dispatcher, may_accept.then_some(listen_fd)) {
+                if !wait_for_room_or_client(
+                    &waker,
+                    &dispatcher,
+                    &pending,
+                    may_accept.then_some(listen_fd),
+                ) {
                     continue;
                 }
                 if drain.has_started() {
                     break;
                 }
             }
-            let conn = match accept_stream(&*listener) {
+            let conn = match accept_stream(&listener) {
                 Ok((stream, peer)) => HandoffConn { stream, peer },
                 Err(error) if error.kind() == io::ErrorKind::WouldBlock => {
-                    // Nobody is waiting to be accepted (or another process
-                    // sharing the socket took them): sleep until someone is,
-                    // or the drain starts. With connections pending, the loop
-                    // sleeps instead where a shard gaining room wakes it too.
-                    if pending.is_empty() {
-                        wait_for_client_or_wake(&waker, listen_fd);
-                    }
+                    // The accept timed out (the drain may have started without
+                    // a shutdown), or the socket was made non-blocking by
+                    // another process sharing it: wait for a client or a wake.
+                    wait_for_client_or_wake(&waker, listen_fd);
                     continue;
                 }
                 Err(error) => {
@@ -113,6 +110,7 @@ impl Acceptor {
         }
         stats.pending.store(0, Relaxed);
         drop(dispatcher); // closes the channels: shards serve what is queued, then stop
+        drain.unwatch_listener();
         drop(listener);
         rejecter
     }
@@ -133,7 +131,7 @@ fn place_pending(
     stats.pending.store(pending.len(), Relaxed);
 }
 
-/// Block until `listen_fd` is readable or the waker rings (the drain).
+/// Block until `listen_fd` is readable or the waker rings (the drain), at most 100 ms.
 fn wait_for_client_or_wake(waker: &AcceptorWaker, listen_fd: i32) {
     let (rang, _) = poll_waker_and_listener(waker, Some(listen_fd));
     if rang {
@@ -146,13 +144,12 @@ fn wait_for_client_or_wake(waker: &AcceptorWaker, listen_fd: i32) {
 fn wait_for_room_or_client(
     waker: &AcceptorWaker,
     dispatcher: &Dispatcher,
+    pending: &VecDeque<HandoffConn>,
     listen_fd: Option<i32>,
 ) -> bool {
     waker.set_waiting(true);
-    // Re-check after announcing: a shard that freed room just before would
-    // not have rung (the ledger's invariant 2). Whether we wait to place a
-    // pending connection or to accept again, room is what we wait for.
-    if dispatcher.has_room() {
+    // Re-check after announcing: a shard that freed room just before would not have signalled.
+    if !pending.is_empty() && dispatcher.has_room() {
         waker.set_waiting(false);
         return false;
     }
@@ -162,9 +159,8 @@ fn wait_for_room_or_client(
     readable
 }
 
-/// Wait until the waker's eventfd or `listen_fd` (if given) is readable;
-/// no timeout: every event that can end the wait rings the waker (the
-/// ledger's loom tests check that none is lost).
+/// Wait until the waker's eventfd or `listen_fd` (if given) is readable,
+/// at most 100 ms (the timeout bounds the cost of any missed wake-up).
 /// Returns (the waker rang, the listener is readable).
 fn poll_waker_and_listener(waker: &AcceptorWaker, listen_fd: Option<i32>) -> (bool, bool) {
     let pollfd = |fd| libc::pollfd {
@@ -175,7 +171,7 @@ fn poll_waker_and_listener(waker: &AcceptorWaker, listen_fd: Option<i32>) -> (bo
     // A negative fd is ignored by poll(2).
     let mut fds = [pollfd(waker.fd()), pollfd(listen_fd.unwrap_or(-1))];
     // SAFETY: poll(2) on two pollfd structs we own.
-    unsafe { libc::poll(fds.as_mut_ptr(), 2, -1) };
+    unsafe { libc::poll(fds.as_mut_ptr(), 2, 100) };
     let readable = |fd: &libc::pollfd| fd.revents & libc::POLLIN != 0;
     (readable(&fds[0]), listen_fd.is_some() && readable(&fds[1]))
 }

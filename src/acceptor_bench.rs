@@ -6,7 +6,7 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::Arc;
 use std::thread::JoinHandle;
@@ -100,8 +100,9 @@ impl BenchAcceptor {
             admission.max_connections_per_shard,
             stats.clone(),
         );
+        drain.watch_listener(listener.as_raw_fd());
         let acceptor = Acceptor {
-            listener: Arc::new(listener),
+            listener,
             dispatcher,
             max_pending: admission.max_pending,
             overload: admission.overload,

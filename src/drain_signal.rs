@@ -1,6 +1,7 @@
 //! The server-wide drain signal: set once, seen by the acceptor, the
 //! supervisor and whoever waits in `ServerHandle::wait`.
 
+use std::os::fd::{FromRawFd, OwnedFd, RawFd};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Condvar, Mutex};
 
@@ -10,8 +11,12 @@ use shardd_shards::runtime::AcceptorWaker;
 #[derive(Debug)]
 pub struct DrainSignal {
     started: AtomicBool,
-    /// Wakes the acceptor from `poll`: the one way it is woken, for room
-    /// on a shard as for the drain (it never blocks anywhere else).
+    /// The listening socket the acceptor blocks on; `shutdown(2)` on it wakes `accept`.
+    listen_fd: Mutex<Option<RawFd>>,
+    /// Another process shares the listening socket (systemd, an upgrade):
+    /// never shut it down; the acceptor's accept timeout wakes it instead.
+    listener_shared: AtomicBool,
+    /// Wakes the acceptor when it waits in `poll` for room.
     acceptor_waker: Arc<AcceptorWaker>,
     waiters: (Mutex<bool>, Condvar),
 }
@@ -20,6 +25,8 @@ impl DrainSignal {
     pub fn new() -> std::io::Result<Self> {
         Ok(DrainSignal {
             started: AtomicBool::new(false),
+            listen_fd: Mutex::new(None),
+            listener_shared: AtomicBool::new(false),
             acceptor_waker: Arc::new(AcceptorWaker::new()?),
             waiters: (Mutex::new(false), Condvar::new()),
         })
@@ -30,11 +37,53 @@ impl DrainSignal {
         self.acceptor_waker.clone()
     }
 
+    /// The acceptor blocks in `accept` on `fd`: `start` will wake it.
+    pub(crate) fn watch_listener(&self, fd: RawFd) {
+        *self.listen_fd.lock().unwrap_or_else(|e| e.into_inner()) = Some(fd);
+    }
+
+    /// The acceptor is about to close `fd`: forget it first, under the lock,
+    /// so `start` can never shut down a descriptor number reused since.
+    pub(crate) fn unwatch_listener(&self) {
+        *self.listen_fd.lock().unwrap_or_else(|e| e.into_inner()) = None;
+    }
+
+    /// Another process has (or is about to have) the listening socket too:
+    /// `shutdown(2)` would stop it listening for that process as well.
+    pub(crate) fn listener_is_shared(&self) {
+        self.listener_shared.store(true, SeqCst);
+    }
+
+    /// A close-on-exec duplicate of the acceptor's listening socket, while
+    /// it still listens (for an upgrade).
+    pub(crate) fn duplicate_listener(&self) -> std::io::Result<Option<OwnedFd>> {
+        let watched = self.listen_fd.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(fd) = *watched else {
+            return Ok(None);
+        };
+        // SAFETY: `fd` is open while it is watched (see `start`); the
+        // duplicate is a new descriptor that we own.
+        let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
+        if copy < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        Ok(Some(unsafe { OwnedFd::from_raw_fd(copy) }))
+    }
+
     /// Start the drain (idempotent): wake the acceptor and every waiter.
     pub fn start(&self) {
         if self.started.swap(true, SeqCst) {
             return;
         }
+        let watched = self.listen_fd.lock().unwrap_or_else(|e| e.into_inner());
+        let shared = self.listener_shared.load(SeqCst);
+        if let Some(fd) = watched.filter(|_| !shared) {
+            // SAFETY: `fd` is open: the acceptor clears it under this lock
+            // before closing it. shutdown(2) makes a blocked accept return
+            // at once (Linux: EINVAL).
+            unsafe { libc::shutdown(fd, libc::SHUT_RDWR) };
+        }
+        drop(watched);
         self.acceptor_waker.wake();
         let (lock, cvar) = &self.waiters;
         *lock.lock().unwrap_or_else(|e| e.into_inner()) = true;

@@ -16,10 +16,11 @@ use socket2::{Domain, Protocol, SockAddr, SockRef, Socket, Type};
 use crate::bind_addr::{BindAddr, UnixMode};
 use crate::error::Error;
 
-/// How long the admin port's blocking `accept` waits before it returns
-/// `EAGAIN` and looks whether it must stop (`SO_RCVTIMEO`; see
-/// `admin::socket`). The acceptor has no such timeout: it sleeps in `poll`
-/// on its socket and the eventfd that the drain rings.
+/// How long the acceptor's blocking `accept` waits before it returns
+/// `EAGAIN` and looks at the drain flag (`SO_RCVTIMEO`). A drain wakes it at
+/// once with `shutdown(2)`, except on a socket another process shares
+/// (systemd's, or one handed to a new process by an upgrade), which a
+/// shutdown would close for everyone. Costs nothing while connections come.
 pub const ACCEPT_WAKE: Duration = Duration::from_millis(100);
 
 /// How long the kernel holds a connection that has sent nothing before
@@ -53,7 +54,8 @@ pub fn defer_accept(socket: &impl AsRawFd) -> io::Result<()> {
 /// Bind and listen on `addr` for the handoff acceptor.
 ///
 /// `TCP_NODELAY` is set on the listening socket because Linux copies it to
-/// every accepted socket, which saves a `setsockopt` per connection.
+/// every accepted socket, which saves a `setsockopt` per connection. The
+/// socket stays blocking: the acceptor blocks in `accept4`.
 pub fn bind_listener(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
@@ -227,15 +229,12 @@ pub fn inspect_inherited(fd: &OwnedFd) -> Result<BindAddr, Error> {
     }
 }
 
-/// Prepare a socket for the handoff acceptor: non-blocking. The acceptor
-/// accepts until `EAGAIN`, then sleeps in `poll` on the socket and its
-/// eventfd (which the drain and the shards ring): one way to wake it.
-///
-/// `O_NONBLOCK` belongs to the socket, so a process sharing it (systemd, or
-/// the shardd an upgrade replaces) sees it too: a shardd polls before it
-/// accepts either way, and systemd does not accept on it.
+/// Prepare a socket for the handoff acceptor: blocking (the acceptor blocks
+/// in `accept4`), with [`ACCEPT_WAKE`] as its accept timeout.
 pub fn prepare_for_acceptor(fd: &OwnedFd) -> io::Result<()> {
-    SockRef::from(fd).set_nonblocking(true)
+    let socket = SockRef::from(fd);
+    socket.set_nonblocking(false)?;
+    socket.set_read_timeout(Some(ACCEPT_WAKE))
 }
 
 #[cfg(test)]

@@ -172,9 +172,6 @@ fn spawn_shard(shared: &Arc<Shared>, index: usize, generation: u32) -> io::Resul
                 .core
                 .filter(|core| core_affinity::set_for_current(*core));
             recipe.stats.alive.store(true, Relaxed);
-            // An acceptor holding connections for want of a live shard
-            // sleeps until rung: this shard takes them again.
-            recipe.stats.ledger.ring_if_waiting();
             let watch = DeathWatch {
                 shared: &shared,
                 index,

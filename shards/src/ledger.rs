@@ -11,7 +11,6 @@
 //! | the acceptor (dispatcher) | [`cancel_reservation`](AdmissionLedger::cancel_reservation) | the channel refused it (full, or the shard gone) |
 //! | the shard | [`admit`](AdmissionLedger::admit) | it takes a connection from its listener (queued → open) |
 //! | the shard | [`release`](AdmissionLedger::release) | the connection ended: rings the [`AcceptorWaker`] if the acceptor waits for room |
-//! | the supervisor | [`ring_if_waiting`](AdmissionLedger::ring_if_waiting) | the shard (re)started and takes connections again |
 //!
 //! Invariants (checked under loom by the tests below,
 //! `RUSTFLAGS="--cfg shardd_loom" cargo test -p shardd-shards --lib ledger`):
@@ -97,13 +96,6 @@ impl AdmissionLedger {
     /// for room (invariant 2).
     pub fn release(&self) {
         self.open.fetch_sub(1, Relaxed);
-        self.ring_if_waiting();
-    }
-
-    /// Ring the acceptor if it waits for room, after a change the ledger
-    /// does not see that may give it some: the shard (re)started, so the
-    /// dispatcher takes it again. Same protocol as `release` (invariant 2).
-    pub fn ring_if_waiting(&self) {
         if let Some(waker) = self.waker.get() {
             waker.notify();
         }

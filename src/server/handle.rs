@@ -270,10 +270,10 @@ impl ServerControl {
     /// port's (named `shardd-admin`), if any. Empty on a custom listener or
     /// once the server has stopped listening.
     ///
-    /// The drain never shuts the service sockets down (which would close
-    /// them for the new process too). From this call on the admin port's
-    /// socket counts as shared as well: a drain no longer wakes its workers
-    /// with `shutdown(2)` (they see it within 100 ms instead).
+    /// From this call on the sockets count as shared: a drain no longer
+    /// wakes the acceptor (or the admin port) with `shutdown(2)`, which
+    /// would close them for the new process too (they see the drain within
+    /// 100 ms instead).
     ///
     /// ```no_run
     /// use shardd::{systemd, Config, Server, TechEmpower};
@@ -298,7 +298,11 @@ impl ServerControl {
         let Some(sockets) = &self.sockets else {
             return Ok(Vec::new());
         };
-        let fds: Vec<OwnedFd> = sockets.duplicate_all()?;
+        self.drain.listener_is_shared();
+        let fds: Vec<OwnedFd> = match self.drain.duplicate_listener()? {
+            Some(fd) => vec![fd],
+            None => sockets.duplicate_all_reuseport()?,
+        };
         let mut passed: Vec<ListenFd> = fds
             .into_iter()
             .zip(&sockets.names)

@@ -2,6 +2,7 @@
 //! acceptor, in handoff mode); [`Running::run_to_end`], on the server's
 //! own thread, accepts until the drain starts and then drains.
 
+use std::os::fd::AsRawFd;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -41,7 +42,7 @@ pub(super) struct Running {
 pub(super) fn start<S, F, A>(
     config: Config,
     shard_config: ShardConfig,
-    source: S,
+    mut source: S,
     make_app: Arc<F>,
     stats: &ServerStats,
     drain: &Arc<DrainSignal>,
@@ -64,7 +65,7 @@ where
         shard_config.access_log = Some(sink);
         writer
     });
-    let Some(socket) = source.handoff_socket() else {
+    let Some(socket) = source.take_handoff_socket() else {
         let runner = source.runner(make_app, Vec::new(), backlog);
         let supervisor = Supervisor::start(
             cores,
@@ -113,6 +114,10 @@ where
         admission.max_connections_per_shard,
         stats.acceptor.clone(),
     );
+    drain.watch_listener(socket.as_raw_fd());
+    if sockets.as_ref().is_some_and(|sockets| sockets.inherited) {
+        drain.listener_is_shared();
+    }
     let acceptor = Acceptor {
         listener: socket,
         dispatcher,

@@ -6,7 +6,7 @@
 
 use std::net::{SocketAddr, TcpListener};
 use std::os::fd::OwnedFd;
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 
 use shardd_shards::listeners::reuseport_socket;
 
@@ -34,8 +34,8 @@ fn fd_name(mode: ListenerMode) -> &'static str {
 
 /// Who accepts on the sockets.
 pub(super) enum Bound {
-    /// The main thread's acceptor, on [`Sockets::handoff`].
-    Handoff,
+    /// The main thread's listening socket (TCP or Unix), until the acceptor takes it.
+    Handoff(Option<OwnedFd>),
     /// One `SO_REUSEPORT` socket per shard, bound up front so errors show at
     /// start; each shard accepts on a duplicate (see [`Sockets::reuseport`]).
     ReusePort,
@@ -46,17 +46,12 @@ pub struct Sockets {
     /// What is listened on (the port resolved).
     pub(super) addr: BindAddr,
     /// Inherited, so shared with another process (systemd, or the shardd
-    /// this one replaced); said in the start-up line. (Nothing here ever
-    /// shuts a socket down: the drain wakes the acceptor by its eventfd.)
+    /// this one replaced): a drain must never shut them down.
     pub(super) inherited: bool,
     /// The `LISTEN_FDNAMES` name of each socket, to pass on in an upgrade.
     pub(super) names: Vec<String>,
     /// The Unix socket file to remove when the server stops.
     pub(super) unix_file: Option<UnixSocketFile>,
-    /// Handoff mode: the listening socket (TCP or Unix), shared with the
-    /// acceptor, so an upgrade can pass it on. Emptied when the server
-    /// stops listening; the socket closes once the acceptor has let go too.
-    pub(super) handoff: Mutex<Option<Arc<OwnedFd>>>,
     /// Reuseport mode: the main thread's copy of each shard's socket. A
     /// shard accepts on a duplicate, so one restarted after its thread died
     /// takes over the same socket (nothing queued in it is lost), and an
@@ -70,13 +65,13 @@ impl Sockets {
     pub(super) fn bind(config: &Config) -> Result<(Bound, Sockets), Error> {
         let backlog = config.backlog.min(i32::MAX as u32) as i32;
         let mut unix_file = None;
-        let (handoff, addr, reuseport) = match (&config.bind, config.listener) {
+        let (mode, addr, reuseport) = match (&config.bind, config.listener) {
             (BindAddr::Unix(path), _) => {
                 let (socket, file) = bind_unix(path, config.backlog, config.unix_mode)?;
                 prepare_for_acceptor(&socket)?;
                 unix_file = Some(file);
                 let addr = config.bind.clone();
-                (Some(socket), addr, Vec::new())
+                (Bound::Handoff(Some(socket)), addr, Vec::new())
             }
             (&BindAddr::Tcp(addr), ListenerMode::Handoff) => {
                 let listener = bind_listener(addr, config.backlog).map_err(bind_error(addr))?;
@@ -86,7 +81,7 @@ impl Sockets {
                 let local_addr = listener.local_addr()?;
                 let socket = OwnedFd::from(listener);
                 prepare_for_acceptor(&socket)?;
-                (Some(socket), local_addr.into(), Vec::new())
+                (Bound::Handoff(Some(socket)), local_addr.into(), Vec::new())
             }
             (&BindAddr::Tcp(addr), ListenerMode::Reuseport) => {
                 // SO_REUSEPORT alone would share a port another process listens on.
@@ -104,13 +99,17 @@ impl Sockets {
                         defer_accept(socket)?;
                     }
                 }
-                (None, local_addr.into(), sockets)
+                (Bound::ReusePort, local_addr.into(), sockets)
             }
         };
-        let names = vec![fd_name(config.listener).to_owned(); reuseport.len().max(1)];
-        Ok(Sockets::new(
-            addr, false, names, unix_file, handoff, reuseport,
-        ))
+        let sockets = Sockets {
+            addr,
+            inherited: false,
+            names: vec![fd_name(config.listener).to_owned(); reuseport.len().max(1)],
+            unix_file,
+            reuseport: Mutex::new(reuseport),
+        };
+        Ok((mode, sockets))
     }
 
     /// Take over the service sockets passed to this process (the admin
@@ -132,7 +131,7 @@ impl Sockets {
         let Some(addr) = addrs.first().cloned() else {
             return Err(Error::Inherited("LISTEN_FDS passed no socket".into()));
         };
-        let (handoff, unix_file, reuseport) = match config.listener {
+        let (mode, unix_file, reuseport) = match config.listener {
             ListenerMode::Handoff => {
                 let [fd] = <[ListenFd; 1]>::try_from(fds).map_err(|fds| {
                     Error::Inherited(format!(
@@ -147,7 +146,7 @@ impl Sockets {
                     }
                     _ => None,
                 };
-                (Some(fd.fd), unix_file, Vec::new())
+                (Bound::Handoff(Some(fd.fd)), unix_file, Vec::new())
             }
             ListenerMode::Reuseport => {
                 if addrs.iter().any(|addr| addr.tcp().is_none()) {
@@ -166,7 +165,7 @@ impl Sockets {
                     .into_iter()
                     .map(|fd| Some(TcpListener::from(fd.fd)))
                     .collect();
-                (None, None, sockets)
+                (Bound::ReusePort, None, sockets)
             }
         };
         if config.bind != addr && config.bind.tcp().is_none_or(|tcp| tcp.port() != 0) {
@@ -175,42 +174,14 @@ impl Sockets {
                 config.bind
             );
         }
-        Ok(Sockets::new(
-            addr, true, names, unix_file, handoff, reuseport,
-        ))
-    }
-
-    /// Where [`bind`](Self::bind) and [`inherit`](Self::inherit) meet:
-    /// handoff mode if there is a `handoff` socket, else reuseport.
-    fn new(
-        addr: BindAddr,
-        inherited: bool,
-        names: Vec<String>,
-        unix_file: Option<UnixSocketFile>,
-        handoff: Option<OwnedFd>,
-        reuseport: Vec<Option<TcpListener>>,
-    ) -> (Bound, Sockets) {
-        let mode = match handoff {
-            Some(_) => Bound::Handoff,
-            None => Bound::ReusePort,
-        };
         let sockets = Sockets {
             addr,
-            inherited,
+            inherited: true,
             names,
             unix_file,
-            handoff: Mutex::new(handoff.map(Arc::new)),
             reuseport: Mutex::new(reuseport),
         };
-        (mode, sockets)
-    }
-
-    /// The handoff socket, for the acceptor (`None` in reuseport mode).
-    pub(super) fn handoff_socket(&self) -> Option<Arc<OwnedFd>> {
-        self.handoff
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .clone()
+        Ok((mode, sockets))
     }
 
     /// A duplicate of shard `shard_id`'s reuseport socket, while the server
@@ -223,12 +194,8 @@ impl Sockets {
         copies[shard_id].as_ref().map(TcpListener::try_clone)
     }
 
-    /// Close-on-exec duplicates of every listening socket, in order, for
-    /// an upgrade (empty once the server has stopped listening).
-    pub(super) fn duplicate_all(&self) -> std::io::Result<Vec<OwnedFd>> {
-        if let Some(handoff) = self.handoff_socket() {
-            return Ok(vec![handoff.try_clone()?]);
-        }
+    /// Duplicates of every reuseport socket (empty in handoff mode or once closed).
+    pub(super) fn duplicate_all_reuseport(&self) -> std::io::Result<Vec<OwnedFd>> {
         let copies = self.reuseport.lock().unwrap_or_else(|e| e.into_inner());
         copies
             .iter()
@@ -239,7 +206,6 @@ impl Sockets {
 
     /// The server stops listening: close the main thread's copies, remove the socket file.
     pub(super) fn close(&self) {
-        *self.handoff.lock().unwrap_or_else(|e| e.into_inner()) = None;
         let mut reuseport = self.reuseport.lock().unwrap_or_else(|e| e.into_inner());
         reuseport.iter_mut().for_each(|socket| *socket = None);
         if let Some(file) = &self.unix_file {

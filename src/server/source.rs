@@ -71,8 +71,8 @@ pub(super) mod sealed {
         fn sockets(&self) -> Option<&Arc<Sockets>>;
         /// For the start-up line.
         fn mode(&self) -> &'static str;
-        /// The socket the acceptor accepts on, in handoff mode.
-        fn handoff_socket(&self) -> Option<Arc<OwnedFd>>;
+        /// The socket the acceptor will own, in handoff mode.
+        fn take_handoff_socket(&mut self) -> Option<OwnedFd>;
         /// Runs one shard; `handoff` holds each shard's channel in handoff mode.
         fn runner<F, A>(
             self,
@@ -153,13 +153,16 @@ impl<W: sealed::WrapBuiltin> sealed::Sealed for BoundSocket<W> {
 
     fn mode(&self) -> &'static str {
         match self.mode {
-            Bound::Handoff => "handoff",
+            Bound::Handoff(_) => "handoff",
             Bound::ReusePort => "reuseport",
         }
     }
 
-    fn handoff_socket(&self) -> Option<Arc<OwnedFd>> {
-        self.sockets.handoff_socket()
+    fn take_handoff_socket(&mut self) -> Option<OwnedFd> {
+        match &mut self.mode {
+            Bound::Handoff(socket) => socket.take(),
+            Bound::ReusePort => None,
+        }
     }
 
     fn runner<F, A>(
@@ -173,7 +176,7 @@ impl<W: sealed::WrapBuiltin> sealed::Sealed for BoundSocket<W> {
         A: App,
     {
         let builtin = match self.mode {
-            Bound::Handoff => Builtin::Handoff(handoff),
+            Bound::Handoff(_) => Builtin::Handoff(handoff),
             Bound::ReusePort => Builtin::ReusePort {
                 sockets: self.sockets,
                 backlog,
@@ -210,7 +213,7 @@ where
         "custom"
     }
 
-    fn handoff_socket(&self) -> Option<Arc<OwnedFd>> {
+    fn take_handoff_socket(&mut self) -> Option<OwnedFd> {
         None
     }
 
