@@ -20,6 +20,7 @@ use shardd_shards::runtime::{ShardCommand, ShardConfig};
 use shardd_shards::Limits;
 
 use super::sockets::Sockets;
+use super::LOG_TARGET;
 use crate::admin::{AdminSocket, ADMIN_FD_NAME};
 use crate::bind_addr::BindAddr;
 use crate::config::Config;
@@ -196,7 +197,10 @@ impl ServerHandle {
         });
         drop(runtime);
         if asked_to_stop {
-            log::info!("draining: requests in flight finish, idle connections close");
+            log::info!(
+                target: LOG_TARGET,
+                "draining: requests in flight finish, idle connections close"
+            );
         }
         self.stop();
         Ok(())

@@ -52,6 +52,11 @@ use crate::stats::ServerStats;
 use crate::systemd::ListenFd;
 use crate::tls;
 
+/// The target of every log line of this module's files: `shardd::server`,
+/// as before it was split, so the filters (`RUST_LOG=shardd::server=...`)
+/// and log shippers that match on it keep working.
+const LOG_TARGET: &str = "shardd::server";
+
 pub use handle::{DrainTrigger, ServerControl, ServerHandle};
 use running::start;
 use sockets::{Bound, Sockets};

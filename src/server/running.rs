@@ -13,6 +13,7 @@ use shardd_shards::{App, ShardInfo};
 
 use super::sockets::Sockets;
 use super::source::ConnectionSource;
+use super::LOG_TARGET;
 use crate::acceptor::Acceptor;
 use crate::access_log_writer::AccessLogWriter;
 use crate::config::Config;
@@ -141,7 +142,7 @@ where
 impl Running {
     /// Accept (or wait) until the drain starts, then drain the shards; all within the drain timeout.
     pub(super) fn run_to_end(self, drain: &DrainSignal) {
-        log::info!("{}", self.summary);
+        log::info!(target: LOG_TARGET, "{}", self.summary);
         let rejecter = match self.acceptor {
             Some(acceptor) => Some(acceptor.run()),
             None => {
@@ -172,6 +173,6 @@ impl Running {
                 .access_log = None;
             access_log.finish(Instant::now().max(deadline) + ACCESS_LOG_GRACE);
         }
-        log::info!("stopped");
+        log::info!(target: LOG_TARGET, "stopped");
     }
 }

@@ -170,6 +170,7 @@ impl Sockets {
         };
         if config.bind != addr && config.bind.tcp().is_none_or(|tcp| tcp.port() != 0) {
             log::info!(
+                target: super::LOG_TARGET,
                 "listening socket inherited: {addr}; bind = {} is not used",
                 config.bind
             );
