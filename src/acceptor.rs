@@ -54,7 +54,7 @@ impl Acceptor {
         } = self;
         let listen_fd = listener.as_raw_fd();
         let mut pending: VecDeque<HandoffConn> = VecDeque::new();
-        while !drain.is_triggered() {
+        while !drain.has_started() {
             place_pending(&mut pending, &mut dispatcher, &stats);
             let may_accept = overload == OverloadPolicy::Reject
                 || pending.len() < max_pending
@@ -70,7 +70,7 @@ impl Acceptor {
                 ) {
                     continue;
                 }
-                if drain.is_triggered() {
+                if drain.has_started() {
                     break;
                 }
             }
@@ -84,7 +84,7 @@ impl Acceptor {
                     continue;
                 }
                 Err(error) => {
-                    if !drain.is_triggered() {
+                    if !drain.has_started() {
                         handle_accept_error(error, &stats);
                     }
                     continue;

@@ -72,7 +72,7 @@ impl Dispatcher {
     }
 
     fn can_take(&self, route: &Route) -> bool {
-        route.stats.alive.load(Relaxed) && route.stats.load() < self.max_per_shard
+        route.stats.alive.load(Relaxed) && route.stats.ledger.has_room(self.max_per_shard)
     }
 
     fn round_robin(&mut self, mut conn: HandoffConn) -> Result<usize, HandoffConn> {
@@ -97,7 +97,7 @@ impl Dispatcher {
         let chosen = (0..count)
             .map(|offset| (self.next + offset) % count)
             .filter(|&i| self.can_take(&self.routes[i]))
-            .min_by_key(|&i| self.routes[i].stats.load())?;
+            .min_by_key(|&i| self.routes[i].stats.ledger.load())?;
         self.next = (chosen + 1) % count;
         Some(chosen)
     }
@@ -108,13 +108,11 @@ impl Dispatcher {
             self.counters.skipped_dead.fetch_add(1, Relaxed);
             return Err(conn);
         }
-        if route.stats.load() >= self.max_per_shard {
+        // Counted as queued before the shard can see it.
+        if !route.stats.ledger.try_reserve(self.max_per_shard) {
             self.counters.skipped_full.fetch_add(1, Relaxed);
             return Err(conn);
         }
-        // Count it as queued before the shard can see it, so the shard's
-        // decrement on receipt never runs first.
-        route.stats.queued.fetch_add(1, Relaxed);
         match route.channel.try_send(conn) {
             Ok(()) => {
                 route.stats.handed_off.fetch_add(1, Relaxed);
@@ -122,12 +120,12 @@ impl Dispatcher {
                 Ok(())
             }
             Err(flume::TrySendError::Full(conn)) => {
-                route.stats.queued.fetch_sub(1, Relaxed);
+                route.stats.ledger.cancel_reservation();
                 self.counters.skipped_full.fetch_add(1, Relaxed);
                 Err(conn)
             }
             Err(flume::TrySendError::Disconnected(conn)) => {
-                route.stats.queued.fetch_sub(1, Relaxed);
+                route.stats.ledger.cancel_reservation();
                 self.counters.skipped_dead.fetch_add(1, Relaxed);
                 Err(conn)
             }
@@ -194,7 +192,8 @@ mod tests {
             let shard = d.dispatch(conn(&listener)).unwrap();
             // The shard picks it up at once, so loads stay equal.
             rx[shard].recv().unwrap();
-            d.routes[shard].stats.queued.fetch_sub(1, Relaxed);
+            d.routes[shard].stats.ledger.admit();
+            d.routes[shard].stats.ledger.release();
         }
         let handed: Vec<u64> = d
             .routes
@@ -208,9 +207,9 @@ mod tests {
     fn least_connections_picks_the_emptiest() {
         let listener = TcpListener::bind("127.0.0.1:0").unwrap();
         let (mut d, _rx) = dispatcher(3, DispatchPolicy::LeastConnections, 0);
-        d.routes[0].stats.open.store(5, Relaxed);
-        d.routes[1].stats.open.store(0, Relaxed);
-        d.routes[2].stats.open.store(1, Relaxed);
+        for (route, open) in d.routes.iter().zip([5, 0, 1]) {
+            (0..open).for_each(|_| route.stats.ledger.admit());
+        }
         // Loads 5, 0, 1: the empty shard 1; then 5, 1, 1: the tie goes on to
         // shard 2; then 5, 1, 2: shard 1 again. Shard 0 is never picked.
         let picks: Vec<usize> = (0..3)

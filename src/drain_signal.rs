@@ -7,10 +7,10 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use shardd_shards::runtime::AcceptorWaker;
 
-/// Set once to stop the server.
+/// The drain, started once: what stops the server.
 #[derive(Debug)]
 pub struct DrainSignal {
-    triggered: AtomicBool,
+    started: AtomicBool,
     /// The listening socket the acceptor blocks on; `shutdown(2)` on it wakes `accept`.
     listen_fd: Mutex<Option<RawFd>>,
     /// Another process shares the listening socket (systemd, an upgrade):
@@ -24,7 +24,7 @@ pub struct DrainSignal {
 impl DrainSignal {
     pub fn new() -> std::io::Result<Self> {
         Ok(DrainSignal {
-            triggered: AtomicBool::new(false),
+            started: AtomicBool::new(false),
             listen_fd: Mutex::new(None),
             listener_shared: AtomicBool::new(false),
             acceptor_waker: Arc::new(AcceptorWaker::new()?),
@@ -32,18 +32,18 @@ impl DrainSignal {
         })
     }
 
-    /// The signal the acceptor sleeps on while it waits for room; triggering wakes it too.
+    /// The signal the acceptor sleeps on while it waits for room; starting the drain wakes it too.
     pub(crate) fn acceptor_waker(&self) -> Arc<AcceptorWaker> {
         self.acceptor_waker.clone()
     }
 
-    /// The acceptor blocks in `accept` on `fd`: `trigger` will wake it.
+    /// The acceptor blocks in `accept` on `fd`: `start` will wake it.
     pub(crate) fn watch_listener(&self, fd: RawFd) {
         *self.listen_fd.lock().unwrap_or_else(|e| e.into_inner()) = Some(fd);
     }
 
     /// The acceptor is about to close `fd`: forget it first, under the lock,
-    /// so `trigger` can never shut down a descriptor number reused since.
+    /// so `start` can never shut down a descriptor number reused since.
     pub(crate) fn unwatch_listener(&self) {
         *self.listen_fd.lock().unwrap_or_else(|e| e.into_inner()) = None;
     }
@@ -61,7 +61,7 @@ impl DrainSignal {
         let Some(fd) = *watched else {
             return Ok(None);
         };
-        // SAFETY: `fd` is open while it is watched (see `trigger`); the
+        // SAFETY: `fd` is open while it is watched (see `start`); the
         // duplicate is a new descriptor that we own.
         let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 3) };
         if copy < 0 {
@@ -71,9 +71,9 @@ impl DrainSignal {
         Ok(Some(unsafe { OwnedFd::from_raw_fd(copy) }))
     }
 
-    /// Stop the server (idempotent).
-    pub fn trigger(&self) {
-        if self.triggered.swap(true, SeqCst) {
+    /// Start the drain (idempotent): wake the acceptor and every waiter.
+    pub fn start(&self) {
+        if self.started.swap(true, SeqCst) {
             return;
         }
         let watched = self.listen_fd.lock().unwrap_or_else(|e| e.into_inner());
@@ -91,11 +91,11 @@ impl DrainSignal {
         cvar.notify_all();
     }
 
-    pub fn is_triggered(&self) -> bool {
-        self.triggered.load(SeqCst)
+    pub fn has_started(&self) -> bool {
+        self.started.load(SeqCst)
     }
 
-    /// Block until [`DrainSignal::trigger`] is called.
+    /// Block until the drain has started.
     pub fn wait(&self) {
         let (lock, cvar) = &self.waiters;
         let mut done = lock.lock().unwrap_or_else(|e| e.into_inner());

@@ -13,7 +13,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use core_affinity::CoreId;
-use shardd_shards::runtime::{AcceptorWaker, ShardCommand, ShardConfig, ShardSetup, ShardStats};
+use shardd_shards::runtime::{ShardCommand, ShardConfig, ShardSetup, ShardStats};
 use shardd_shards::ShardInfo;
 
 use crate::sched_policy;
@@ -44,7 +44,6 @@ struct Shared {
     batch_scheduling: bool,
     /// Changed by a configuration reload (`ServerHandle::set_limits`).
     config: Arc<Mutex<ShardConfig>>,
-    acceptor_waker: Option<Arc<AcceptorWaker>>,
     main: ShardRunner,
     events: flume::Sender<Event>,
     threads: Mutex<Vec<Option<JoinHandle<()>>>>,
@@ -62,7 +61,6 @@ impl Supervisor {
         cores: Vec<Option<CoreId>>,
         stats: &[Arc<ShardStats>],
         config: ShardConfig,
-        acceptor_waker: Option<Arc<AcceptorWaker>>,
         main: ShardRunner,
         batch_scheduling: bool,
     ) -> io::Result<Supervisor> {
@@ -86,7 +84,6 @@ impl Supervisor {
             recipes,
             batch_scheduling,
             config: Arc::new(Mutex::new(config)),
-            acceptor_waker,
             main,
             events,
             threads: Mutex::new((0..count).map(|_| None).collect()),
@@ -194,7 +191,6 @@ fn spawn_shard(shared: &Arc<Shared>, index: usize, generation: u32) -> io::Resul
                     .unwrap_or_else(|e| e.into_inner())
                     .clone(),
                 stats: recipe.stats.clone(),
-                acceptor_waker: shared.acceptor_waker.clone(),
                 commands: recipe.commands.clone(),
             };
             match (shared.main)(setup) {

@@ -76,6 +76,25 @@ fn killed_shard_is_restarted_and_serves_again() {
 }
 
 #[test]
+fn a_connection_held_while_every_shard_is_dead_is_served_once_one_restarts() {
+    let server = TestServer::start(bounded_config(1));
+    server.handle.kill_shard(0).unwrap();
+    server.wait_stats("shard 0 dead", Duration::from_secs(5), |s| {
+        !s.shards[0].alive
+    });
+    // No shard can take it: the acceptor holds it, asleep until a shard
+    // has room again. The restart must wake it; nothing else will (no other
+    // client comes).
+    let mut client = server.connect();
+    client.send(b"GET / HTTP/1.1\r\nHost: t\r\n\r\n");
+    let response = client
+        .response_within(Duration::from_secs(3))
+        .expect("served by the restarted shard");
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_eq!(server.stats().shards[0].restarts, 1);
+}
+
+#[test]
 fn killed_shard_does_not_strand_its_connections_or_capacity() {
     let mut config = bounded_config(1);
     config.admission.max_connections_per_shard = 2;

@@ -9,7 +9,6 @@ use std::cell::Cell;
 use std::ops::Deref;
 use std::sync::{Arc, Mutex};
 
-use crate::acceptor_waker::AcceptorWaker;
 use crate::access_log::AccessLog;
 use crate::buffers::BufferPool;
 use crate::drain::Drain;
@@ -26,8 +25,6 @@ pub struct ShardEnv {
     pub drain: Drain,
     /// Shared with the main thread (dispatch, admission, the stats API).
     pub stats: Arc<ShardStats>,
-    /// Rung when a connection ends, so an acceptor waiting for room sees it.
-    pub acceptor_waker: Option<Arc<AcceptorWaker>>,
     /// The shard's access log; `None` (the default) when it is off, so the
     /// hot path pays one branch per request for it.
     pub access_log: Option<AccessLog>,

@@ -23,15 +23,17 @@
 //! | **handoff** | passing an accepted connection to a shard over its channel |
 //! | **dispatch** | choosing which shard gets a connection |
 //! | **admission** | limiting connections per shard; a 503 when every shard is full |
+//! | **ledger** | a shard's admission count ([`runtime::AdmissionLedger`]): connections **queued** in its channel plus those **open**, reserved by the acceptor under the shard's capacity, released by the shard (which rings the acceptor if it waits for room) |
+//! | **pending** | connections the acceptor accepted but no shard had room for, held oldest first (`max_pending`) |
 //! | **connection** | one client's byte stream and the task serving it |
 //! | **turn** | one pass of a connection's loop: answer what is buffered, write, read more |
 //! | **budget** | turns a connection may take in a row before it yields to the others on its shard |
 //! | **reader** | the sans-IO [`http::RequestReader`]: bytes in, requests out |
-//! | **drain** | the graceful stop: take no new connections, finish requests in flight, close idle connections |
+//! | **drain** | the graceful stop, and the only one: take no new connections, finish requests in flight, close idle connections (`ServerHandle::drain`, `stop`, `Drop`, `DrainTrigger` and `drain_after_upgrade` all start it) |
 //! | **linger** | after a refusal, read and discard what the client still sends before closing, so it reads the response |
 //! | **stats** | counters a shard shares with the main thread, read without locks (the admin port's `/metrics` renders them) |
 //! | **env** | what the connections of one shard share: limits, date, buffer pool, drain, stats, access log |
-//! | **slot** | a connection's place in its shard's bookkeeping, held from spawn to end |
+//! | **slot** | a connection's place in its shard's bookkeeping (its ledger entry and its drain entry), held from spawn to end |
 //! | **stream** | a response body sent in chunks as the app produces them ([`Body::Stream`]) |
 //! | **upload** | a request body the app reads as it arrives ([`App::streams_body`]) |
 //! | **upgrade** | a `101` response after which the app owns the raw connection ([`Upgraded`]) |
@@ -53,7 +55,6 @@
 #![warn(clippy::undocumented_unsafe_blocks)]
 #![deny(unsafe_op_in_unsafe_fn)]
 
-mod acceptor_waker;
 mod access_log;
 mod app;
 #[cfg(feature = "techempower")]
@@ -66,6 +67,7 @@ mod env;
 pub mod http;
 mod info;
 mod interop;
+mod ledger;
 mod limits;
 mod listener;
 pub mod listeners;
@@ -106,8 +108,8 @@ pub mod runtime {
     /// [`handoff_listener`] must come from this one.
     pub use flume;
 
-    pub use crate::acceptor_waker::AcceptorWaker;
     pub use crate::access_log::{AccessLogSink, BUFFER_CAPACITY, HAND_OFF_AT};
+    pub use crate::ledger::{AcceptorWaker, AdmissionLedger};
     pub use crate::listeners::handoff::handoff_listener;
     pub use crate::shard::{run_shard, ShardCommand, ShardSetup};
     pub use crate::shard_config::ShardConfig;

@@ -13,7 +13,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::runtime::LocalOptions;
 use tokio::time::sleep;
 
-use crate::acceptor_waker::AcceptorWaker;
 use crate::access_log::AccessLog;
 use crate::app::App;
 use crate::buffers::BufferPool;
@@ -53,8 +52,6 @@ pub struct ShardSetup {
     pub config: ShardConfig,
     /// Shared with the main thread.
     pub stats: Arc<ShardStats>,
-    /// Rung when a connection ends (admission control); `None` without an acceptor.
-    pub acceptor_waker: Option<Arc<AcceptorWaker>>,
     /// Commands from the main thread (drain).
     pub commands: flume::Receiver<ShardCommand>,
 }
@@ -94,7 +91,6 @@ where
             pool: BufferPool::new(setup.config.pooled_buffers),
             drain: Drain::default(),
             stats: setup.stats,
-            acceptor_waker: setup.acceptor_waker,
             access_log,
         });
         let shard = Shard {

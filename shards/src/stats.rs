@@ -4,8 +4,10 @@
 //! the public stats API). The shard adds to its counters once per read batch,
 //! not per request, so the hot path pays one uncontended atomic per batch.
 
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering::Relaxed};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
+
+use crate::ledger::AdmissionLedger;
 
 /// Upper bounds (seconds) of the request-duration histogram's buckets; the
 /// last bucket, `+Inf`, is implied. Prometheus' default bounds, with finer
@@ -32,10 +34,9 @@ pub enum TimeoutKind {
 pub struct ShardStats {
     /// Connections the acceptor put in this shard's channel (total).
     pub handed_off: AtomicU64,
-    /// Connections handed to this shard and not yet open on it (in its channel).
-    pub queued: AtomicUsize,
-    /// Connections this shard is serving right now.
-    pub open: AtomicUsize,
+    /// Connections handed to this shard and not yet open on it (in its
+    /// channel), and those it serves: what admission counts.
+    pub ledger: AdmissionLedger,
     /// Connections this shard has started serving (total).
     pub accepted: AtomicU64,
     /// Requests answered (total), including error responses.
@@ -154,17 +155,12 @@ impl ShardStats {
         self.timeouts_by_kind[kind as usize].fetch_add(1, Relaxed);
     }
 
-    /// Load as the dispatcher sees it: connections queued for or served by this shard.
-    pub fn load(&self) -> usize {
-        self.queued.load(Relaxed) + self.open.load(Relaxed)
-    }
-
     /// A consistent-enough copy for reporting.
     pub fn snapshot(&self) -> ShardStatsSnapshot {
         ShardStatsSnapshot {
             handed_off: self.handed_off.load(Relaxed),
-            queued: self.queued.load(Relaxed),
-            open: self.open.load(Relaxed),
+            queued: self.ledger.queued(),
+            open: self.ledger.open(),
             accepted: self.accepted.load(Relaxed),
             requests: self.requests.load(Relaxed),
             handler_panics: self.handler_panics.load(Relaxed),

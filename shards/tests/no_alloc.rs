@@ -246,7 +246,6 @@ where
         },
         config,
         stats: stats.clone(),
-        acceptor_waker: None,
         commands,
     };
     let shard = thread::Builder::new()

@@ -34,7 +34,7 @@ pub fn answer(request: &Request, sources: &Sources) -> Reply {
             let stats = sources.stats.snapshot();
             let readiness = sources
                 .capacity
-                .readiness(sources.drain.is_triggered(), &stats);
+                .readiness(sources.drain.has_started(), &stats);
             let status = if readiness == Readiness::Ready {
                 200
             } else {

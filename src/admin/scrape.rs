@@ -28,7 +28,7 @@ impl Scrape {
         let stats = sources.stats.snapshot();
         let readiness = sources
             .capacity
-            .readiness(sources.drain.is_triggered(), &stats);
+            .readiness(sources.drain.has_started(), &stats);
         Scrape {
             stats,
             readiness,

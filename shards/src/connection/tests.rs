@@ -42,7 +42,6 @@ fn env_with(limits: Limits) -> Rc<ShardEnv> {
         pool: BufferPool::new(4),
         drain: Drain::default(),
         stats: Arc::default(),
-        acceptor_waker: None,
         access_log: None,
     })
 }
