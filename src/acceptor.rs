@@ -25,7 +25,7 @@ use crate::stats::AcceptorStats;
 /// Pause after accept fails for lack of descriptors, so the loop does not spin.
 const ACCEPT_BACKOFF: Duration = Duration::from_millis(10);
 
-pub struct Acceptor {
+pub(crate) struct Acceptor {
     /// A blocking listening stream socket, TCP or Unix, whose accept times
     /// out after `socket::ACCEPT_WAKE`.
     pub listener: OwnedFd,
@@ -41,7 +41,7 @@ pub struct Acceptor {
 impl Acceptor {
     /// Run until the drain starts; then place or answer every connection still held.
     /// Returns the rejecter, still lingering on rejected connections.
-    pub fn run(self) -> Rejecter {
+    pub(crate) fn run(self) -> Rejecter {
         let Acceptor {
             listener,
             mut dispatcher,

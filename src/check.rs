@@ -13,7 +13,7 @@ use shardd::Server;
 use crate::cli::Cli;
 
 /// Check the settings `cli` gives; the one-line summary, or what is wrong.
-pub fn check(cli: &Cli) -> Result<String> {
+pub(crate) fn check(cli: &Cli) -> Result<String> {
     let config = cli.config()?;
     let shards = config.shard_count();
     let listener = format!("{:?}", config.listener).to_lowercase();

@@ -29,11 +29,11 @@ use shardd::{
 /// Log verbosity: RUST_LOG=warn|info|debug (default info); logs go to stderr.
 /// config/shardd.toml: every setting, documented, at its default; what
 /// `--print-config` prints (an installed binary has no copy of the repository).
-pub const CONFIG_TEMPLATE: &str = include_str!("../config/shardd.toml");
+pub(crate) const CONFIG_TEMPLATE: &str = include_str!("../config/shardd.toml");
 
 #[derive(Debug, Parser)]
 #[command(name = "shardd", version)]
-pub struct Cli {
+pub(crate) struct Cli {
     /// TOML config file (`shardd --print-config` prints one with every
     /// setting, documented, at its default).
     #[arg(long, value_name = "FILE")]
@@ -157,7 +157,7 @@ pub struct Cli {
 
 /// The apps the binary can serve; both answer the same requests the same way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum AppChoice {
+pub(crate) enum AppChoice {
     /// The TechEmpower tests, matched by hand (shardd::TechEmpower).
     Techempower,
     /// The same tests served through shardd::router::Router (shardd::techempower_router).
@@ -166,7 +166,7 @@ pub enum AppChoice {
 
 impl Cli {
     /// Defaults, then the config file, then the flags; validated.
-    pub fn config(&self) -> Result<Config> {
+    pub(crate) fn config(&self) -> Result<Config> {
         let mut config = match &self.config {
             Some(path) => Config::from_file(path)?,
             None => Config::default(),

@@ -15,12 +15,12 @@ use crate::config::DispatchPolicy;
 use crate::stats::AcceptorStats;
 
 /// One shard as the acceptor sees it.
-pub struct Route {
+pub(crate) struct Route {
     pub channel: flume::Sender<HandoffConn>,
     pub stats: Arc<ShardStats>,
 }
 
-pub struct Dispatcher {
+pub(crate) struct Dispatcher {
     routes: Vec<Route>,
     /// Where the next round-robin scan starts.
     next: usize,
@@ -31,7 +31,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    pub fn new(
+    pub(crate) fn new(
         routes: Vec<Route>,
         policy: DispatchPolicy,
         max_per_shard: usize,
@@ -52,7 +52,7 @@ impl Dispatcher {
     }
 
     /// Hand `conn` to a shard; `Err(conn)` if none can take it now.
-    pub fn dispatch(&mut self, conn: HandoffConn) -> Result<usize, HandoffConn> {
+    pub(crate) fn dispatch(&mut self, conn: HandoffConn) -> Result<usize, HandoffConn> {
         let conn = match self.policy {
             DispatchPolicy::LeastConnections => match self.least_loaded() {
                 Some(index) => match self.try_route(index, conn) {
@@ -67,7 +67,7 @@ impl Dispatcher {
     }
 
     /// Whether some live shard is below its connection limit.
-    pub fn has_room(&self) -> bool {
+    pub(crate) fn has_room(&self) -> bool {
         self.routes.iter().any(|r| self.can_take(r))
     }
 

@@ -9,7 +9,7 @@ use shardd_shards::runtime::AcceptorWaker;
 
 /// The drain, started once: what stops the server.
 #[derive(Debug)]
-pub struct DrainSignal {
+pub(crate) struct DrainSignal {
     started: AtomicBool,
     /// The listening socket the acceptor blocks on; `shutdown(2)` on it wakes `accept`.
     listen_fd: Mutex<Option<RawFd>>,
@@ -22,7 +22,7 @@ pub struct DrainSignal {
 }
 
 impl DrainSignal {
-    pub fn new() -> std::io::Result<Self> {
+    pub(crate) fn new() -> std::io::Result<Self> {
         Ok(DrainSignal {
             started: AtomicBool::new(false),
             listen_fd: Mutex::new(None),
@@ -72,7 +72,7 @@ impl DrainSignal {
     }
 
     /// Start the drain (idempotent): wake the acceptor and every waiter.
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         if self.started.swap(true, SeqCst) {
             return;
         }
@@ -91,12 +91,12 @@ impl DrainSignal {
         cvar.notify_all();
     }
 
-    pub fn has_started(&self) -> bool {
+    pub(crate) fn has_started(&self) -> bool {
         self.started.load(SeqCst)
     }
 
     /// Block until the drain has started.
-    pub fn wait(&self) {
+    pub(crate) fn wait(&self) {
         let (lock, cvar) = &self.waiters;
         let mut done = lock.lock().unwrap_or_else(|e| e.into_inner());
         while !*done {

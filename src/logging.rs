@@ -20,7 +20,7 @@ use tracing_subscriber::registry::LookupSpan;
 use shardd::LogFormat;
 
 /// Install the logger; call once, before anything logs.
-pub fn init(format: LogFormat) {
+pub(crate) fn init(format: LogFormat) {
     let filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy();

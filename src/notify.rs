@@ -14,11 +14,11 @@ use shardd::systemd::notify_to;
 
 /// Set by an upgrading shardd for the new process: the service manager's
 /// notification socket, or empty for none.
-pub const SERVICE_NOTIFY_VAR: &str = "SHARDD_SERVICE_NOTIFY_SOCKET";
+pub(crate) const SERVICE_NOTIFY_VAR: &str = "SHARDD_SERVICE_NOTIFY_SOCKET";
 
 /// Where this process's notifications go.
 #[derive(Debug)]
-pub struct Notifier {
+pub(crate) struct Notifier {
     /// Where `READY=1` goes.
     ready: Option<OsString>,
     /// The service manager's socket, for everything after.
@@ -32,7 +32,7 @@ impl Notifier {
     /// # Safety
     ///
     /// Changes the environment: call before any other thread runs.
-    pub unsafe fn from_env() -> Notifier {
+    pub(crate) unsafe fn from_env() -> Notifier {
         let ready = std::env::var_os("NOTIFY_SOCKET").filter(|s| !s.is_empty());
         let manager = match std::env::var_os(SERVICE_NOTIFY_VAR) {
             Some(socket) => Some(socket).filter(|s| !s.is_empty()),
@@ -44,23 +44,23 @@ impl Notifier {
     }
 
     /// The service manager's socket, to pass on to a new process.
-    pub fn manager(&self) -> Option<&OsStr> {
+    pub(crate) fn manager(&self) -> Option<&OsStr> {
         self.manager.as_deref()
     }
 
     /// The server serves: `READY=1`.
-    pub fn ready(&self) {
+    pub(crate) fn ready(&self) {
         send(self.ready.as_deref(), "READY=1");
     }
 
     /// The server drains to stop: `STOPPING=1`.
-    pub fn stopping(&self) {
+    pub(crate) fn stopping(&self) {
         send(self.manager.as_deref(), "STOPPING=1");
     }
 
     /// An upgrade handed over to process `pid`, which the service manager
     /// should follow from now on.
-    pub fn main_pid(&self, pid: u32) {
+    pub(crate) fn main_pid(&self, pid: u32) {
         send(self.manager.as_deref(), &format!("MAINPID={pid}"));
     }
 }

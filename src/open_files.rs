@@ -2,7 +2,7 @@
 //! a library should not change process-wide limits behind its user's back).
 
 /// Raise the soft open-file limit to the hard limit; returns (old, new).
-pub fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
+pub(crate) fn raise_open_file_limit() -> std::io::Result<(u64, u64)> {
     let mut limit = libc::rlimit {
         rlim_cur: 0,
         rlim_max: 0,

@@ -40,14 +40,14 @@ enum Message {
 }
 
 /// Sends 503s; owned by the acceptor.
-pub struct Rejecter {
+pub(crate) struct Rejecter {
     queue: Option<flume::Sender<Message>>,
     thread: Option<JoinHandle<()>>,
     retry_after: String,
 }
 
 impl Rejecter {
-    pub fn start(retry_after_secs: u32) -> std::io::Result<Self> {
+    pub(crate) fn start(retry_after_secs: u32) -> std::io::Result<Self> {
         let (queue, incoming) = flume::bounded(QUEUE);
         let thread = std::thread::Builder::new().name("rejecter".into()).spawn({
             let retry_after = retry_after_secs.to_string();
@@ -62,7 +62,7 @@ impl Rejecter {
 
     /// Answer 503 and close gracefully (never blocks the acceptor). The
     /// stream is non-blocking, TCP or Unix.
-    pub fn reject(&self, stream: OwnedFd) {
+    pub(crate) fn reject(&self, stream: OwnedFd) {
         let stream = Socket::from(stream);
         let Some(queue) = &self.queue else { return };
         // If the lingering thread is swamped, answer and close now.
@@ -75,7 +75,7 @@ impl Rejecter {
     }
 
     /// Let lingering connections finish, but not past `deadline`, and stop the thread.
-    pub fn finish(mut self, deadline: Instant) {
+    pub(crate) fn finish(mut self, deadline: Instant) {
         if let Some(queue) = self.queue.take() {
             let _ = queue.send(Message::Finish(deadline));
         }
@@ -86,7 +86,7 @@ impl Rejecter {
 }
 
 /// The 503 response, encoded by the same code the shards use.
-pub fn service_unavailable(retry_after: &str) -> Vec<u8> {
+pub(crate) fn service_unavailable(retry_after: &str) -> Vec<u8> {
     let date_bytes = DateCache::new().get();
     let response = Response::new(http::StatusCode::SERVICE_UNAVAILABLE)
         .with_header("Retry-After", retry_after.to_owned())

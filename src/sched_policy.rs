@@ -13,7 +13,7 @@
 
 /// Make the calling thread `SCHED_BATCH`; on failure (a seccomp policy, say)
 /// it keeps the default policy, which only costs speed.
-pub fn serve_in_batches() {
+pub(crate) fn serve_in_batches() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: sched_setscheduler on the calling thread (pid 0) with a valid param.
     if unsafe { libc::sched_setscheduler(0, libc::SCHED_BATCH, &param) } != 0 {

@@ -6,7 +6,7 @@ use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM, SIGUSR2};
 use signal_hook::iterator::Signals;
 
 /// What each signal does.
-pub struct Handlers {
+pub(crate) struct Handlers {
     /// SIGINT, SIGTERM (the first one).
     pub drain: Box<dyn FnMut() + Send>,
     /// SIGHUP.
@@ -19,12 +19,12 @@ pub struct Handlers {
 /// [`handle_signals`] acts on them. Called before the server starts, so a
 /// signal sent as soon as it says it serves is never the default action
 /// (which would kill the process instead of draining it).
-pub fn install() -> Result<Signals> {
+pub(crate) fn install() -> Result<Signals> {
     Signals::new([SIGINT, SIGTERM, SIGHUP, SIGUSR2]).context("cannot install signal handlers")
 }
 
 /// Act on the signals `install` caught, on a thread of their own.
-pub fn handle_signals(mut signals: Signals, mut handlers: Handlers) -> Result<()> {
+pub(crate) fn handle_signals(mut signals: Signals, mut handlers: Handlers) -> Result<()> {
     std::thread::Builder::new()
         .name("signals".into())
         .spawn(move || {

@@ -21,7 +21,7 @@ use crate::error::Error;
 /// once with `shutdown(2)`, except on a socket another process shares
 /// (systemd's, or one handed to a new process by an upgrade), which a
 /// shutdown would close for everyone. Costs nothing while connections come.
-pub const ACCEPT_WAKE: Duration = Duration::from_millis(100);
+pub(crate) const ACCEPT_WAKE: Duration = Duration::from_millis(100);
 
 /// How long the kernel holds a connection that has sent nothing before
 /// handing it to `accept` anyway, with `defer_accept` on (Linux rounds it to
@@ -33,7 +33,7 @@ pub const DEFER_ACCEPT_SECS: i32 = 1;
 /// first, so the connection is read and answered at once, without a
 /// wake-up for readiness, an epoll registration and a read finding nothing
 /// (five system calls and a context switch fewer per connection).
-pub fn defer_accept(socket: &impl AsRawFd) -> io::Result<()> {
+pub(crate) fn defer_accept(socket: &impl AsRawFd) -> io::Result<()> {
     let seconds: libc::c_int = DEFER_ACCEPT_SECS;
     // SAFETY: a valid descriptor and an int option of the size given.
     let set = unsafe {
@@ -56,7 +56,7 @@ pub fn defer_accept(socket: &impl AsRawFd) -> io::Result<()> {
 /// `TCP_NODELAY` is set on the listening socket because Linux copies it to
 /// every accepted socket, which saves a `setsockopt` per connection. The
 /// socket stays blocking: the acceptor blocks in `accept4`.
-pub fn bind_listener(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
+pub(crate) fn bind_listener(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_nodelay(true)?;
@@ -80,7 +80,7 @@ pub fn bind_listener(addr: SocketAddr, backlog: u32) -> io::Result<TcpListener> 
 ///
 /// Port 0 needs no probe: the kernel picks a port no socket has bound,
 /// reuseport or not, for the first socket, and the rest bind that one.
-pub fn ensure_nothing_listens(addr: SocketAddr) -> io::Result<()> {
+pub(crate) fn ensure_nothing_listens(addr: SocketAddr) -> io::Result<()> {
     if addr.port() == 0 {
         return Ok(());
     }
@@ -98,7 +98,7 @@ pub fn ensure_nothing_listens(addr: SocketAddr) -> io::Result<()> {
 /// else at `path` (a regular file, a directory) is left alone and is an
 /// error. The mode is set between `bind` and `listen`, so no client can
 /// connect while the file still has the umask's permissions.
-pub fn bind_unix(
+pub(crate) fn bind_unix(
     path: &Path,
     backlog: u32,
     mode: Option<UnixMode>,
@@ -154,7 +154,7 @@ pub fn bind_unix(
 /// process it upgraded): removed when the server stops, unless it was
 /// handed on to a new process ([`UnixSocketFile::keep`]).
 #[derive(Debug)]
-pub struct UnixSocketFile {
+pub(crate) struct UnixSocketFile {
     path: PathBuf,
     /// Identity of the file we bound, so we never remove someone else's.
     dev: u64,
@@ -164,7 +164,7 @@ pub struct UnixSocketFile {
 
 impl UnixSocketFile {
     /// The socket file now at `path` is ours to remove.
-    pub fn owned(path: &Path) -> io::Result<UnixSocketFile> {
+    pub(crate) fn owned(path: &Path) -> io::Result<UnixSocketFile> {
         let meta = std::fs::symlink_metadata(path)?;
         Ok(UnixSocketFile {
             path: path.to_owned(),
@@ -175,12 +175,12 @@ impl UnixSocketFile {
     }
 
     /// Another process serves on the socket now: leave the file.
-    pub fn keep(&self) {
+    pub(crate) fn keep(&self) {
         self.armed.store(false, SeqCst);
     }
 
     /// Remove the file (once), if it is still the one we bound.
-    pub fn remove(&self) {
+    pub(crate) fn remove(&self) {
         if !self.armed.swap(false, SeqCst) {
             return;
         }
@@ -203,7 +203,7 @@ impl Drop for UnixSocketFile {
 
 /// Check that an inherited descriptor is a listening stream socket and say
 /// what it listens on.
-pub fn inspect_inherited(fd: &OwnedFd) -> Result<BindAddr, Error> {
+pub(crate) fn inspect_inherited(fd: &OwnedFd) -> Result<BindAddr, Error> {
     let raw = fd.as_raw_fd();
     let socket = SockRef::from(fd);
     let problem = |what: &str| Error::Inherited(format!("fd {raw} {what}"));
@@ -231,7 +231,7 @@ pub fn inspect_inherited(fd: &OwnedFd) -> Result<BindAddr, Error> {
 
 /// Prepare a socket for the handoff acceptor: blocking (the acceptor blocks
 /// in `accept4`), with [`ACCEPT_WAKE`] as its accept timeout.
-pub fn prepare_for_acceptor(fd: &OwnedFd) -> io::Result<()> {
+pub(crate) fn prepare_for_acceptor(fd: &OwnedFd) -> io::Result<()> {
     let socket = SockRef::from(fd);
     socket.set_nonblocking(false)?;
     socket.set_read_timeout(Some(ACCEPT_WAKE))

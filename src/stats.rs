@@ -8,7 +8,7 @@ use shardd_shards::ShardStatsSnapshot;
 
 /// Counters kept by the main thread's acceptor.
 #[derive(Debug, Default)]
-pub struct AcceptorStats {
+pub(crate) struct AcceptorStats {
     /// Connections accepted from the listening socket.
     pub accepted: AtomicU64,
     /// Connections put into a shard's channel (straight away or from pending).
@@ -49,7 +49,7 @@ pub struct AcceptorSnapshot {
 }
 
 impl AcceptorStats {
-    pub fn snapshot(&self) -> AcceptorSnapshot {
+    pub(crate) fn snapshot(&self) -> AcceptorSnapshot {
         AcceptorSnapshot {
             accepted: self.accepted.load(Relaxed),
             handed_off: self.handed_off.load(Relaxed),
@@ -65,7 +65,7 @@ impl AcceptorStats {
 
 /// Counters kept by the access-log writer thread.
 #[derive(Debug, Default)]
-pub struct AccessLogStats {
+pub(crate) struct AccessLogStats {
     /// Bytes written to the access log.
     pub bytes_written: AtomicU64,
     /// Writes that failed (each loses one buffer of lines).
@@ -88,7 +88,7 @@ pub struct AccessLogSnapshot {
 }
 
 impl AccessLogStats {
-    pub fn snapshot(&self) -> AccessLogSnapshot {
+    pub(crate) fn snapshot(&self) -> AccessLogSnapshot {
         AccessLogSnapshot {
             bytes_written: self.bytes_written.load(Relaxed),
             write_errors: self.write_errors.load(Relaxed),
@@ -99,14 +99,14 @@ impl AccessLogStats {
 
 /// Everything a running server counts, shared by the acceptor, the shards and handles.
 #[derive(Debug)]
-pub struct ServerStats {
+pub(crate) struct ServerStats {
     pub acceptor: Arc<AcceptorStats>,
     pub shards: Vec<Arc<ShardStats>>,
     pub access_log: Arc<AccessLogStats>,
 }
 
 impl ServerStats {
-    pub fn new(shards: usize) -> Self {
+    pub(crate) fn new(shards: usize) -> Self {
         ServerStats {
             acceptor: Arc::default(),
             shards: (0..shards)
@@ -116,7 +116,7 @@ impl ServerStats {
         }
     }
 
-    pub fn snapshot(&self) -> StatsSnapshot {
+    pub(crate) fn snapshot(&self) -> StatsSnapshot {
         StatsSnapshot {
             acceptor: self.acceptor.snapshot(),
             shards: self.shards.iter().map(|s| s.snapshot()).collect(),

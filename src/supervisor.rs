@@ -49,7 +49,7 @@ struct Shared {
     threads: Mutex<Vec<Option<JoinHandle<()>>>>,
 }
 
-pub struct Supervisor {
+pub(crate) struct Supervisor {
     shared: Arc<Shared>,
     controls: Vec<flume::Sender<ShardCommand>>,
     thread: JoinHandle<()>,
@@ -57,7 +57,7 @@ pub struct Supervisor {
 
 impl Supervisor {
     /// Start one thread per entry of `cores` (None = not pinned).
-    pub fn start(
+    pub(crate) fn start(
         cores: Vec<Option<CoreId>>,
         stats: &[Arc<ShardStats>],
         config: ShardConfig,
@@ -104,17 +104,17 @@ impl Supervisor {
     }
 
     /// Channels to send commands to each shard (drain, fault injection).
-    pub fn controls(&self) -> Vec<flume::Sender<ShardCommand>> {
+    pub(crate) fn controls(&self) -> Vec<flume::Sender<ShardCommand>> {
         self.controls.clone()
     }
 
     /// What a shard started (or restarted) from now on is given.
-    pub fn shard_config(&self) -> Arc<Mutex<ShardConfig>> {
+    pub(crate) fn shard_config(&self) -> Arc<Mutex<ShardConfig>> {
         self.shared.config.clone()
     }
 
     /// Tell every shard to drain, stop restarting, and wait for all shard threads.
-    pub fn drain_and_join(self) {
+    pub(crate) fn drain_and_join(self) {
         for control in &self.controls {
             let _ = control.send(ShardCommand::Drain);
         }

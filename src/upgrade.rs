@@ -31,7 +31,7 @@ const STOP_GRACE: Duration = Duration::from_secs(5);
 
 /// What the upgrade starts: this binary's path (as it was at start-up, so
 /// that a new binary installed over it is what starts) and arguments.
-pub struct Upgrade {
+pub(crate) struct Upgrade {
     pub exe: PathBuf,
     pub args: Vec<OsString>,
     pub timeout: Duration,
@@ -40,7 +40,7 @@ pub struct Upgrade {
 impl Upgrade {
     /// Start the new process and wait until it is ready; returns its pid.
     /// On failure the new process is stopped and the error says why.
-    pub fn run(&self, server: &ServerControl, notifier: &Notifier) -> Result<u32> {
+    pub(crate) fn run(&self, server: &ServerControl, notifier: &Notifier) -> Result<u32> {
         let sockets = server
             .listen_fds_for_upgrade()
             .context("cannot pass on the listening sockets")?;

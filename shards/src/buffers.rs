@@ -12,18 +12,18 @@ use crate::output::Output;
 use crate::response::Response;
 
 /// Initial read buffer: 16 TechEmpower pipelined requests (≈2.7 KiB) fit twice.
-pub const READ_CAPACITY: usize = 8 * 1024;
+pub(crate) const READ_CAPACITY: usize = 8 * 1024;
 /// Initial output buffer: 16 plaintext responses (≈2.2 KiB) fit with room to spare.
-pub const WRITE_CAPACITY: usize = 8 * 1024;
+pub(crate) const WRITE_CAPACITY: usize = 8 * 1024;
 
 /// Buffer sets a shard keeps for reuse by default. 256 sets of about 16 KiB
 /// are 4 MiB per shard: enough for every busy connection of a loaded shard
 /// to find one, small enough that memory follows load back down.
-pub const DEFAULT_POOLED: usize = 256;
+pub(crate) const DEFAULT_POOLED: usize = 256;
 
 /// The buffers one connection needs while it is working.
 #[derive(Debug, Default)]
-pub struct ConnBuffers {
+pub(crate) struct ConnBuffers {
     /// What the request reader decodes from.
     pub input: ReadBuffers,
     /// Encoded responses not yet written.
@@ -39,7 +39,7 @@ pub struct ConnBuffers {
 /// connection takes a set and gives it back on every request, and moving
 /// a pointer costs nothing where moving the set was three `memcpy` calls.
 #[derive(Debug)]
-pub struct BufferPool {
+pub(crate) struct BufferPool {
     #[allow(clippy::vec_box)] // the box is the point: sets move in and out
     free: RefCell<Vec<Box<ConnBuffers>>>,
     /// Keep at most this many sets; the rest are freed, so memory follows load back down.
@@ -47,14 +47,14 @@ pub struct BufferPool {
 }
 
 impl BufferPool {
-    pub fn new(max_pooled: usize) -> Self {
+    pub(crate) fn new(max_pooled: usize) -> Self {
         BufferPool {
             free: RefCell::new(Vec::new()),
             max_pooled,
         }
     }
 
-    pub fn take(&self) -> Box<ConnBuffers> {
+    pub(crate) fn take(&self) -> Box<ConnBuffers> {
         self.free.borrow_mut().pop().unwrap_or_else(|| {
             Box::new(ConnBuffers {
                 input: ReadBuffers {
@@ -70,7 +70,7 @@ impl BufferPool {
     }
 
     /// Return a set; buffers that grew for a large request are shrunk back.
-    pub fn give(&self, mut buffers: Box<ConnBuffers>) {
+    pub(crate) fn give(&self, mut buffers: Box<ConnBuffers>) {
         let mut free = self.free.borrow_mut();
         if free.len() >= self.max_pooled {
             return;
@@ -96,14 +96,14 @@ impl BufferPool {
 /// A connection's hold on a buffer set: taken from the pool when the
 /// connection has work, given back while it idles, and always given back
 /// when the connection ends, however it ends.
-pub struct BufferLease<'p> {
+pub(crate) struct BufferLease<'p> {
     pool: &'p BufferPool,
     buffers: Option<Box<ConnBuffers>>,
 }
 
 impl<'p> BufferLease<'p> {
     /// A lease holding nothing yet: a new connection takes buffers on its first read.
-    pub fn new(pool: &'p BufferPool) -> Self {
+    pub(crate) fn new(pool: &'p BufferPool) -> Self {
         BufferLease {
             pool,
             buffers: None,
@@ -111,17 +111,17 @@ impl<'p> BufferLease<'p> {
     }
 
     /// The buffers, taken from the pool if the lease holds none.
-    pub fn get(&mut self) -> &mut ConnBuffers {
+    pub(crate) fn get(&mut self) -> &mut ConnBuffers {
         self.buffers.get_or_insert_with(|| self.pool.take())
     }
 
     /// The buffers if the lease holds them (it does not while idle).
-    pub fn held(&mut self) -> Option<&mut ConnBuffers> {
+    pub(crate) fn held(&mut self) -> Option<&mut ConnBuffers> {
         self.buffers.as_deref_mut()
     }
 
     /// Return the buffers to the pool until the connection has work again.
-    pub fn give_back(&mut self) {
+    pub(crate) fn give_back(&mut self) {
         if let Some(buffers) = self.buffers.take() {
             self.pool.give(buffers);
         }

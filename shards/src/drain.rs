@@ -12,11 +12,11 @@ use std::task::{Poll, Waker};
 
 /// A connection's entry in its shard's [`Drain`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct DrainKey(usize);
+pub(crate) struct DrainKey(usize);
 
 /// Registry of a shard's live connection tasks.
 #[derive(Debug, Default)]
-pub struct Drain {
+pub(crate) struct Drain {
     draining: Cell<bool>,
     tasks: RefCell<Registry>,
     /// The shard's main loop, waiting for the last connection to end.
@@ -31,19 +31,19 @@ struct Registry {
 }
 
 impl Drain {
-    pub fn is_draining(&self) -> bool {
+    pub(crate) fn is_draining(&self) -> bool {
         self.draining.get()
     }
 
     /// Connections still open on this shard.
-    pub fn live(&self) -> usize {
+    pub(crate) fn live(&self) -> usize {
         self.tasks.borrow().live
     }
 
     /// Register a connection that is about to be spawned; the key must be
     /// passed to [`Drain::unregister`]. Counted as live from now on, so a
     /// drain waits for it even before its task first runs.
-    pub fn register(&self) -> DrainKey {
+    pub(crate) fn register(&self) -> DrainKey {
         let mut tasks = self.tasks.borrow_mut();
         tasks.live += 1;
         DrainKey(match tasks.free.pop() {
@@ -57,7 +57,7 @@ impl Drain {
 
     /// Leave the calling task's waker, to be woken when the drain starts
     /// (a connection task does this first thing).
-    pub async fn watch(&self, key: DrainKey) {
+    pub(crate) async fn watch(&self, key: DrainKey) {
         poll_fn(|cx| {
             self.tasks.borrow_mut().slots[key.0] = Some(cx.waker().clone());
             Poll::Ready(())
@@ -65,7 +65,7 @@ impl Drain {
         .await
     }
 
-    pub fn unregister(&self, key: DrainKey) {
+    pub(crate) fn unregister(&self, key: DrainKey) {
         let key = key.0;
         let mut tasks = self.tasks.borrow_mut();
         tasks.slots[key] = None;
@@ -79,7 +79,7 @@ impl Drain {
     }
 
     /// Start draining: wake every connection so idle ones close.
-    pub fn start(&self) {
+    pub(crate) fn start(&self) {
         self.draining.set(true);
         let wakers: Vec<Waker> = self
             .tasks
@@ -95,7 +95,7 @@ impl Drain {
     }
 
     /// Resolves when no connection is left.
-    pub async fn all_closed(&self) {
+    pub(crate) async fn all_closed(&self) {
         poll_fn(|cx| {
             if self.live() == 0 {
                 Poll::Ready(())

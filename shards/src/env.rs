@@ -17,7 +17,7 @@ use crate::limits::Limits;
 use crate::stats::ShardStats;
 
 /// The shard-wide state a connection uses.
-pub struct ShardEnv {
+pub(crate) struct ShardEnv {
     /// Read as `&env.limits` (a `&Limits`); replaced live on a config reload.
     pub limits: LiveLimits,
     pub date: DateCache,
@@ -41,16 +41,16 @@ pub struct ShardEnv {
 /// kept is one copy per distinct set ever configured (a reload is a
 /// manual act), not one per shard, restart and reload.
 /// A connection sees the new limits from its next read of them.
-pub struct LiveLimits(Cell<&'static Limits>);
+pub(crate) struct LiveLimits(Cell<&'static Limits>);
 
 impl LiveLimits {
     /// Limits to start with.
-    pub fn new(limits: Limits) -> Self {
+    pub(crate) fn new(limits: Limits) -> Self {
         LiveLimits(Cell::new(intern(limits)))
     }
 
     /// Use `limits` from now on (nothing happens if they are unchanged).
-    pub fn set(&self, limits: Limits) {
+    pub(crate) fn set(&self, limits: Limits) {
         if *self.0.get() != limits {
             self.0.set(intern(limits));
         }

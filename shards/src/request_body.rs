@@ -20,7 +20,7 @@ use crate::http::HttpError;
 
 /// Body bytes read ahead of the app: a few socket reads' worth, so the app
 /// rarely waits on the connection, and memory per upload stays small.
-pub const WINDOW: usize = 64 * 1024;
+pub(crate) const WINDOW: usize = 64 * 1024;
 
 /// Between the connection (writing) and the app (reading).
 #[derive(Debug, Default)]

@@ -9,21 +9,21 @@ use crate::env::ShardEnv;
 /// (even if it is dropped before it ever runs): while held, the connection
 /// counts as open in the shard's [`AdmissionLedger`](crate::runtime::AdmissionLedger)
 /// and the drain waits for it.
-pub struct ConnectionSlot {
+pub(crate) struct ConnectionSlot {
     env: Rc<ShardEnv>,
     key: DrainKey,
 }
 
 impl ConnectionSlot {
     /// Take a slot for a connection that is about to be spawned.
-    pub fn take(env: Rc<ShardEnv>) -> Self {
+    pub(crate) fn take(env: Rc<ShardEnv>) -> Self {
         env.stats.ledger.admit();
         let key = env.drain.register();
         ConnectionSlot { env, key }
     }
 
     /// The connection's entry in the drain, for its task to watch.
-    pub fn drain_key(&self) -> DrainKey {
+    pub(crate) fn drain_key(&self) -> DrainKey {
         self.key
     }
 }

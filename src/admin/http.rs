@@ -22,7 +22,7 @@ const MAX_HEADERS: usize = 32;
 
 /// What a route needs of a request.
 #[derive(Debug, PartialEq, Eq)]
-pub struct Request {
+pub(super) struct Request {
     /// `GET`, `HEAD`, ...
     pub method: String,
     /// The target's path, without the query.
@@ -31,7 +31,7 @@ pub struct Request {
 
 /// One response; the body is sent whole.
 #[derive(Debug)]
-pub struct Reply {
+pub(super) struct Reply {
     pub status: u16,
     pub content_type: &'static str,
     /// Header lines besides the ones every reply has (each `Name: value`).
@@ -41,7 +41,7 @@ pub struct Reply {
 
 impl Reply {
     /// A reply with `body` as `content_type`.
-    pub fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
+    pub(super) fn new(status: u16, content_type: &'static str, body: impl Into<Vec<u8>>) -> Reply {
         Reply {
             status,
             content_type,
@@ -51,19 +51,19 @@ impl Reply {
     }
 
     /// A plain-text reply.
-    pub fn text(status: u16, body: impl Into<Vec<u8>>) -> Reply {
+    pub(super) fn text(status: u16, body: impl Into<Vec<u8>>) -> Reply {
         Reply::new(status, "text/plain; charset=utf-8", body)
     }
 
     /// The same reply with one more header.
-    pub fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
+    pub(super) fn with_header(mut self, name: &'static str, value: impl Into<String>) -> Reply {
         self.headers.push((name, value.into()));
         self
     }
 }
 
 /// Answer the one request on `stream` with `answer`, then close.
-pub fn serve(mut stream: TcpStream, answer: impl FnOnce(&Request) -> Reply) {
+pub(super) fn serve(mut stream: TcpStream, answer: impl FnOnce(&Request) -> Reply) {
     let _ = stream.set_nodelay(true);
     let _ = stream.set_write_timeout(Some(WRITE_TIMEOUT));
     let (reply, head_only) = match read_request(&mut stream) {

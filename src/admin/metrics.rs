@@ -14,7 +14,7 @@ use shardd_shards::DURATION_BOUNDS;
 use super::scrape::{Scrape, VERSION};
 
 /// The `Content-Type` of the exposition.
-pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
+pub(super) const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
 /// Status classes, in the order of `responses_by_class`.
 const CODES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
@@ -22,7 +22,7 @@ const CODES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 const TIMEOUT_KINDS: [&str; 4] = ["header", "body", "idle", "send"];
 
 /// The exposition of `scrape`.
-pub fn render(scrape: &Scrape) -> String {
+pub(super) fn render(scrape: &Scrape) -> String {
     let mut out = Exposition(String::with_capacity(16 * 1024));
     acceptor(&mut out, scrape);
     shards(&mut out, scrape);

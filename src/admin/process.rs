@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 /// The process, at one moment.
 #[derive(Clone, Debug, Default, PartialEq, serde::Serialize)]
-pub struct ProcessFigures {
+pub(crate) struct ProcessFigures {
     /// The process id: after an upgrade, the new process's.
     pub pid: u32,
     /// Resident memory, in bytes.
@@ -29,7 +29,7 @@ pub struct ProcessFigures {
 
 impl ProcessFigures {
     /// Read the figures now.
-    pub fn read() -> ProcessFigures {
+    pub(crate) fn read() -> ProcessFigures {
         let stat = std::fs::read_to_string("/proc/self/stat")
             .ok()
             .and_then(|text| Stat::parse(&text));

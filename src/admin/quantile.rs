@@ -9,7 +9,7 @@ use shardd_shards::DURATION_BOUNDS;
 /// and not yet in `then` (cumulative counts per bound of
 /// [`DURATION_BOUNDS`], then the total). `None` without such requests.
 /// Above the last bound the answer is that bound: the histogram knows no more.
-pub fn quantile_seconds(q: f64, now: &[u64], then: &[u64]) -> Option<f64> {
+pub(super) fn quantile_seconds(q: f64, now: &[u64], then: &[u64]) -> Option<f64> {
     let in_span = |i: usize| {
         let then = then.get(i).copied().unwrap_or(0);
         now.get(i).copied().unwrap_or(0).saturating_sub(then)

@@ -61,7 +61,7 @@ impl Reading {
 
 /// Rates between two readings, per second.
 #[derive(Clone, Debug, PartialEq, Serialize)]
-pub struct Rates {
+pub(crate) struct Rates {
     /// The span the rates are taken over, in seconds.
     pub over_seconds: f64,
     /// Requests per second, by shard.
@@ -79,7 +79,7 @@ pub struct Rates {
 
 /// The readings kept.
 #[derive(Debug, Default)]
-pub struct RateWindow {
+pub(crate) struct RateWindow {
     readings: VecDeque<Reading>,
 }
 
@@ -87,7 +87,7 @@ impl RateWindow {
     /// Rates between `scrape`, read at `at`, and a reading about a second
     /// older; `None` until one at least [`SHORTEST`] older exists. Keeps
     /// `scrape` as a reading for later.
-    pub fn rates(&mut self, scrape: &Scrape, at: Instant) -> Option<Rates> {
+    pub(crate) fn rates(&mut self, scrape: &Scrape, at: Instant) -> Option<Rates> {
         let now = Reading::of(scrape, at);
         let age = |r: &Reading| at.saturating_duration_since(r.at);
         let base = self

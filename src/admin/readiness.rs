@@ -10,7 +10,7 @@ use crate::stats::StatsSnapshot;
 
 /// Whether a new connection would be taken, and if not, why.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Readiness {
+pub(crate) enum Readiness {
     /// New connections are served (or queued).
     Ready,
     /// A drain has started: no new connections.
@@ -21,7 +21,7 @@ pub enum Readiness {
 
 impl Readiness {
     /// `ready`, `draining` or `full`.
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Readiness::Ready => "ready",
             Readiness::Draining => "draining",
@@ -32,7 +32,7 @@ impl Readiness {
 
 /// The room a server has for connections: what the stats are compared with.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Capacity {
+pub(crate) struct Capacity {
     /// The main thread accepts and applies admission control (handoff mode).
     /// Without it (reuseport, a custom listener) only the drain and dead
     /// shards make the server unready.
@@ -47,7 +47,7 @@ pub struct Capacity {
 
 impl Capacity {
     /// The capacity `admission` and `channel_capacity` give a server, with or without an acceptor.
-    pub fn new(acceptor: bool, admission: &Admission, channel_capacity: usize) -> Capacity {
+    pub(crate) fn new(acceptor: bool, admission: &Admission, channel_capacity: usize) -> Capacity {
         Capacity {
             acceptor,
             max_per_shard: match admission.max_connections_per_shard {
@@ -60,7 +60,7 @@ impl Capacity {
     }
 
     /// Ready, draining or full, given the drain flag and the stats now.
-    pub fn readiness(&self, draining: bool, stats: &StatsSnapshot) -> Readiness {
+    pub(crate) fn readiness(&self, draining: bool, stats: &StatsSnapshot) -> Readiness {
         if draining {
             return Readiness::Draining;
         }

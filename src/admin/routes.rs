@@ -19,7 +19,7 @@ use super::scrape::Scrape;
 use super::{metrics, status, Sources};
 
 /// The reply to `request`.
-pub fn answer(request: &Request, sources: &Sources) -> Reply {
+pub(super) fn answer(request: &Request, sources: &Sources) -> Reply {
     if request.method != "GET" && request.method != "HEAD" {
         return Reply::text(405, "only GET and HEAD\n").with_header("Allow", "GET, HEAD");
     }

@@ -9,11 +9,11 @@ use super::Sources;
 use crate::stats::StatsSnapshot;
 
 /// The version in `shardd_build_info` and on the status page.
-pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub(super) const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Everything reported, at one moment.
 #[derive(Clone, Debug)]
-pub struct Scrape {
+pub(crate) struct Scrape {
     pub stats: StatsSnapshot,
     pub readiness: Readiness,
     pub capacity: Capacity,
@@ -24,7 +24,7 @@ pub struct Scrape {
 
 impl Scrape {
     /// Read `sources` now.
-    pub fn take(sources: &Sources) -> Scrape {
+    pub(crate) fn take(sources: &Sources) -> Scrape {
         let stats = sources.stats.snapshot();
         let readiness = sources
             .capacity

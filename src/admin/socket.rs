@@ -21,11 +21,11 @@ use crate::socket::{inspect_inherited, ACCEPT_WAKE};
 /// `LISTEN_FDNAMES` name of the admin socket: what an upgrading shardd
 /// passes it under, and the `FileDescriptorName=` a systemd socket unit
 /// gives an admin socket for shardd to take over.
-pub const ADMIN_FD_NAME: &str = "shardd-admin";
+pub(crate) const ADMIN_FD_NAME: &str = "shardd-admin";
 
 /// An admin socket passed to this process, not yet taken over.
 #[derive(Debug)]
-pub struct InheritedAdmin {
+pub(crate) struct InheritedAdmin {
     listener: TcpListener,
     addr: SocketAddr,
 }

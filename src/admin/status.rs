@@ -17,10 +17,10 @@ use super::rates::Rates;
 use super::scrape::{Scrape, VERSION};
 
 /// The page; the server adds nothing to it.
-pub const PAGE: &str = include_str!("status.html");
+pub(super) const PAGE: &str = include_str!("status.html");
 
 /// What the page may load: itself (inline script and style) and `status.json`.
-pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; \
+pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'unsafe-inline'; \
      style-src 'unsafe-inline'; connect-src 'self'; img-src data:; base-uri 'none'; form-action 'none'";
 
 #[derive(Serialize)]
@@ -68,7 +68,7 @@ struct Shard {
 }
 
 /// `status.json`: the reading and the rates as JSON.
-pub fn json(scrape: &Scrape, rates: Option<Rates>) -> String {
+pub(super) fn json(scrape: &Scrape, rates: Option<Rates>) -> String {
     let a = &scrape.stats.acceptor;
     let status = Status {
         version: VERSION,

@@ -60,7 +60,7 @@ use crate::upgrade::Upgraded;
 
 /// Serve one connection until it closes. `drain_key` is the connection's
 /// entry in its shard's drain, taken when the task was spawned.
-pub async fn serve_connection<C, A>(
+pub(crate) async fn serve_connection<C, A>(
     mut io: C,
     peer: PeerAddr,
     env: &ShardEnv,
