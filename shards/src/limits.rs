@@ -64,7 +64,109 @@ impl Default for Limits {
     }
 }
 
+impl Limits {
+    /// Check values that parse but make no sense. The one place a limit's
+    /// rule lives: the config file, the library's `Config` and a live
+    /// change (`set_limits`, a SIGHUP reload) all ask here; the message
+    /// names the setting as `config/shardd.toml` spells it.
+    pub fn validate(&self) -> Result<(), &'static str> {
+        let checks = [
+            (
+                self.max_request_line >= 16,
+                "limits.max_request_line must be at least 16",
+            ),
+            (
+                self.max_head_bytes >= self.max_request_line,
+                "limits.max_head_bytes must be at least limits.max_request_line",
+            ),
+            (
+                (1..=MAX_HEADERS_CAP).contains(&self.max_headers),
+                "limits.max_headers must be between 1 and 128",
+            ),
+            (
+                self.max_output_bytes >= 1,
+                "limits.max_output_bytes must be at least 1",
+            ),
+            (
+                !self.header_timeout.is_zero(),
+                "limits.header_timeout_ms must be at least 1",
+            ),
+            (
+                !self.idle_timeout.is_zero(),
+                "limits.idle_timeout_ms must be at least 1",
+            ),
+            (
+                !self.body_timeout.is_zero() && !self.send_timeout.is_zero(),
+                "limits.body_timeout_ms and limits.send_timeout_ms must be at least 1",
+            ),
+        ];
+        match checks.into_iter().find(|(ok, _)| !ok) {
+            Some((_, message)) => Err(message),
+            None => Ok(()),
+        }
+    }
+}
+
 /// A duration given in the config file as whole milliseconds.
 fn millis<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
     u64::deserialize(deserializer).map(Duration::from_millis)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_defaults_are_valid_and_each_rule_names_its_setting() {
+        assert_eq!(Limits::default().validate(), Ok(()));
+        let bad: [(Limits, &str); 6] = [
+            (
+                Limits {
+                    max_request_line: 15,
+                    ..Limits::default()
+                },
+                "max_request_line",
+            ),
+            (
+                Limits {
+                    max_head_bytes: 100,
+                    max_request_line: 200,
+                    ..Limits::default()
+                },
+                "max_head_bytes",
+            ),
+            (
+                Limits {
+                    max_headers: MAX_HEADERS_CAP + 1,
+                    ..Limits::default()
+                },
+                "max_headers",
+            ),
+            (
+                Limits {
+                    max_output_bytes: 0,
+                    ..Limits::default()
+                },
+                "max_output_bytes",
+            ),
+            (
+                Limits {
+                    idle_timeout: Duration::ZERO,
+                    ..Limits::default()
+                },
+                "idle_timeout_ms",
+            ),
+            (
+                Limits {
+                    send_timeout: Duration::ZERO,
+                    ..Limits::default()
+                },
+                "send_timeout_ms",
+            ),
+        ];
+        for (limits, setting) in bad {
+            let message = limits.validate().expect_err(setting);
+            assert!(message.contains(setting), "{message}");
+        }
+    }
 }

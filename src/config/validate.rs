@@ -1,15 +1,12 @@
 //! Checking a [`Config`] beyond what parsing checks: values that parse
 //! but make no sense, and which changes a running server cannot take.
 
-use shardd_shards::MAX_HEADERS_CAP;
-
 use super::{Config, ListenerMode};
 use crate::error::Error;
 
 impl Config {
     /// Check values that parse but make no sense; the message names the setting.
     pub fn validate(&self) -> Result<(), Error> {
-        let l = &self.limits;
         let checks = [
             (self.shards <= 1024, "shards must be at most 1024"),
             (
@@ -30,34 +27,6 @@ impl Config {
                 "drain_timeout_ms must be at least 1",
             ),
             (
-                l.max_request_line >= 16,
-                "limits.max_request_line must be at least 16",
-            ),
-            (
-                l.max_head_bytes >= l.max_request_line,
-                "limits.max_head_bytes must be at least limits.max_request_line",
-            ),
-            (
-                (1..=MAX_HEADERS_CAP).contains(&l.max_headers),
-                "limits.max_headers must be between 1 and 128",
-            ),
-            (
-                l.max_output_bytes >= 1,
-                "limits.max_output_bytes must be at least 1",
-            ),
-            (
-                !l.header_timeout.is_zero(),
-                "limits.header_timeout_ms must be at least 1",
-            ),
-            (
-                !l.idle_timeout.is_zero(),
-                "limits.idle_timeout_ms must be at least 1",
-            ),
-            (
-                !l.body_timeout.is_zero() && !l.send_timeout.is_zero(),
-                "limits.body_timeout_ms and limits.send_timeout_ms must be at least 1",
-            ),
-            (
                 self.admission.retry_after_secs <= 86_400,
                 "admission.retry_after_secs must be at most 86400",
             ),
@@ -73,6 +42,7 @@ impl Config {
         if let Some((_, message)) = checks.into_iter().find(|(ok, _)| !ok) {
             return Err(Error::InvalidSetting(message));
         }
+        self.limits.validate().map_err(Error::InvalidSetting)?;
         self.check_built_features(cfg!(feature = "tls"))?;
         if self
             .tls

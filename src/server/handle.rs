@@ -23,7 +23,6 @@ use super::sockets::Sockets;
 use super::LOG_TARGET;
 use crate::admin::{AdminSocket, ADMIN_FD_NAME};
 use crate::bind_addr::BindAddr;
-use crate::config::Config;
 use crate::drain_signal::DrainSignal;
 use crate::error::Error;
 use crate::shutdown_signal;
@@ -69,7 +68,7 @@ impl ServerHandle {
         self.control.sockets.as_ref().map(|sockets| &sockets.addr)
     }
 
-    /// The admin port's address, when [`Config::admin`] is set (useful with port 0).
+    /// The admin port's address, when [`Config::admin`](crate::Config::admin) is set (useful with port 0).
     pub fn admin_addr(&self) -> Option<SocketAddr> {
         self.admin_addr
     }
@@ -247,11 +246,7 @@ impl ServerControl {
     /// reload): new connections get them, open ones from their next read of
     /// a limit. A shard restarted later starts with them too.
     pub fn set_limits(&self, limits: Limits) -> Result<(), Error> {
-        Config {
-            limits: limits.clone(),
-            ..Config::default()
-        }
-        .validate()?;
+        limits.validate().map_err(Error::InvalidSetting)?;
         self.shard_config
             .lock()
             .unwrap_or_else(|e| e.into_inner())
