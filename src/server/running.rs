@@ -66,15 +66,30 @@ where
         shard_config.access_log = Some(sink);
         writer
     });
-    let Some(socket) = source.take_handoff_socket() else {
-        let runner = source.runner(make_app, Vec::new(), backlog);
-        let supervisor = Supervisor::start(
-            cores,
-            &stats.shards,
-            shard_config,
-            runner,
-            config.batch_scheduling,
-        )?;
+    // A handoff socket means an acceptor, and a channel to each shard.
+    let socket = source.take_handoff_socket();
+    let waker = drain.acceptor_waker();
+    let (senders, receivers): (Vec<_>, Vec<_>) = match socket {
+        Some(_) => (0..cores.len())
+            .map(|_| flume::bounded::<HandoffConn>(config.channel_capacity))
+            .unzip(),
+        None => (Vec::new(), Vec::new()),
+    };
+    if socket.is_some() {
+        for shard in &stats.shards {
+            // A connection that ends rings the acceptor if it waits for room.
+            shard.ledger.wake_on_release(waker.clone());
+        }
+    }
+    let runner = source.runner(make_app, receivers, backlog);
+    let supervisor = Supervisor::start(
+        cores,
+        &stats.shards,
+        shard_config,
+        runner,
+        config.batch_scheduling,
+    )?;
+    let Some(socket) = socket else {
         return Ok(Running {
             supervisor,
             acceptor: None,
@@ -84,22 +99,6 @@ where
             drain_timeout,
         });
     };
-    let waker = drain.acceptor_waker();
-    for shard in &stats.shards {
-        // A connection that ends rings the acceptor if it waits for room.
-        shard.ledger.wake_on_release(waker.clone());
-    }
-    let (senders, receivers): (Vec<_>, Vec<_>) = (0..cores.len())
-        .map(|_| flume::bounded::<HandoffConn>(config.channel_capacity))
-        .unzip();
-    let runner = source.runner(make_app, receivers, backlog);
-    let supervisor = Supervisor::start(
-        cores,
-        &stats.shards,
-        shard_config,
-        runner,
-        config.batch_scheduling,
-    )?;
     let routes = senders
         .into_iter()
         .zip(&stats.shards)
