@@ -111,6 +111,12 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub proxy_protocol: bool,
 
+    /// Serve HTTP/1.1 only: no HTTP/2 with prior knowledge on cleartext
+    /// connections, no `h2` in TLS's ALPN (the config file's
+    /// `[http2] enabled = false`). HTTP/2 is on by default.
+    #[arg(long)]
+    pub no_http2: bool,
+
     /// Longest a connection may take, from accept, to send its PROXY
     /// protocol header, in milliseconds [default: 5000].
     #[arg(long, value_name = "MS")]
@@ -213,6 +219,9 @@ impl Cli {
         self.apply_tls(&mut config)?;
         if self.proxy_protocol {
             config.proxy_protocol = true;
+        }
+        if self.no_http2 {
+            config.http2.enabled = false;
         }
         if let Some(ms) = self.proxy_header_timeout_ms {
             config.proxy_header_timeout_ms = ms;

@@ -102,9 +102,10 @@ pub use server::{
 #[cfg(feature = "router")]
 pub use shardd_shards::router;
 pub use shardd_shards::{
-    app_fn, Accepted, AccessLogFormat, App, Body, BodyError, BodyStream, BoxError, FnApp,
-    HeaderText, HistogramSnapshot, HttpConversionError, Limits, Listener, PeerAddr, Request,
-    RequestBody, Response, ShardInfo, ShardStatsSnapshot, TimeoutKind, Upgraded, DURATION_BOUNDS,
+    app_fn, Accepted, AccessLogFormat, App, Body, BodyError, BodyFrame, BodyStream, BoxError,
+    FnApp, GoawayReason, HeaderText, HistogramSnapshot, Http2Settings, Http2Snapshot,
+    HttpConversionError, Limits, Listener, PeerAddr, Request, RequestBody, Response, ShardInfo,
+    ShardStatsSnapshot, TimeoutKind, Upgraded, DURATION_BOUNDS,
 };
 pub use shutdown_signal::shutdown_signal;
 pub use socket::DEFER_ACCEPT_SECS;

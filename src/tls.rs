@@ -15,7 +15,8 @@ pub(crate) fn load(config: &Config) -> Result<Option<Arc<TlsContext>>, Error> {
     let Some(tls) = &config.tls else {
         return Ok(None);
     };
-    let context = TlsContext::load(&tls.cert, &tls.key, tls.handshake_timeout())?;
+    let context = TlsContext::load(&tls.cert, &tls.key, tls.handshake_timeout())?
+        .offering_http2(config.http2.enabled)?;
     Ok(Some(Arc::new(context)))
 }
 

@@ -377,8 +377,11 @@ fn refused_or_closed(server: &TestServer, bytes: &[u8]) {
 }
 
 #[test]
-fn http2_preface_is_refused_not_hung() {
-    let server = server();
+fn with_http2_off_the_http2_preface_is_refused_not_hung() {
+    let mut config = bounded_config(1);
+    config.limits.header_timeout = std::time::Duration::from_millis(2_000);
+    config.http2.enabled = false;
+    let server = TestServer::start(config);
     let preface = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
     refused_or_closed(&server, preface);
     // As a real HTTP/2 client sends it: preface then an empty SETTINGS frame.
@@ -387,6 +390,31 @@ fn http2_preface_is_refused_not_hung() {
     refused_or_closed(&server, &with_settings);
     // Only the first line.
     refused_or_closed(&server, b"PRI * HTTP/2.0\r\n");
+}
+
+#[test]
+fn a_broken_or_unfinished_http2_preface_is_closed_not_hung() {
+    // HTTP/2 on (the default): the preface's first line hands the
+    // connection to HTTP/2, which closes what is not HTTP/2 after all
+    // (never an HTTP/1.1 answer) and, within header_timeout, a client
+    // that stops mid-handshake.
+    let server = server();
+    for bytes in [
+        &b"PRI * HTTP/2.0\r\n\r\nXX\r\n\r\n"[..],
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\x00\x00\x00\x01\x00\x00\x00\x00\x00",
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n",
+        b"PRI * HTTP/2.0\r\n",
+    ] {
+        let mut client = server.connect();
+        let _ = client.try_send(bytes);
+        let (_, got) = client.read_until_closed(Duration::from_secs(4));
+        assert!(
+            !got.starts_with(b"HTTP/1.1"),
+            "{:?}",
+            String::from_utf8_lossy(&got)
+        );
+        server.assert_serves();
+    }
 }
 
 #[test]

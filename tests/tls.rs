@@ -338,25 +338,51 @@ fn a_client_without_alpn_is_served_too() {
     assert_plaintext(&client.get(PLAINTEXT));
 }
 
-#[test]
-fn a_client_asking_only_for_h2_is_refused() {
-    let server = TlsServer::start(config(1), Duration::from_secs(10));
+/// Handshake offering only `protocols` by ALPN; the protocol chosen, or the error.
+fn handshake_offering(server: &TlsServer, protocols: &[&[u8]]) -> Result<Vec<u8>, String> {
     let mut config = (*server.ca.client_config(rustls::ALL_VERSIONS)).clone();
-    config.alpn_protocols = vec![b"h2".to_vec()];
+    config.alpn_protocols = protocols.iter().map(|p| p.to_vec()).collect();
     let tcp = TcpStream::connect(server.addr()).unwrap();
     tcp.set_read_timeout(Some(READ_TIMEOUT)).unwrap();
     let name = ServerName::try_from("localhost").unwrap();
     let mut stream = StreamOwned::new(ClientConnection::new(Arc::new(config), name).unwrap(), tcp);
-    let error = loop {
+    loop {
         match stream.conn.complete_io(&mut stream.sock) {
             Ok(_) if stream.conn.is_handshaking() => continue,
-            Ok(_) => panic!("the handshake succeeded"),
-            Err(error) => break error,
+            Ok(_) => return Ok(stream.conn.alpn_protocol().unwrap_or_default().to_vec()),
+            Err(error) => return Err(error.to_string()),
         }
-    };
-    assert!(
-        error.to_string().contains("NoApplicationProtocol"),
-        "{error}"
+    }
+}
+
+#[test]
+fn alpn_offers_h2_then_http11_and_refuses_a_protocol_it_does_not_speak() {
+    let server = TlsServer::start(config(1), Duration::from_secs(10));
+    assert_eq!(handshake_offering(&server, &[b"h2"]).unwrap(), b"h2");
+    assert_eq!(
+        handshake_offering(&server, &[b"http/1.1", b"h2"]).unwrap(),
+        b"h2",
+        "the server's preference: h2 first"
+    );
+    assert_eq!(
+        handshake_offering(&server, &[b"http/1.1"]).unwrap(),
+        b"http/1.1"
+    );
+    let error = handshake_offering(&server, &[b"spdy/3.1"]).unwrap_err();
+    assert!(error.contains("NoApplicationProtocol"), "{error}");
+    server.wait_stats("one failed handshake", |tls| tls.failures == 1);
+}
+
+#[test]
+fn with_http2_off_a_client_asking_only_for_h2_is_refused() {
+    let mut config = config(1);
+    config.http2.enabled = false;
+    let server = TlsServer::start(config, Duration::from_secs(10));
+    let error = handshake_offering(&server, &[b"h2"]).unwrap_err();
+    assert!(error.contains("NoApplicationProtocol"), "{error}");
+    assert_eq!(
+        handshake_offering(&server, &[b"h2", b"http/1.1"]).unwrap(),
+        b"http/1.1"
     );
     server.wait_stats("one failed handshake", |tls| tls.failures == 1);
 }

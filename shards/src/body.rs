@@ -7,6 +7,7 @@ use std::task::{Context, Poll};
 
 use bytes::Bytes;
 use futures_core::Stream;
+use http::HeaderMap;
 
 use crate::message::BodyContent;
 
@@ -35,12 +36,50 @@ pub enum Body {
 }
 
 /// A body stream, boxed; it runs on the shard and need not be `Send`.
-pub struct BodyStream(Pin<Box<dyn Stream<Item = Result<Bytes, BoxError>>>>);
+pub struct BodyStream(Pin<Box<dyn ChunkSource>>);
+
+/// One piece of a streamed body with trailers ([`Body::stream_with_trailers`]).
+#[derive(Debug)]
+pub enum BodyFrame {
+    /// Bytes of the body.
+    Data(Bytes),
+    /// Header fields sent after the body (gRPC's `grpc-status`); the last
+    /// frame of the stream.
+    Trailers(HeaderMap),
+}
+
+/// What a [`BodyStream`] reads from: chunks, then, once they end, maybe
+/// trailers. One trait object, so a stream with trailers costs a body
+/// without them nothing (the `Response` stays the same size).
+pub(crate) trait ChunkSource {
+    /// The next chunk; `None` at the end of the body.
+    fn poll_chunk(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, BoxError>>>;
+
+    /// The trailers, once `poll_chunk` has returned `None`.
+    fn take_trailers(self: Pin<&mut Self>) -> Option<HeaderMap> {
+        None
+    }
+}
 
 impl BodyStream {
-    /// The next chunk, `None` at the end.
+    /// A stream over `source`.
+    pub(crate) fn from_source(source: impl ChunkSource + 'static) -> Self {
+        BodyStream(Box::pin(source))
+    }
+
+    /// Poll for the next chunk; `None` once the body is complete.
     pub fn poll_next(&mut self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BoxError>>> {
-        self.0.as_mut().poll_next(cx)
+        self.0.as_mut().poll_chunk(cx)
+    }
+
+    /// The trailers that followed the last chunk, if the body has any: ask
+    /// after [`poll_next`](Self::poll_next) returned `None`. HTTP/2 sends
+    /// them; HTTP/1.1 drops them (its clients rarely accept them).
+    pub fn take_trailers(&mut self) -> Option<HeaderMap> {
+        self.0.as_mut().take_trailers()
     }
 }
 
@@ -51,7 +90,21 @@ impl Body {
         S: Stream<Item = Result<Bytes, E>> + 'static,
         E: Into<BoxError>,
     {
-        Body::Stream(BodyStream(Box::pin(MapErr(chunks))))
+        Body::Stream(BodyStream::from_source(MapErr(chunks)))
+    }
+
+    /// A body streamed from `frames`: data, then optionally one
+    /// [`BodyFrame::Trailers`] as the last frame (what a gRPC response
+    /// ends with). Over HTTP/1.1 the trailers are dropped.
+    pub fn stream_with_trailers<S, E>(frames: S) -> Body
+    where
+        S: Stream<Item = Result<BodyFrame, E>> + 'static,
+        E: Into<BoxError>,
+    {
+        Body::Stream(BodyStream::from_source(WithTrailers {
+            frames,
+            trailers: None,
+        }))
     }
 
     /// The bytes, unless the body is a stream.
@@ -93,19 +146,61 @@ impl AsRef<[u8]> for Body {
 /// Turns a stream's error into a [`BoxError`].
 struct MapErr<S>(S);
 
-impl<S, E> Stream for MapErr<S>
+impl<S, E> ChunkSource for MapErr<S>
 where
     S: Stream<Item = Result<Bytes, E>>,
     E: Into<BoxError>,
 {
-    type Item = Result<Bytes, BoxError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        // SAFETY: structural pinning of the only field; MapErr never moves it.
+    fn poll_chunk(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, BoxError>>> {
+        // SAFETY: `MapErr` is a plain wrapper: the stream is never moved
+        // out of it, so pinning the wrapper pins the stream (structural).
         let inner = unsafe { self.map_unchecked_mut(|this| &mut this.0) };
         inner
             .poll_next(cx)
             .map(|item| item.map(|chunk| chunk.map_err(Into::into)))
+    }
+}
+
+/// Frames with trailers as chunks, the trailers kept for the end.
+struct WithTrailers<S> {
+    frames: S,
+    trailers: Option<HeaderMap>,
+}
+
+impl<S, E> ChunkSource for WithTrailers<S>
+where
+    S: Stream<Item = Result<BodyFrame, E>>,
+    E: Into<BoxError>,
+{
+    fn poll_chunk(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, BoxError>>> {
+        // SAFETY: `frames` is never moved out of the pinned struct
+        // (structural pinning of that field); `trailers` is not pinned.
+        let this = unsafe { self.get_unchecked_mut() };
+        // SAFETY: as above.
+        let mut frames = unsafe { Pin::new_unchecked(&mut this.frames) };
+        loop {
+            return match frames.as_mut().poll_next(cx) {
+                Poll::Ready(Some(Ok(BodyFrame::Data(chunk)))) => Poll::Ready(Some(Ok(chunk))),
+                Poll::Ready(Some(Ok(BodyFrame::Trailers(trailers)))) => {
+                    this.trailers = Some(trailers);
+                    continue; // the stream should end here; read on to see it does
+                }
+                Poll::Ready(Some(Err(error))) => Poll::Ready(Some(Err(error.into()))),
+                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Pending => Poll::Pending,
+            };
+        }
+    }
+
+    fn take_trailers(self: Pin<&mut Self>) -> Option<HeaderMap> {
+        // SAFETY: only the unpinned `trailers` field is touched.
+        unsafe { self.get_unchecked_mut() }.trailers.take()
     }
 }
 

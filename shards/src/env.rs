@@ -13,6 +13,7 @@ use crate::access_log::AccessLog;
 use crate::buffers::BufferPool;
 use crate::drain::Drain;
 use crate::http::DateCache;
+use crate::http2::Http2Settings;
 use crate::limits::Limits;
 use crate::stats::ShardStats;
 
@@ -28,6 +29,7 @@ pub(crate) struct ShardEnv {
     /// The shard's access log; `None` (the default) when it is off, so the
     /// hot path pays one branch per request for it.
     pub access_log: Option<AccessLog>,
+    pub http2: Http2Settings,
 }
 
 /// The shard's current [`Limits`], replaced whole when the configuration is

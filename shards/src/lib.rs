@@ -66,6 +66,7 @@ mod connection;
 mod drain;
 mod env;
 pub mod http;
+mod http2;
 mod info;
 mod interop;
 mod ledger;
@@ -89,7 +90,8 @@ mod upgrade;
 
 pub use access_log::AccessLogFormat;
 pub use app::{app_fn, App, FnApp};
-pub use body::{Body, BodyStream, BoxError};
+pub use body::{Body, BodyFrame, BodyStream, BoxError};
+pub use http2::Http2Settings;
 pub use info::ShardInfo;
 pub use interop::HttpConversionError;
 pub use limits::{Limits, MAX_HEADERS_CAP};
@@ -97,7 +99,10 @@ pub use listener::{Accepted, Listener, PeerAddr};
 pub use request::Request;
 pub use request_body::{BodyError, RequestBody};
 pub use response::{HeaderText, Response};
-pub use stats::{HistogramSnapshot, ShardStatsSnapshot, TimeoutKind, DURATION_BOUNDS};
+pub use stats::{
+    GoawayReason, HistogramSnapshot, Http2Counters, Http2Snapshot, ShardStatsSnapshot, TimeoutKind,
+    DURATION_BOUNDS,
+};
 pub use upgrade::Upgraded;
 
 /// How the `shardd` crate starts and supervises shards.

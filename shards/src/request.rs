@@ -1,6 +1,8 @@
 //! [`Request`]: one request as the app sees it, borrowed from the
 //! connection's read buffer (nothing copied, nothing allocated).
 
+use std::rc::Rc;
+
 use ::http::Method;
 
 use crate::http::{path_len, slice, RequestParts, Version};
@@ -13,7 +15,7 @@ pub struct Request<'a> {
     parts: RequestParts<'a>,
     peer: &'a PeerAddr,
     /// The body as it arrives, when the app asked for it as a stream.
-    upload: Option<&'a Pipe>,
+    upload: Option<&'a Rc<Pipe>>,
     /// Path parameters the router matched, as sent (not percent-decoded).
     params: &'a [(&'a str, &'a str)],
 }
@@ -36,7 +38,7 @@ impl<'a> Request<'a> {
     pub(crate) fn with_upload(
         parts: RequestParts<'a>,
         peer: &'a PeerAddr,
-        upload: &'a Pipe,
+        upload: &'a Rc<Pipe>,
     ) -> Self {
         Request {
             parts,
@@ -143,6 +145,7 @@ impl<'a> Request<'a> {
         match self.parts.version {
             Version::Http10 => ::http::Version::HTTP_10,
             Version::Http11 => ::http::Version::HTTP_11,
+            Version::Http2 => ::http::Version::HTTP_2,
         }
     }
 
@@ -170,8 +173,8 @@ impl<'a> Request<'a> {
     /// The body as it arrives, if the app asked for it as a stream
     /// ([`App::streams_body`](crate::App::streams_body)); [`body`](Self::body)
     /// is then empty.
-    pub fn body_stream(&self) -> Option<RequestBody<'a>> {
-        self.upload.map(|pipe| RequestBody { pipe })
+    pub fn body_stream(&self) -> Option<RequestBody> {
+        self.upload.map(|pipe| RequestBody { pipe: pipe.clone() })
     }
 
     /// The body, de-chunked if it was sent chunked (empty when it streams).

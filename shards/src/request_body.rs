@@ -11,10 +11,12 @@ use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
+use std::rc::Rc;
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
 use futures_core::Stream;
+use http::HeaderMap;
 
 use crate::http::HttpError;
 
@@ -38,6 +40,8 @@ struct PipeState {
     app: Option<Waker>,
     /// The connection, waiting for room.
     connection: Option<Waker>,
+    /// The trailers that ended the body (HTTP/2).
+    trailers: Option<HeaderMap>,
 }
 
 impl Pipe {
@@ -59,6 +63,11 @@ impl Pipe {
     }
 
     /// The body ended or failed: nothing more will be pushed.
+    /// Keep the trailers that ended the body, for the app to ask for.
+    pub(crate) fn set_trailers(&self, trailers: HeaderMap) {
+        self.state.borrow_mut().trailers = Some(trailers);
+    }
+
     pub(crate) fn is_finished(&self) -> bool {
         self.state.borrow().end.is_some()
     }
@@ -107,19 +116,30 @@ impl Pipe {
 pub struct BodyError(HttpError);
 
 /// A request body as it arrives: the chunks in order, then `None`.
-#[derive(Debug)]
-pub struct RequestBody<'a> {
-    pub(crate) pipe: &'a Pipe,
+///
+/// It owns its end of the pipe, so an app may keep reading it after it has
+/// answered, from its response body: over HTTP/2 a bidirectional stream
+/// (gRPC) reads requests while it sends responses.
+#[derive(Debug, Clone)]
+pub struct RequestBody {
+    pub(crate) pipe: Rc<Pipe>,
 }
 
-impl RequestBody<'_> {
+impl RequestBody {
     /// The next chunk; `None` at the end of the body.
     pub async fn chunk(&mut self) -> Option<Result<Bytes, BodyError>> {
         poll_fn(|cx| self.pipe.poll_chunk(cx)).await
     }
+
+    /// The trailers that followed the body (HTTP/2 only; HTTP/1.1 chunked
+    /// trailers are read and dropped), once [`chunk`](Self::chunk) has
+    /// returned `None`.
+    pub fn trailers(&self) -> Option<HeaderMap> {
+        self.pipe.state.borrow_mut().trailers.take()
+    }
 }
 
-impl Stream for RequestBody<'_> {
+impl Stream for RequestBody {
     type Item = Result<Bytes, BodyError>;
 
     fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {

@@ -92,6 +92,7 @@ where
             drain: Drain::default(),
             stats: setup.stats,
             access_log,
+            http2: setup.config.http2.clone(),
         });
         let shard = Shard {
             id: setup.info.shard_id,

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::access_log::AccessLogSink;
 use crate::buffers::DEFAULT_POOLED;
+use crate::http2::Http2Settings;
 use crate::limits::Limits;
 use crate::listeners::{ProxyProtocolSettings, TlsContext};
 
@@ -24,6 +25,8 @@ pub struct ShardConfig {
     /// Read a PROXY protocol header at the start of every connection,
     /// under TLS if there is TLS; `None`: no header expected.
     pub proxy_protocol: Option<ProxyProtocolSettings>,
+    /// HTTP/2: on or off, and what a connection may do.
+    pub http2: Http2Settings,
 }
 
 impl Default for ShardConfig {
@@ -35,6 +38,7 @@ impl Default for ShardConfig {
             tls: None,
             access_log: None,
             proxy_protocol: None,
+            http2: Http2Settings::default(),
         }
     }
 }

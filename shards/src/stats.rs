@@ -29,6 +29,56 @@ pub enum TimeoutKind {
     Send,
 }
 
+/// Why the shard sent an HTTP/2 GOAWAY, in `goaways_by_reason` order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GoawayReason {
+    /// `NO_ERROR`: a drain, an idle connection, a client that went quiet.
+    Graceful,
+    /// `ENHANCE_YOUR_CALM`: a client cut off for abuse (rapid resets,
+    /// floods of frames, tiny DATA frames, too many protocol errors).
+    EnhanceYourCalm,
+    /// A protocol or compression error by the client (a malformed frame,
+    /// an HPACK block that breaks the rules or the header-list limit).
+    ProtocolError,
+    /// Any other reason (a flow-control or internal error).
+    Other,
+}
+
+impl GoawayReason {
+    /// The names `/metrics` uses, in order.
+    pub const NAMES: [&'static str; 4] =
+        ["no_error", "enhance_your_calm", "protocol_error", "other"];
+}
+
+/// HTTP/2 counters of one shard.
+#[derive(Debug, Default)]
+pub struct Http2Counters {
+    /// Connections served as HTTP/2 (total).
+    pub connections: AtomicU64,
+    /// Streams the client reset before their response was complete.
+    pub resets_by_client: AtomicU64,
+    /// GOAWAY frames sent, by [`GoawayReason`].
+    pub goaways_by_reason: [AtomicU64; 4],
+}
+
+impl Http2Counters {
+    /// Count a GOAWAY sent for `reason`.
+    pub fn goaway(&self, reason: GoawayReason) {
+        self.goaways_by_reason[reason as usize].fetch_add(1, Relaxed);
+    }
+}
+
+/// HTTP/2 counters at one moment.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Http2Snapshot {
+    /// Connections served as HTTP/2 (total).
+    pub connections: u64,
+    /// Streams the client reset before their response was complete.
+    pub resets_by_client: u64,
+    /// GOAWAY frames sent, by [`GoawayReason`] (in its order).
+    pub goaways_by_reason: [u64; 4],
+}
+
 /// Live counters of one shard.
 #[derive(Debug, Default)]
 pub struct ShardStats {
@@ -73,6 +123,8 @@ pub struct ShardStats {
     /// Access-log lines this shard dropped because the access-log writer
     /// was behind (its queue full: a slow disk, a stuck pipe) or gone.
     pub access_log_dropped: AtomicU64,
+    /// HTTP/2 connections, resets and GOAWAYs.
+    pub http2: Http2Counters,
     /// Times the shard's thread died and was replaced.
     pub restarts: AtomicU32,
     /// False from the moment the shard's thread dies until its replacement runs.
@@ -175,6 +227,15 @@ impl ShardStats {
             establish_failures: self.establish_failures.load(Relaxed),
             establish_timeouts: self.establish_timeouts.load(Relaxed),
             access_log_dropped: self.access_log_dropped.load(Relaxed),
+            http2: Http2Snapshot {
+                connections: self.http2.connections.load(Relaxed),
+                resets_by_client: self.http2.resets_by_client.load(Relaxed),
+                goaways_by_reason: self
+                    .http2
+                    .goaways_by_reason
+                    .each_ref()
+                    .map(|n| n.load(Relaxed)),
+            },
             restarts: self.restarts.load(Relaxed),
             alive: self.alive.load(Relaxed),
         }
@@ -224,6 +285,8 @@ pub struct ShardStatsSnapshot {
     /// Access-log lines this shard dropped because the access-log writer
     /// was behind (its queue full: a slow disk, a stuck pipe) or gone.
     pub access_log_dropped: u64,
+    /// HTTP/2 connections, resets and GOAWAYs.
+    pub http2: Http2Snapshot,
     /// Times the shard's thread died and was replaced.
     pub restarts: u32,
     /// False from the moment the shard's thread dies until its replacement runs.

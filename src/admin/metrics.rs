@@ -9,7 +9,7 @@
 
 use std::fmt::{Display, Write};
 
-use shardd_shards::DURATION_BOUNDS;
+use shardd_shards::{GoawayReason, DURATION_BOUNDS};
 
 use super::scrape::{Scrape, VERSION};
 
@@ -107,7 +107,7 @@ fn acceptor(out: &mut Exposition, scrape: &Scrape) {
 fn shards(out: &mut Exposition, scrape: &Scrape) {
     let shards = &scrape.stats.shards;
     type Figure = fn(&shardd_shards::ShardStatsSnapshot) -> u64;
-    let simple: [(&str, &str, &str, Figure); 13] = [
+    let simple: [(&str, &str, &str, Figure); 15] = [
         (
             "shardd_connections_handed_off_total",
             "counter",
@@ -175,6 +175,18 @@ fn shards(out: &mut Exposition, scrape: &Scrape) {
             |s| s.establish_timeouts,
         ),
         (
+            "shardd_http2_connections_total",
+            "counter",
+            "Connections served as HTTP/2 (prior knowledge or ALPN h2).",
+            |s| s.http2.connections,
+        ),
+        (
+            "shardd_http2_stream_resets_total",
+            "counter",
+            "HTTP/2 streams the client reset before their response was complete.",
+            |s| s.http2.resets_by_client,
+        ),
+        (
             "shardd_shard_restarts_total",
             "counter",
             "Times the shard's thread died and was replaced.",
@@ -215,6 +227,21 @@ fn shards(out: &mut Exposition, scrape: &Scrape) {
     for (index, shard) in shards.iter().enumerate() {
         for (kind, count) in TIMEOUT_KINDS.iter().zip(shard.timeouts_by_kind) {
             out.sample(name, &[("shard", &index), ("kind", kind)], count);
+        }
+    }
+
+    let name = "shardd_http2_goaways_total";
+    out.family(
+        name,
+        "counter",
+        "HTTP/2 GOAWAY frames the shard sent, by reason: no_error (drain, idle), enhance_your_calm (a client cut off for abuse), protocol_error, other.",
+    );
+    for (index, shard) in shards.iter().enumerate() {
+        for (reason, count) in GoawayReason::NAMES
+            .iter()
+            .zip(shard.http2.goaways_by_reason)
+        {
+            out.sample(name, &[("shard", &index), ("reason", reason)], count);
         }
     }
 

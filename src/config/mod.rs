@@ -20,7 +20,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use shardd_shards::listeners::ProxyProtocolSettings;
 use shardd_shards::runtime::ShardConfig;
-use shardd_shards::Limits;
+use shardd_shards::{Http2Settings, Limits};
 
 use crate::bind_addr::{BindAddr, UnixMode};
 
@@ -73,6 +73,9 @@ pub struct Config {
     pub admission: Admission,
     /// Per-connection limits and timeouts (the `[limits]` table).
     pub limits: Limits,
+    /// HTTP/2 beside HTTP/1.1 on the same port (the `[http2]` table): on by
+    /// default, with finite limits on streams, header lists and windows.
+    pub http2: Http2Settings,
     /// Serve HTTPS with this certificate (the `[tls]` table); `None`: plain HTTP.
     pub tls: Option<TlsConfig>,
     /// Every connection starts with a PROXY protocol header (v1 or v2), as
@@ -107,6 +110,7 @@ impl Default for Config {
             upgrade_timeout_ms: 10_000,
             admission: Admission::default(),
             limits: Limits::default(),
+            http2: Http2Settings::default(),
             tls: None,
             proxy_protocol: false,
             proxy_header_timeout_ms: 5_000,
@@ -143,6 +147,7 @@ impl Config {
     pub(crate) fn shard_config(&self) -> ShardConfig {
         ShardConfig {
             limits: self.limits.clone(),
+            http2: self.http2.clone(),
             drain_timeout: self.drain_timeout(),
             proxy_protocol: self
                 .proxy_protocol

@@ -43,6 +43,7 @@ impl Config {
             return Err(Error::InvalidSetting(message));
         }
         self.limits.validate().map_err(Error::InvalidSetting)?;
+        self.http2.validate().map_err(Error::InvalidSetting)?;
         self.check_built_features(cfg!(feature = "tls"))?;
         if self
             .tls
@@ -102,6 +103,7 @@ impl Config {
             // The files are re-read on SIGHUP; other paths need an upgrade.
             (self.tls != new.tls, "tls"),
             (self.proxy_protocol != new.proxy_protocol, "proxy_protocol"),
+            (self.http2 != new.http2, "http2"),
             (
                 self.proxy_header_timeout_ms != new.proxy_header_timeout_ms,
                 "proxy_header_timeout_ms",

@@ -38,6 +38,8 @@ pub(super) enum AfterWrite {
         chunked: bool,
         close: bool,
     },
+    /// The connection opened with the HTTP/2 preface: serve it as HTTP/2.
+    Http2,
     /// Hand the connection to this upgrade handler.
     Upgrade(OnUpgrade),
     /// Call the app now and stream this request's body to it as it arrives.

@@ -39,7 +39,7 @@ use self::answer::{
     AfterWrite, Answer,
 };
 use self::budget::Budget;
-use self::handler::call_app;
+pub(crate) use self::handler::call_app;
 use self::io::{linger_close, poll_read_more, ReadOutcome};
 use self::owned_head::OwnedHead;
 use self::state::Connection;
@@ -52,6 +52,7 @@ use crate::buffers::{BufferLease, ConnBuffers};
 use crate::drain::DrainKey;
 use crate::env::ShardEnv;
 use crate::http::{encode_continue, Awaiting, Decoded, HttpError, RequestReader};
+use crate::http2::{serve_http2, starts_with_preface};
 use crate::listener::PeerAddr;
 use crate::output::Output;
 use crate::request::Request;
@@ -112,6 +113,11 @@ pub(crate) async fn serve_connection<C, A>(
                 after = conn.serve_upload(&mut io, app, &peer, head).await;
                 continue;
             }
+            AfterWrite::Http2 => {
+                let preface = conn.take_unread();
+                drop(conn);
+                return serve_http2(Upgraded::new(io, preface), &peer, env, app).await;
+            }
             AfterWrite::Upgrade(on_upgrade) => {
                 let read_ahead = conn.take_unread();
                 drop(conn);
@@ -160,6 +166,9 @@ impl<'e> Connection<'e> {
                     break AfterWrite::ReadMore;
                 }
                 Decoded::Refused(error) => {
+                    if opens_http2(env, wait, reader.unconsumed(input)) {
+                        break AfterWrite::Http2;
+                    }
                     refuse(env, peer, error, &date, &mut output.bytes);
                     break AfterWrite::Linger;
                 }
@@ -333,6 +342,12 @@ impl<'e> Connection<'e> {
             linger_close(io).await;
         }
     }
+}
+
+/// Whether a connection's first bytes, refused as HTTP/1.1, are the HTTP/2
+/// preface: the check costs nothing until a request fails to decode.
+fn opens_http2(env: &ShardEnv, wait: &Wait, unread: &[u8]) -> bool {
+    env.http2.enabled && wait.waiting() == Waiting::Initial && starts_with_preface(unread)
 }
 
 /// Update the wait for what the reader needs next; send `100 Continue`

@@ -43,6 +43,7 @@ fn env_with(limits: Limits) -> Rc<ShardEnv> {
         drain: Drain::default(),
         stats: Arc::default(),
         access_log: None,
+        http2: crate::http2::Http2Settings::default(),
     })
 }
 

@@ -5,6 +5,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
+use std::rc::Rc;
 use std::task::Poll;
 use tokio::time::Instant;
 
@@ -47,7 +48,7 @@ impl Connection<'_> {
             }
         }
         self.wait.switch(Waiting::Body);
-        let pipe = Pipe::default();
+        let pipe = Rc::new(Pipe::default());
         let request = Request::with_upload(head.parts(), peer, &pipe);
         let mut outcome = None;
         {

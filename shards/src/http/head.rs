@@ -16,6 +16,9 @@ pub enum Version {
     Http10,
     /// HTTP/1.1.
     Http11,
+    /// HTTP/2: a request that came on an HTTP/2 stream (this HTTP/1 codec
+    /// never decodes one; the HTTP/2 server describes its requests with it).
+    Http2,
 }
 
 /// How the body that follows a head is delimited.
@@ -134,7 +137,7 @@ pub fn decode_head(
         ));
     }
     let keep_alive = match version {
-        Version::Http11 => !fields.close,
+        Version::Http11 | Version::Http2 => !fields.close,
         Version::Http10 => fields.keep_alive && !fields.close,
     };
     Ok(Some(Head {

@@ -4,7 +4,8 @@
 //! once: if it is already complete (a `Full`, a `String`, axum's `Json`),
 //! it goes out as [`Body::Shared`] with a `Content-Length`, copying
 //! nothing; otherwise it is forwarded frame by frame as [`Body::Stream`]
-//! (chunked, with the connection's backpressure). Trailers are dropped.
+//! (chunked, with the connection's backpressure). Trailers are kept: HTTP/2
+//! sends them (gRPC's status travels in them), HTTP/1.1 drops them.
 
 use std::any::Any;
 use std::cell::RefCell;
@@ -17,7 +18,7 @@ use futures_core::Stream;
 use http::StatusCode;
 use http_body::Frame;
 
-use crate::body::{Body, BoxError};
+use crate::body::{Body, BodyStream, BoxError, ChunkSource};
 use crate::interop::response_from_http;
 use crate::response::Response;
 use crate::tower::request::SpareHeaders;
@@ -131,9 +132,10 @@ impl http_body::Body for Body {
             Body::Shared(bytes) => bytes,
             Body::Stream(mut stream) => {
                 let polled = stream.poll_next(cx);
-                if !matches!(polled, Poll::Ready(None)) {
-                    *this = Body::Stream(stream);
+                if let Poll::Ready(None) = polled {
+                    return Poll::Ready(stream.take_trailers().map(|t| Ok(Frame::trailers(t))));
                 }
+                *this = Body::Stream(stream);
                 return polled.map(|chunk| chunk.map(|chunk| chunk.map(Frame::data)));
             }
         };
@@ -222,6 +224,7 @@ where
     let mut chunks = Chunks {
         first: None,
         body: spare.boxed(body),
+        trailers: None,
     };
     let first = chunks.poll_chunk(cx);
     let whole = matches!(&first, Poll::Ready(Some(Ok(chunk)))
@@ -238,17 +241,19 @@ where
         Poll::Ready(Some(Err(error))) => Err(error),
         Poll::Ready(Some(Ok(chunk))) => {
             chunks.first = Some(chunk);
-            Ok(Body::stream(chunks))
+            Ok(Body::Stream(BodyStream::from_source(chunks)))
         }
-        Poll::Pending => Ok(Body::stream(chunks)),
+        Poll::Pending => Ok(Body::Stream(BodyStream::from_source(chunks))),
     }
 }
 
-/// A response body as a stream of non-empty chunks (trailers dropped).
+/// A response body as a stream of non-empty chunks, then its trailers.
 struct Chunks<B> {
     /// A chunk taken to look at, sent first.
     first: Option<Bytes>,
     body: Pin<Box<B>>,
+    /// The trailers frame, once the body has sent it.
+    trailers: Option<http::HeaderMap>,
 }
 
 impl<B> Chunks<B>
@@ -268,32 +273,40 @@ where
                 Poll::Ready(None) => return Poll::Ready(None),
                 Poll::Pending => return Poll::Pending,
             };
-            if let Some(chunk) = data(frame) {
-                return Poll::Ready(Some(Ok(chunk)));
+            match frame.into_data() {
+                Ok(mut data) => {
+                    let chunk = data.copy_to_bytes(data.remaining());
+                    if !chunk.is_empty() {
+                        return Poll::Ready(Some(Ok(chunk)));
+                    }
+                }
+                Err(frame) => {
+                    if let Ok(trailers) = frame.into_trailers() {
+                        self.trailers = Some(trailers);
+                    }
+                }
             }
         }
     }
 }
 
-impl<B> Stream for Chunks<B>
+impl<B> ChunkSource for Chunks<B>
 where
     B: http_body::Body,
     B::Data: Buf,
     B::Error: Into<BoxError>,
 {
-    type Item = Result<Bytes, BoxError>;
-
-    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+    fn poll_chunk(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Bytes, BoxError>>> {
         // Chunks is Unpin: the body is behind its own pinned box.
-        self.get_mut().poll_chunk(cx)
+        Chunks::poll_chunk(self.get_mut(), cx)
     }
-}
 
-/// A data frame's bytes (`None` for trailers and empty data); free for `Bytes`.
-fn data<D: Buf>(frame: Frame<D>) -> Option<Bytes> {
-    let mut data = frame.into_data().ok()?;
-    let bytes = data.copy_to_bytes(data.remaining());
-    (!bytes.is_empty()).then_some(bytes)
+    fn take_trailers(self: Pin<&mut Self>) -> Option<http::HeaderMap> {
+        self.get_mut().trailers.take()
+    }
 }
 
 #[cfg(test)]

@@ -9,7 +9,8 @@ use rustls::pki_types::pem::{self, PemObject};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
 use rustls::ServerConfig;
 
-/// The ALPN protocol shardd speaks: HTTP/1.1 only.
+/// The ALPN protocols shardd speaks, preferred first.
+const ALPN_H2: &[u8] = b"h2";
 const ALPN_HTTP11: &[u8] = b"http/1.1";
 
 /// The TLS state all shards share: the rustls configuration in force, the
@@ -24,6 +25,8 @@ pub struct TlsContext {
     cert: PathBuf,
     key: PathBuf,
     handshake_timeout: Duration,
+    /// Whether ALPN offers `h2` (HTTP/2) before `http/1.1`.
+    http2: bool,
     config: RwLock<Arc<ServerConfig>>,
 }
 
@@ -38,19 +41,30 @@ impl TlsContext {
         handshake_timeout: Duration,
     ) -> Result<Self, TlsError> {
         let (cert, key) = (cert.into(), key.into());
-        let config = server_config(&cert, &key)?;
+        let config = server_config(&cert, &key, false)?;
         Ok(TlsContext {
             cert,
             key,
             handshake_timeout,
+            http2: false,
             config: RwLock::new(Arc::new(config)),
         })
+    }
+
+    /// Offer HTTP/2 (`h2`) by ALPN, before `http/1.1`, or not. A client
+    /// that offers no ALPN gets HTTP/1.1; one that picks `h2` must open
+    /// with the HTTP/2 preface, and the shard serves it as HTTP/2 (which
+    /// the shard's `Http2Settings` must have on).
+    pub fn offering_http2(mut self, http2: bool) -> Result<Self, TlsError> {
+        self.http2 = http2;
+        self.reload()?;
+        Ok(self)
     }
 
     /// Read the certificate and key files again and use them for every new
     /// handshake. On error the configuration in force is kept.
     pub fn reload(&self) -> Result<(), TlsError> {
-        let config = Arc::new(server_config(&self.cert, &self.key)?);
+        let config = Arc::new(server_config(&self.cert, &self.key, self.http2)?);
         *self.config.write().unwrap_or_else(|e| e.into_inner()) = config;
         Ok(())
     }
@@ -115,7 +129,7 @@ pub enum TlsError {
 
 /// Read both files and build the rustls configuration: TLS 1.3 and 1.2,
 /// aws-lc-rs crypto, ALPN `http/1.1`, no client certificates.
-fn server_config(cert_path: &Path, key_path: &Path) -> Result<ServerConfig, TlsError> {
+fn server_config(cert_path: &Path, key_path: &Path, http2: bool) -> Result<ServerConfig, TlsError> {
     let cert_error = |reason: String| TlsError::Cert {
         path: cert_path.to_owned(),
         reason,
@@ -150,7 +164,11 @@ fn server_config(cert_path: &Path, key_path: &Path) -> Result<ServerConfig, TlsE
             rustls::Error::General(message) => key_error(format!("unusable key: {message}")),
             error => cert_error(format!("unusable certificate: {error}")),
         })?;
-    config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+    config.alpn_protocols = if http2 {
+        vec![ALPN_H2.to_vec(), ALPN_HTTP11.to_vec()]
+    } else {
+        vec![ALPN_HTTP11.to_vec()]
+    };
     Ok(config)
 }
 

@@ -1,0 +1,288 @@
+//! HTTP/2 on a shard: the connection, its streams, its limits.
+//!
+//! A connection comes here from the HTTP/1.1 loop when its first bytes are
+//! the HTTP/2 preface (cleartext with prior knowledge, or TLS after ALPN
+//! chose `h2`). The `h2` crate does the framing, HPACK and flow control;
+//! this module runs every stream of the connection in the connection's own
+//! task (no spawn, no `Send`), so streams borrow the shard's state and app
+//! like an HTTP/1.1 request does.
+//!
+//! The parts: `settings` (what a connection may do), `head` (a stream's
+//! request as the app sees it), `stream` (one request and its answer),
+//! `send` (a response out within flow control), `guard` (rapid resets and
+//! keep-alive pings).
+
+mod guard;
+mod head;
+mod send;
+mod settings;
+mod stream;
+
+use std::future::{poll_fn, Future};
+use std::pin::pin;
+use std::sync::atomic::Ordering::Relaxed;
+use std::task::Poll;
+
+use bytes::Bytes;
+use futures_util::stream::{FuturesUnordered, StreamExt};
+use h2::server::SendResponse;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::time::{sleep_until, Instant};
+
+use self::guard::{KeepAlive, ResetWindow};
+pub use self::settings::Http2Settings;
+use self::stream::{serve_stream, StreamEnd};
+use crate::app::App;
+use crate::env::ShardEnv;
+use crate::listener::PeerAddr;
+use crate::stats::{GoawayReason, TimeoutKind};
+
+/// The first bytes of every HTTP/2 connection (RFC 9113 §3.4); its first
+/// line is what an HTTP/1.1 parser stumbles on.
+pub(crate) const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// Whether `bytes`, the first a client sent, begin the HTTP/2 preface.
+/// Enough of it to tell: an HTTP/1.1 request line cannot start with it.
+pub(crate) fn starts_with_preface(bytes: &[u8]) -> bool {
+    const LINE: usize = 16; // "PRI * HTTP/2.0\r\n"
+    bytes.len() >= LINE && bytes[..LINE] == PREFACE[..LINE]
+}
+
+/// Serve one HTTP/2 connection until it closes.
+pub(crate) async fn serve_http2<C, A>(io: C, peer: &PeerAddr, env: &ShardEnv, app: &A)
+where
+    C: AsyncRead + AsyncWrite + Unpin,
+    A: App,
+{
+    let settings = &env.http2;
+    let handshake = builder(settings).handshake::<_, Bytes>(io);
+    let mut connection = match tokio::time::timeout(env.limits.header_timeout, handshake).await {
+        Ok(Ok(connection)) => connection,
+        Ok(Err(error)) => {
+            log::debug!("HTTP/2 handshake with {peer} failed: {error}");
+            return;
+        }
+        Err(_) => {
+            env.stats.timed_out(TimeoutKind::Header);
+            return;
+        }
+    };
+    env.stats.http2.connections.fetch_add(1, Relaxed);
+    let mut streams = FuturesUnordered::new();
+    let mut resets = ResetWindow::new(settings.max_resets_per_second);
+    let mut keep_alive = KeepAlive::new(&mut connection, settings);
+    let mut phase = Phase::Open {
+        idle_since: Some(Instant::now()),
+        served_any: false,
+    };
+    loop {
+        let deadline = phase.deadline(env, streams.is_empty());
+        let event = {
+            let mut accepting = pin!(connection.accept());
+            let mut timer = pin!(sleep_until(deadline.unwrap_or_else(far_future)));
+            poll_fn(|cx| {
+                if matches!(phase, Phase::Open { .. }) && env.drain.is_draining() {
+                    return Poll::Ready(Event::Drain);
+                }
+                if let Poll::Ready(Some(end)) = streams.poll_next_unpin(cx) {
+                    return Poll::Ready(Event::StreamEnded(end));
+                }
+                if let Poll::Ready(accepted) = accepting.as_mut().poll(cx) {
+                    return Poll::Ready(Event::Accepted(accepted));
+                }
+                if deadline.is_some() && timer.as_mut().poll(cx).is_ready() {
+                    return Poll::Ready(Event::Deadline);
+                }
+                if let Poll::Ready(answered) = keep_alive.poll_overdue(cx) {
+                    return Poll::Ready(Event::Pinged(answered));
+                }
+                Poll::Pending
+            })
+            .await
+        };
+        match event {
+            Event::Accepted(Some(Ok((request, respond)))) => {
+                if let Phase::Open {
+                    idle_since,
+                    served_any,
+                } = &mut phase
+                {
+                    (*idle_since, *served_any) = (None, true);
+                }
+                streams.push(serve_stream(request, respond, env, app, peer));
+            }
+            Event::Accepted(Some(Err(error))) => {
+                count_connection_error(env, &error);
+                log::debug!("HTTP/2 connection from {peer} ended: {error}");
+                break;
+            }
+            // The client closed, or the GOAWAYs have run their course.
+            Event::Accepted(None) => break,
+            Event::StreamEnded(end) => {
+                if end == StreamEnd::ResetByClient {
+                    env.stats.http2.resets_by_client.fetch_add(1, Relaxed);
+                    if resets.count_one() && matches!(phase, Phase::Open { .. }) {
+                        log::warn!(
+                            "HTTP/2 client {peer} reset streams too fast; closing with ENHANCE_YOUR_CALM"
+                        );
+                        env.stats.http2.goaway(GoawayReason::EnhanceYourCalm);
+                        connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
+                        phase = Phase::Closing { by: Instant::now() };
+                    }
+                }
+                if let Phase::Open { idle_since, .. } = &mut phase {
+                    if streams.is_empty() {
+                        *idle_since = Some(Instant::now());
+                    }
+                }
+            }
+            Event::Drain => phase = phase.close_gracefully(&mut connection, env),
+            Event::Deadline => match phase {
+                Phase::Open { served_any, .. } => {
+                    env.stats.timed_out(match served_any {
+                        true => TimeoutKind::Idle,
+                        false => TimeoutKind::Header,
+                    });
+                    phase = phase.close_gracefully(&mut connection, env);
+                }
+                // The grace after the first GOAWAY is over and no stream is
+                // open: the final GOAWAY, without waiting for the ping's
+                // answer (a client that stopped reading never sends it).
+                Phase::Closing { .. } => {
+                    connection.abrupt_shutdown(h2::Reason::NO_ERROR);
+                    break;
+                }
+            },
+            Event::Pinged(true) => {}
+            Event::Pinged(false) => {
+                log::debug!("HTTP/2 client {peer} did not answer a ping; closing");
+                env.stats.timed_out(TimeoutKind::Idle);
+                connection.abrupt_shutdown(h2::Reason::NO_ERROR);
+                break;
+            }
+        }
+    }
+    // Let what is still open finish and the last frames go out, but not
+    // for longer than a response may wait on a client that does not read.
+    let finishing = async {
+        while poll_fn(|cx| {
+            let _ = connection.poll_closed(cx);
+            streams.poll_next_unpin(cx)
+        })
+        .await
+        .is_some()
+        {}
+        let _ = poll_fn(|cx| connection.poll_closed(cx)).await;
+    };
+    let _ = tokio::time::timeout(env.limits.send_timeout, finishing).await;
+}
+
+/// Where a connection is in its life.
+#[derive(Clone, Copy)]
+enum Phase {
+    /// Taking new streams; `idle_since`: when the last stream ended (or the
+    /// connection began), `None` while streams are open.
+    Open {
+        idle_since: Option<Instant>,
+        served_any: bool,
+    },
+    /// A GOAWAY went out: no new streams; close once the open ones are done
+    /// and `by` has passed.
+    Closing { by: Instant },
+}
+
+impl Phase {
+    /// When the timer fires: the idle (or, before the first request, the
+    /// header) timeout while open, the end of the grace while closing.
+    fn deadline(&self, env: &ShardEnv, no_streams: bool) -> Option<Instant> {
+        match *self {
+            Phase::Open {
+                idle_since,
+                served_any,
+            } => {
+                // Until its first request a connection has header_timeout,
+                // as an HTTP/1.1 one does: a client that sends the preface
+                // and nothing more does not hold it for the idle timeout.
+                let wait = match served_any {
+                    true => env.limits.idle_timeout,
+                    false => env.limits.header_timeout,
+                };
+                idle_since.map(|since| since + wait)
+            }
+            Phase::Closing { by } => no_streams.then_some(by),
+        }
+    }
+
+    /// Two GOAWAYs: the first says no new streams past the highest id
+    /// received; `h2` sends the final one after a ping round trip, so
+    /// requests already on the wire are served, not lost. A client gets
+    /// `drain_grace` for that before the connection closes regardless.
+    fn close_gracefully<C>(
+        self,
+        connection: &mut h2::server::Connection<C, Bytes>,
+        env: &ShardEnv,
+    ) -> Phase
+    where
+        C: AsyncRead + AsyncWrite + Unpin,
+    {
+        env.stats.http2.goaway(GoawayReason::Graceful);
+        connection.graceful_shutdown();
+        Phase::Closing {
+            by: Instant::now() + env.limits.drain_grace,
+        }
+    }
+}
+
+/// A new stream, the end of the connection (`None`), or its error.
+type Accepted = Option<Result<(http::Request<h2::RecvStream>, SendResponse<Bytes>), h2::Error>>;
+
+/// What woke the connection.
+// Made and matched at once, never stored: the size of a variant costs nothing.
+#[allow(clippy::large_enum_variant)]
+enum Event {
+    Accepted(Accepted),
+    StreamEnded(StreamEnd),
+    Drain,
+    Deadline,
+    Pinged(bool),
+}
+
+fn far_future() -> Instant {
+    Instant::now() + std::time::Duration::from_secs(86_400 * 365)
+}
+
+/// An `h2` server configured with `settings`.
+fn builder(settings: &Http2Settings) -> h2::server::Builder {
+    let mut builder = h2::server::Builder::new();
+    builder
+        .max_concurrent_streams(settings.max_concurrent_streams)
+        .max_header_list_size(settings.max_header_list_size)
+        .initial_window_size(settings.initial_stream_window)
+        .initial_connection_window_size(settings.initial_connection_window)
+        .max_frame_size(settings.max_frame_size)
+        .max_send_buffer_size(settings.max_send_buffer as usize)
+        // Streams reset before the app saw them wait in h2's queue: a few
+        // are a client changing its mind, many an attack (rapid reset).
+        .max_pending_accept_reset_streams(20)
+        // Resets we must send for a client's protocol errors (MadeYouReset).
+        .max_local_error_reset_streams(Some(256));
+    builder
+}
+
+/// Count a connection that `h2` ended with an error, by the GOAWAY it sent.
+fn count_connection_error(env: &ShardEnv, error: &h2::Error) {
+    if !error.is_go_away() || error.is_remote() {
+        return; // an I/O error, or the client's own GOAWAY
+    }
+    let reason = match error.reason() {
+        Some(h2::Reason::NO_ERROR) => GoawayReason::Graceful,
+        Some(h2::Reason::ENHANCE_YOUR_CALM) => GoawayReason::EnhanceYourCalm,
+        Some(
+            h2::Reason::PROTOCOL_ERROR
+            | h2::Reason::COMPRESSION_ERROR
+            | h2::Reason::FRAME_SIZE_ERROR,
+        ) => GoawayReason::ProtocolError,
+        _ => GoawayReason::Other,
+    };
+    env.stats.http2.goaway(reason);
+}

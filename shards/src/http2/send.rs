@@ -1,0 +1,214 @@
+//! A [`Response`] out on an HTTP/2 stream: its head as a HEADERS frame, its
+//! body as DATA frames within the client's flow-control window, its
+//! trailers as a last HEADERS frame.
+
+use std::future::poll_fn;
+use std::time::Duration;
+
+use bytes::Bytes;
+use h2::server::SendResponse;
+use h2::SendStream;
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, DATE};
+use http::StatusCode;
+
+use crate::body::{Body, BodyStream};
+use crate::env::ShardEnv;
+use crate::response::Response;
+
+/// Bodies up to this size are handed to `h2` whole: it sends them as the
+/// window allows, and a stream holds at most this much beyond the window.
+/// Larger ones wait for window, piece by piece, so a reader that never
+/// opens its window (a zero-window stall) holds no more than this.
+const SEND_WHOLE: usize = 16 * 1024;
+
+/// How a response went.
+#[derive(Debug, PartialEq, Eq)]
+pub(super) enum Sent {
+    /// Sent whole: the status, and the body's length if it was known.
+    Whole {
+        status: StatusCode,
+        body_bytes: Option<usize>,
+    },
+    /// The client reset the stream, or the connection ended, before the end.
+    Cut,
+    /// The client did not open its window within `send_timeout`.
+    Stalled,
+}
+
+/// Send `response` on `respond`; `head_only`: the request was a HEAD (the
+/// fields say what a GET would get, no body follows).
+pub(super) async fn send_response(
+    respond: &mut SendResponse<Bytes>,
+    response: &mut Response,
+    head_only: bool,
+    env: &ShardEnv,
+) -> Sent {
+    let body = response.take_body();
+    let status = response.status();
+    let length = body.as_bytes().map(<[u8]>::len);
+    let head = match head_of(response, length, env) {
+        Ok(head) => head,
+        Err(field) => {
+            log::error!("response field {field:?} cannot be sent over HTTP/2; answering 500");
+            let mut fallback = Response::new(StatusCode::INTERNAL_SERVER_ERROR)
+                .with_header("Content-Type", "text/plain")
+                .with_body("internal server error\n");
+            return Box::pin(send_response(respond, &mut fallback, head_only, env)).await;
+        }
+    };
+    let bodiless = head_only || length == Some(0) || no_body_allowed(status);
+    let Ok(mut stream) = respond.send_response(head, bodiless) else {
+        return Sent::Cut;
+    };
+    if bodiless {
+        return Sent::Whole {
+            status,
+            body_bytes: length,
+        };
+    }
+    let timeout = env.limits.send_timeout;
+    let sent = match body {
+        Body::Empty => Ok(()),
+        Body::Static(bytes) => send_bytes(&mut stream, Bytes::from_static(bytes), timeout).await,
+        Body::Owned(bytes) => send_bytes(&mut stream, Bytes::from(bytes), timeout).await,
+        Body::Shared(bytes) => send_bytes(&mut stream, bytes, timeout).await,
+        Body::Stream(chunks) => send_stream(&mut stream, chunks, timeout).await,
+    };
+    match sent {
+        Ok(()) => Sent::Whole {
+            status,
+            body_bytes: length,
+        },
+        Err(cut) => {
+            if cut == Sent::Stalled {
+                stream.send_reset(h2::Reason::CANCEL);
+            }
+            cut
+        }
+    }
+}
+
+/// The HEADERS of `response`: its status and fields, without the ones
+/// HTTP/2 forbids (connection-specific, RFC 9113 §8.2.2), with `date` and,
+/// for a body of known length, `content-length`. `Err`: a field name or
+/// value HTTP/2 cannot carry.
+fn head_of(
+    response: &Response,
+    length: Option<usize>,
+    env: &ShardEnv,
+) -> Result<http::Response<()>, String> {
+    let mut head = http::Response::new(());
+    *head.status_mut() = response.status();
+    let fields = head.headers_mut();
+    for (name, value) in response.header_fields() {
+        if is_connection_specific(name)
+            || (length.is_some() && name.eq_ignore_ascii_case("content-length"))
+        {
+            continue;
+        }
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| name.to_string())?;
+        let value = HeaderValue::from_str(value).map_err(|_| name.to_string())?;
+        fields.append(name, value);
+    }
+    if !fields.contains_key(DATE) {
+        let date = env.date.get();
+        if let Ok(date) = HeaderValue::from_bytes(&date) {
+            fields.insert(DATE, date);
+        }
+    }
+    if let Some(length) = length {
+        if !no_body_allowed(response.status()) {
+            fields.insert(CONTENT_LENGTH, HeaderValue::from(length));
+        }
+    }
+    Ok(head)
+}
+
+fn is_connection_specific(name: &str) -> bool {
+    [
+        "connection",
+        "keep-alive",
+        "proxy-connection",
+        "transfer-encoding",
+        "upgrade",
+    ]
+    .iter()
+    .any(|forbidden| name.eq_ignore_ascii_case(forbidden))
+}
+
+fn no_body_allowed(status: StatusCode) -> bool {
+    status.is_informational()
+        || status == StatusCode::NO_CONTENT
+        || status == StatusCode::NOT_MODIFIED
+}
+
+/// A body held in memory: small ones in one go, large ones as the window opens.
+async fn send_bytes(
+    stream: &mut SendStream<Bytes>,
+    bytes: Bytes,
+    timeout: Duration,
+) -> Result<(), Sent> {
+    if bytes.len() <= SEND_WHOLE {
+        return stream.send_data(bytes, true).map_err(|_| Sent::Cut);
+    }
+    send_within_window(stream, bytes, timeout).await?;
+    stream.send_data(Bytes::new(), true).map_err(|_| Sent::Cut)
+}
+
+/// A streamed body: each chunk as the window opens (the stream is polled
+/// for its next chunk only once the last is on its way: a slow reader slows
+/// the producer), then the trailers, if it has any.
+async fn send_stream(
+    stream: &mut SendStream<Bytes>,
+    mut chunks: BodyStream,
+    timeout: Duration,
+) -> Result<(), Sent> {
+    loop {
+        let next = poll_fn(|cx| {
+            // A reset while the app produces the next chunk ends the wait.
+            if stream.poll_reset(cx).is_ready() {
+                return std::task::Poll::Ready(None);
+            }
+            chunks.poll_next(cx).map(Some)
+        })
+        .await;
+        match next {
+            None => return Err(Sent::Cut),
+            Some(Some(Ok(chunk))) => send_within_window(stream, chunk, timeout).await?,
+            Some(Some(Err(error))) => {
+                log::warn!("response body stream failed: {error}; resetting the stream");
+                stream.send_reset(h2::Reason::INTERNAL_ERROR);
+                return Err(Sent::Cut);
+            }
+            Some(None) => break,
+        }
+    }
+    match chunks.take_trailers() {
+        Some(trailers) => stream.send_trailers(trailers),
+        None => stream.send_data(Bytes::new(), true),
+    }
+    .map_err(|_| Sent::Cut)
+}
+
+/// Send `bytes` no faster than the client's window opens; `Stalled` if it
+/// stays shut for `timeout`.
+async fn send_within_window(
+    stream: &mut SendStream<Bytes>,
+    mut bytes: Bytes,
+    timeout: Duration,
+) -> Result<(), Sent> {
+    while !bytes.is_empty() {
+        stream.reserve_capacity(bytes.len());
+        let capacity = tokio::time::timeout(timeout, poll_fn(|cx| stream.poll_capacity(cx))).await;
+        match capacity {
+            Err(_) => return Err(Sent::Stalled),
+            Ok(Some(Ok(0))) => continue,
+            Ok(Some(Ok(room))) => {
+                let piece = bytes.split_to(room.min(bytes.len()));
+                stream.send_data(piece, false).map_err(|_| Sent::Cut)?;
+            }
+            Ok(Some(Err(_)) | None) => return Err(Sent::Cut),
+        }
+    }
+    Ok(())
+}
