@@ -66,9 +66,15 @@ impl Dispatcher {
         self.round_robin(conn)
     }
 
-    /// Whether some live shard is below its connection limit.
+    /// Whether some live shard is below its connection limit and has room
+    /// in its channel: what a connection waits for. A full channel counts,
+    /// or with no limit (`max_connections_per_shard = 0`) a held connection
+    /// would always seem placeable and the acceptor would retry in a loop
+    /// instead of waiting (the shard rings it when it takes one out).
     pub(crate) fn has_room(&self) -> bool {
-        self.routes.iter().any(|r| self.can_take(r))
+        self.routes
+            .iter()
+            .any(|r| self.can_take(r) && !r.channel.is_full())
     }
 
     fn can_take(&self, route: &Route) -> bool {
@@ -182,6 +188,20 @@ mod tests {
         assert!(d.dispatch(conn(&listener)).is_err());
         assert!(!d.has_room());
         assert!(d.counters.skipped_dead.load(Relaxed) >= 2);
+    }
+
+    #[test]
+    fn with_no_limit_full_channels_leave_no_room() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let (mut d, rx) = dispatcher(2, DispatchPolicy::RoundRobin, 0);
+        for _ in 0..16 {
+            d.dispatch(conn(&listener)).unwrap();
+        }
+        // Both channels (capacity 8) are full: what the acceptor waits on.
+        assert!(!d.has_room());
+        assert!(d.dispatch(conn(&listener)).is_err());
+        rx[1].recv().unwrap();
+        assert!(d.has_room());
     }
 
     #[test]

@@ -9,7 +9,7 @@
 //! | --- | --- | --- |
 //! | the acceptor (dispatcher) | [`try_reserve`](AdmissionLedger::try_reserve) | before putting a connection in the shard's channel, if the shard is under its capacity |
 //! | the acceptor (dispatcher) | [`cancel_reservation`](AdmissionLedger::cancel_reservation) | the channel refused it (full, or the shard gone) |
-//! | the shard | [`admit`](AdmissionLedger::admit) | it takes a connection from its listener (queued → open) |
+//! | the shard | [`admit`](AdmissionLedger::admit) | it takes a connection from its listener (queued → open): rings the [`AcceptorWaker`] if the acceptor waits (its channel has room again) |
 //! | the shard | [`release`](AdmissionLedger::release) | the connection ended: rings the [`AcceptorWaker`] if the acceptor waits for room |
 //!
 //! Invariants (checked under loom by the tests below,
@@ -27,7 +27,10 @@
 //!    fence) reads whether the acceptor waits; the acceptor announces that
 //!    it waits ([`AcceptorWaker::set_waiting`]), then (`SeqCst` fence)
 //!    reads the load again before it sleeps. One of the two sees the
-//!    other: the acceptor sees the room, or the shard rings.
+//!    other: the acceptor sees the room, or the shard rings. Likewise for
+//!    room in a full channel: the shard takes a connection out, then
+//!    `admit` (fence) reads whether the acceptor waits; the acceptor reads
+//!    the channel (under the channel's lock) after announcing.
 
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd};
@@ -55,8 +58,9 @@ pub struct AdmissionLedger {
 }
 
 impl AdmissionLedger {
-    /// Ring `waker` from [`release`](Self::release) when the acceptor waits
-    /// for room (handoff mode). Set once; a second call is ignored.
+    /// Ring `waker` from [`release`](Self::release) (room under the limit)
+    /// and [`admit`](Self::admit) (room in the channel) when the acceptor
+    /// waits for room (handoff mode). Set once; a second call is ignored.
     pub fn wake_on_release(&self, waker: Arc<AcceptorWaker>) {
         let _ = self.waker.set(waker);
     }
@@ -83,6 +87,11 @@ impl AdmissionLedger {
     /// Shard: a connection from its listener is now open. A handed-off one
     /// leaves `queued` (any other listener never reserved, and `queued`
     /// stays 0).
+    ///
+    /// Also wakes the acceptor if it waits for room: the shard has just
+    /// taken the connection out of its channel, so the channel has room
+    /// again (what the acceptor waits for when a full channel, not the
+    /// shard's limit, stopped it).
     pub fn admit(&self) {
         // Open first, then no longer queued (Release, paired with `load`'s
         // Acquire): counted twice for an instant, never zero times.
@@ -90,6 +99,9 @@ impl AdmissionLedger {
         let _ = self
             .queued
             .fetch_update(Release, Relaxed, |queued| queued.checked_sub(1));
+        if let Some(waker) = self.waker.get() {
+            waker.notify();
+        }
     }
 
     /// Shard: an open connection ended. Wakes the acceptor if it waits
@@ -125,8 +137,9 @@ impl AdmissionLedger {
 }
 
 /// Wakes the acceptor from `poll`: an eventfd, rung by a shard when a
-/// connection ends while the acceptor waits for a shard with room (through
-/// [`AdmissionLedger::release`]), and by the drain to stop the acceptor.
+/// connection ends or leaves its channel while the acceptor waits for a
+/// shard with room (through [`AdmissionLedger::release`] and
+/// [`AdmissionLedger::admit`]), and by the drain to stop the acceptor.
 ///
 /// The acceptor only waits on it while it holds connections it could not
 /// place (or has stopped accepting), so shards check `waiting` with one
@@ -225,6 +238,20 @@ mod tests {
         assert!(!waker.consume(), "nobody waits: no write to the eventfd");
         waker.set_waiting(true);
         ledger.release();
+        assert!(waker.consume(), "the waiting acceptor is rung");
+    }
+
+    #[test]
+    fn ledger_admit_rings_a_waiting_acceptor_for_the_room_in_the_channel() {
+        let ledger = AdmissionLedger::default();
+        let waker = Arc::new(AcceptorWaker::new().unwrap());
+        ledger.wake_on_release(waker.clone());
+        assert!(ledger.try_reserve(usize::MAX));
+        ledger.admit();
+        assert!(!waker.consume(), "nobody waits: no write to the eventfd");
+        assert!(ledger.try_reserve(usize::MAX));
+        waker.set_waiting(true);
+        ledger.admit();
         assert!(waker.consume(), "the waiting acceptor is rung");
     }
 }
@@ -335,6 +362,48 @@ mod loom_tests {
                     }
                     doorbell.set_waiting(true);
                     !ledger.has_room(CAPACITY)
+                })
+            };
+            shard.join().unwrap();
+            if acceptor.join().unwrap() {
+                assert!(doorbell.consume(), "the acceptor sleeps and nobody rings");
+            }
+        });
+    }
+
+    /// No per-shard limit, but the shard's channel (capacity 1, behind its
+    /// lock as flume's is) is full; the acceptor waits for room in it while
+    /// the shard takes the queued connection out and admits it: the
+    /// acceptor either sees the room or is rung.
+    #[test]
+    fn ledger_never_loses_the_wake_up_for_room_in_the_channel() {
+        loom::model(|| {
+            const CHANNEL: usize = 1;
+            let doorbell = std::sync::Arc::new(AcceptorWaker::new().unwrap());
+            let ledger = Arc::new(AdmissionLedger::default());
+            ledger.wake_on_release(doorbell.clone());
+            let custody = Arc::new(Mutex::new(Custody::default()));
+            assert!(ledger.try_reserve(usize::MAX));
+            custody.lock().unwrap().channel.push_back(0);
+            let shard = {
+                let (ledger, custody) = (ledger.clone(), custody.clone());
+                thread::spawn(move || {
+                    let taken = custody.lock().unwrap().channel.pop_front();
+                    assert!(taken.is_some());
+                    ledger.admit();
+                })
+            };
+            // The acceptor: the channel is full, so announce the wait,
+            // look again, sleep.
+            let acceptor = {
+                let doorbell = doorbell.clone();
+                thread::spawn(move || {
+                    let full = || custody.lock().unwrap().channel.len() >= CHANNEL;
+                    if !full() {
+                        return false;
+                    }
+                    doorbell.set_waiting(true);
+                    full()
                 })
             };
             shard.join().unwrap();

@@ -69,34 +69,51 @@ impl Limits {
     /// rule lives: the config file, the library's `Config` and a live
     /// change (`set_limits`, a SIGHUP reload) all ask here; the message
     /// names the setting as `config/shardd.toml` spells it.
+    ///
+    /// Every field is named (no `..`): a new limit does not compile until
+    /// it has a rule here, or says why it needs none.
     pub fn validate(&self) -> Result<(), &'static str> {
+        let Limits {
+            max_request_line,
+            max_head_bytes,
+            max_headers,
+            // Any size: 0 refuses every non-empty body (413), a policy.
+            max_body_bytes: _,
+            max_output_bytes,
+            header_timeout,
+            idle_timeout,
+            body_timeout,
+            send_timeout,
+            // 0: an idle connection closes as soon as the drain starts.
+            drain_grace: _,
+        } = *self;
         let checks = [
             (
-                self.max_request_line >= 16,
+                max_request_line >= 16,
                 "limits.max_request_line must be at least 16",
             ),
             (
-                self.max_head_bytes >= self.max_request_line,
+                max_head_bytes >= max_request_line,
                 "limits.max_head_bytes must be at least limits.max_request_line",
             ),
             (
-                (1..=MAX_HEADERS_CAP).contains(&self.max_headers),
+                (1..=MAX_HEADERS_CAP).contains(&max_headers),
                 "limits.max_headers must be between 1 and 128",
             ),
             (
-                self.max_output_bytes >= 1,
+                max_output_bytes >= 1,
                 "limits.max_output_bytes must be at least 1",
             ),
             (
-                !self.header_timeout.is_zero(),
+                !header_timeout.is_zero(),
                 "limits.header_timeout_ms must be at least 1",
             ),
             (
-                !self.idle_timeout.is_zero(),
+                !idle_timeout.is_zero(),
                 "limits.idle_timeout_ms must be at least 1",
             ),
             (
-                !self.body_timeout.is_zero() && !self.send_timeout.is_zero(),
+                !body_timeout.is_zero() && !send_timeout.is_zero(),
                 "limits.body_timeout_ms and limits.send_timeout_ms must be at least 1",
             ),
         ];

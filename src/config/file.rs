@@ -33,8 +33,12 @@ impl Config {
 
 #[cfg(test)]
 mod tests {
+    use serde::de::Visitor;
+    use serde::{Deserialize, Deserializer};
+    use shardd_shards::{Http2Settings, Limits};
+
     use crate::bind_addr::{BindAddr, UnixMode};
-    use crate::config::{AccessLogTarget, Config, ListenerMode, TlsConfig};
+    use crate::config::{AccessLogTarget, Admission, Config, ListenerMode, Logging, TlsConfig};
 
     #[test]
     fn example_config_parses_and_matches_defaults() {
@@ -46,6 +50,85 @@ mod tests {
             Config::default(),
             "the example documents the defaults"
         );
+    }
+    /// The names serde reads for `T`'s fields, as the config file spells
+    /// them: its derived `Deserialize` hands them to `deserialize_struct`,
+    /// which is all this deserializer answers.
+    fn field_names<T: for<'de> Deserialize<'de>>() -> &'static [&'static str] {
+        struct Names<'a>(&'a mut &'static [&'static str]);
+        impl<'de> Deserializer<'de> for Names<'_> {
+            type Error = serde::de::value::Error;
+            fn deserialize_struct<V: Visitor<'de>>(
+                self,
+                _name: &'static str,
+                fields: &'static [&'static str],
+                _visitor: V,
+            ) -> Result<V::Value, Self::Error> {
+                *self.0 = fields;
+                Err(serde::de::Error::custom("only the names were wanted"))
+            }
+            fn deserialize_any<V: Visitor<'de>>(
+                self,
+                _visitor: V,
+            ) -> Result<V::Value, Self::Error> {
+                Err(serde::de::Error::custom("not a struct"))
+            }
+            serde::forward_to_deserialize_any! {
+                bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string
+                bytes byte_buf option unit unit_struct newtype_struct seq tuple
+                tuple_struct map enum identifier ignored_any
+            }
+        }
+        let mut names: &'static [&'static str] = &[];
+        let _ = T::deserialize(Names(&mut names));
+        assert!(
+            !names.is_empty(),
+            "{} has no fields",
+            std::any::type_name::<T>()
+        );
+        names
+    }
+
+    /// The keys `config/shardd.toml` shows, set or commented out
+    /// (`key = ...` or `# key = ...`), with the table they are in
+    /// (`""` for the top level; a table counts as a top-level key).
+    fn documented_keys() -> Vec<(String, String)> {
+        let mut table = String::new();
+        let mut keys = Vec::new();
+        for line in include_str!("../../config/shardd.toml").lines() {
+            let line = line.strip_prefix("# ").unwrap_or(line);
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                keys.push((String::new(), name.to_owned()));
+                table = name.to_owned();
+            } else if let Some((key, _)) = line.split_once(" = ") {
+                if key.bytes().all(|b| b.is_ascii_lowercase() || b == b'_') {
+                    keys.push((table.clone(), key.to_owned()));
+                }
+            }
+        }
+        keys
+    }
+
+    #[test]
+    fn the_example_documents_every_setting() {
+        let documented = documented_keys();
+        let tables = [
+            ("", field_names::<Config>()),
+            ("admission", field_names::<Admission>()),
+            ("limits", field_names::<Limits>()),
+            ("http2", field_names::<Http2Settings>()),
+            ("tls", field_names::<TlsConfig>()),
+            ("log", field_names::<Logging>()),
+        ];
+        for (table, names) in tables {
+            for name in names {
+                assert!(
+                    documented.contains(&(table.to_owned(), (*name).to_owned())),
+                    "config/shardd.toml does not show {name:?} in table {table:?}: \
+                     document the new setting there, with its default"
+                );
+            }
+        }
     }
     #[test]
     fn access_log_target_from_text() {

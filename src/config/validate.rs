@@ -1,7 +1,7 @@
 //! Checking a [`Config`] beyond what parsing checks: values that parse
 //! but make no sense, and which changes a running server cannot take.
 
-use super::{Config, ListenerMode};
+use super::{Admission, Config, ListenerMode, Logging};
 use crate::error::Error;
 
 impl Config {
@@ -72,47 +72,98 @@ impl Config {
     /// The settings that differ in `new` but that a running server cannot
     /// change: they take effect in a new process (an upgrade, a restart).
     /// What can change live (`limits`, `upgrade_timeout_ms`) is not listed.
+    ///
+    /// Every field is named (no `..`): a new setting does not compile until
+    /// it is decided here whether a reload applies it, so a SIGHUP never
+    /// ignores a change without saying so.
     pub fn changes_needing_restart(&self, new: &Config) -> Vec<&'static str> {
-        let (a, b) = (&self.admission, &new.admission);
+        let Config {
+            bind,
+            unix_mode,
+            shards,
+            listener,
+            pin,
+            batch_scheduling,
+            defer_accept,
+            backlog,
+            channel_capacity,
+            drain_timeout_ms,
+            // Live: read when an upgrade starts.
+            upgrade_timeout_ms: _,
+            admission:
+                Admission {
+                    max_connections_per_shard,
+                    max_pending,
+                    overload,
+                    dispatch,
+                    retry_after_secs,
+                },
+            // Live: `ServerHandle::set_limits`.
+            limits: _,
+            http2,
+            tls,
+            proxy_protocol,
+            proxy_header_timeout_ms,
+            admin,
+            log:
+                Logging {
+                    format,
+                    access_log,
+                    access_log_format,
+                    access_log_buffers,
+                },
+        } = self;
+        let (a, b) = (&new.admission, &new.log);
         [
-            (self.bind != new.bind, "bind"),
-            (self.unix_mode != new.unix_mode, "unix_mode"),
-            (self.shards != new.shards, "shards"),
-            (self.listener != new.listener, "listener"),
-            (self.pin != new.pin, "pin"),
+            (*bind != new.bind, "bind"),
+            (*unix_mode != new.unix_mode, "unix_mode"),
+            (*shards != new.shards, "shards"),
+            (*listener != new.listener, "listener"),
+            (*pin != new.pin, "pin"),
             (
-                self.batch_scheduling != new.batch_scheduling,
+                *batch_scheduling != new.batch_scheduling,
                 "batch_scheduling",
             ),
-            (self.defer_accept != new.defer_accept, "defer_accept"),
-            (self.backlog != new.backlog, "backlog"),
+            (*defer_accept != new.defer_accept, "defer_accept"),
+            (*backlog != new.backlog, "backlog"),
             (
-                self.channel_capacity != new.channel_capacity,
+                *channel_capacity != new.channel_capacity,
                 "channel_capacity",
             ),
             (
-                self.drain_timeout_ms != new.drain_timeout_ms,
+                *drain_timeout_ms != new.drain_timeout_ms,
                 "drain_timeout_ms",
             ),
             (
-                a.max_connections_per_shard != b.max_connections_per_shard,
+                *max_connections_per_shard != a.max_connections_per_shard,
                 "admission.max_connections_per_shard",
             ),
-            (a.max_pending != b.max_pending, "admission.max_pending"),
-            (self.admin != new.admin, "admin"),
+            (*max_pending != a.max_pending, "admission.max_pending"),
+            (*admin != new.admin, "admin"),
             // The files are re-read on SIGHUP; other paths need an upgrade.
-            (self.tls != new.tls, "tls"),
-            (self.proxy_protocol != new.proxy_protocol, "proxy_protocol"),
-            (self.http2 != new.http2, "http2"),
+            (*tls != new.tls, "tls"),
+            (*proxy_protocol != new.proxy_protocol, "proxy_protocol"),
+            (*http2 != new.http2, "http2"),
             (
-                self.proxy_header_timeout_ms != new.proxy_header_timeout_ms,
+                *proxy_header_timeout_ms != new.proxy_header_timeout_ms,
                 "proxy_header_timeout_ms",
             ),
-            (a.overload != b.overload, "admission.overload"),
-            (a.dispatch != b.dispatch, "admission.dispatch"),
+            (*overload != a.overload, "admission.overload"),
+            (*dispatch != a.dispatch, "admission.dispatch"),
             (
-                a.retry_after_secs != b.retry_after_secs,
+                *retry_after_secs != a.retry_after_secs,
                 "admission.retry_after_secs",
+            ),
+            // The logger and the access-log writer are set up once, at start.
+            (*format != b.format, "log.format"),
+            (*access_log != b.access_log, "log.access_log"),
+            (
+                *access_log_format != b.access_log_format,
+                "log.access_log_format",
+            ),
+            (
+                *access_log_buffers != b.access_log_buffers,
+                "log.access_log_buffers",
             ),
         ]
         .into_iter()
@@ -149,6 +200,17 @@ mod tests {
         assert_eq!(
             old.changes_needing_restart(&new),
             ["bind", "shards", "admission.max_pending"]
+        );
+    }
+    #[test]
+    fn a_changed_log_table_is_named_as_needing_a_restart() {
+        let new = Config::from_toml(
+            "[log]\nformat = \"json\"\naccess_log = \"-\"\naccess_log_buffers = 2",
+        )
+        .unwrap();
+        assert_eq!(
+            Config::default().changes_needing_restart(&new),
+            ["log.format", "log.access_log", "log.access_log_buffers"]
         );
     }
     #[test]

@@ -5,7 +5,7 @@
 //! the one response parser ([`response`]),
 //! polling with a deadline ([`wait`]), the built binary as a process
 //! ([`process`]), a config file for one test ([`temp_config`]) and the
-//! scheduling policies of a process's threads ([`threads`]).
+//! scheduling policies and CPU time of a process's threads ([`threads`]).
 //!
 //! Every client read and write has a timeout and every wait has a deadline,
 //! so a misbehaving server makes a test fail instead of hang.
@@ -30,6 +30,6 @@ pub use memory_pipe::{MemoryClient, MemoryPipe};
 pub use response::{assert_valid_date, parse_response, HttpResponse};
 pub use server::{bounded_config, config, echo_app, refused_and_closed, shard_of, TestServer};
 pub use temp_config::TempConfig;
-pub use threads::scheduling_policies;
+pub use threads::{cpu_time, scheduling_policies};
 pub use unix_client::UnixClient;
 pub use wait::{poll_until, wait_until};

@@ -62,11 +62,28 @@ impl HeadMemo {
 }
 
 /// The limits [`decode_head`](super::decode_head) reads.
+///
+/// Every field is named (no `..`): a new limit does not compile until it
+/// is decided here whether a remembered head's answer depends on it. One
+/// left out by mistake would let a head checked under the old value pass
+/// under the new one.
 #[inline(always)]
 fn limit_key(limits: &Limits) -> (usize, usize, usize) {
-    (
-        limits.max_headers,
-        limits.max_head_bytes,
-        limits.max_request_line,
-    )
+    let Limits {
+        max_request_line,
+        max_head_bytes,
+        max_headers,
+        // The body's size is checked against the head's framing after
+        // the head is recalled, on every request.
+        max_body_bytes: _,
+        // What the connection may buffer and how long it may wait do not
+        // change how a head decodes.
+        max_output_bytes: _,
+        header_timeout: _,
+        idle_timeout: _,
+        body_timeout: _,
+        send_timeout: _,
+        drain_grace: _,
+    } = *limits;
+    (max_headers, max_head_bytes, max_request_line)
 }
