@@ -58,11 +58,6 @@ impl Pipe {
         }
     }
 
-    /// The body ended or failed: nothing more will be pushed.
-    pub(crate) fn is_finished(&self) -> bool {
-        self.state.borrow().end.is_some()
-    }
-
     /// The body ended whole.
     pub(crate) fn is_complete(&self) -> bool {
         matches!(self.state.borrow().end, Some(Ok(())))
