@@ -12,7 +12,7 @@
 //! answer goes out and counts it; `write` writes the output; `stream` sends
 //! a streamed body; `upload` feeds a streamed request body to the app; `io`
 //! reads (the one read, for heads and bodies alike) and lingers; `state` is
-//! the [`Connection`] all of them are methods of.
+//! the [`Connection`] whose methods the loop's parts are.
 //!
 //! The loop's state, one enum each: [`AfterWrite`], what the loop does
 //! once a turn's output is written (an encoded [`Answer`](answer::Answer)
