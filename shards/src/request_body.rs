@@ -62,14 +62,9 @@ impl Pipe {
         }
     }
 
-    /// The body ended or failed: nothing more will be pushed.
     /// Keep the trailers that ended the body, for the app to ask for.
     pub(crate) fn set_trailers(&self, trailers: HeaderMap) {
         self.state.borrow_mut().trailers = Some(trailers);
-    }
-
-    pub(crate) fn is_finished(&self) -> bool {
-        self.state.borrow().end.is_some()
     }
 
     /// The body ended whole.

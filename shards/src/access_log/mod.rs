@@ -100,19 +100,25 @@ impl AccessLog {
         body_bytes: Option<usize>,
         took: Duration,
     ) {
-        self.write_line(
-            request.peer(),
-            Some(request),
+        self.write_line(Line {
+            peer: request.peer(),
+            request: Some(request),
             status,
             body_bytes,
-            Some(took),
-        );
+            took: Some(took),
+        });
     }
 
     /// Log a request refused before it reached the app (a 4xx or 5xx from
     /// the codec, a 408): no method or target to show.
     pub(crate) fn record_refusal(&self, peer: &PeerAddr, status: StatusCode, body_bytes: usize) {
-        self.write_line(peer, None, status, Some(body_bytes), None);
+        self.write_line(Line {
+            peer,
+            request: None,
+            status,
+            body_bytes: Some(body_bytes),
+            took: None,
+        });
     }
 
     /// Once a second: a new time for the lines to come, and the lines so far to the writer.
@@ -129,22 +135,8 @@ impl AccessLog {
         }
     }
 
-    fn write_line(
-        &self,
-        peer: &PeerAddr,
-        request: Option<&Request<'_>>,
-        status: StatusCode,
-        body_bytes: Option<usize>,
-        took: Option<Duration>,
-    ) {
+    fn write_line(&self, line: Line<'_>) {
         let mut buffer = self.buffer.borrow_mut();
-        let line = Line {
-            peer,
-            request,
-            status,
-            body_bytes,
-            took,
-        };
         let time = self.time.get();
         match self.format {
             AccessLogFormat::Common => line.common(&time, &mut buffer),

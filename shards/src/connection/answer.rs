@@ -1,13 +1,10 @@
 //! How an answer is made: running the app (panics contained), deciding
 //! whether the connection closes after it, encoding it, and counting it.
 
-use std::time::Duration;
-
 use tokio::time::Instant;
 
 use super::handler::internal_error;
 use super::owned_head::OwnedHead;
-use crate::access_log::AccessLog;
 use crate::body::{Body, BodyStream};
 use crate::env::ShardEnv;
 use crate::http::{
@@ -27,7 +24,8 @@ pub(super) enum AfterWrite {
     /// The output reached `max_output_bytes` with requests still buffered:
     /// write, then answer those before reading more.
     AnswerMore,
-    /// Close now.
+    /// Close; if the client already sent more than was answered, linger
+    /// over it first (bytes left unread would turn the close into a reset).
     Close,
     /// Close, but first read and discard what the client still sends, so
     /// it reads our last response instead of a reset.
@@ -49,18 +47,6 @@ pub(super) enum AfterWrite {
 /// The index of a status code's class in `responses_by_class` (1xx → 0).
 pub(super) fn status_class(status: ::http::StatusCode) -> usize {
     usize::from(status.as_u16() / 100).clamp(1, 5) - 1
-}
-
-/// Add a batch's answers to the shard's stats: one store per counter per
-/// batch, not per request.
-pub(super) fn record_answers(env: &ShardEnv, answered: u64, classes: &[u64; 5], took: Duration) {
-    add_own(&env.stats.requests, answered);
-    for (counter, &count) in env.stats.responses_by_class.iter().zip(classes) {
-        if count > 0 {
-            add_own(counter, count);
-        }
-    }
-    env.stats.request_duration.record(took, answered);
 }
 
 /// The app's answer as it will be sent, fixed in place (a `Response` is
@@ -93,94 +79,143 @@ pub(super) enum Answer {
     Then(AfterWrite),
 }
 
-/// Encode `response` to `request` into `output`, and log it if the access
-/// log is on. `must_close`: the connection cannot carry another request
-/// (an upload not read to its end). `started`: when answering the
-/// request's batch began (what the access log's duration counts from).
-/// The response is borrowed, not moved: it is large, and a move is a copy.
-#[inline(always)]
-pub(super) fn encode_answer(
-    env: &ShardEnv,
-    date: &[u8; DATE_LEN],
-    request: &Request<'_>,
-    response: &mut Response,
-    must_close: bool,
-    started: &Instant,
-    output: &mut Output,
-) -> Answer {
-    let version = request.parts().version;
-    // Decided after the handler: a drain may have begun while it ran.
-    // HTTP/1.0 has no chunked coding: a stream ends with the connection.
-    let close = must_close
-        || !request.parts().keep_alive
-        || response.closes_connection()
-        || env.drain.is_draining()
-        || (version == Version::Http10 && response.body().is_stream());
-    let options = EncodeOptions {
-        date,
-        head_only: request.is_head(),
-        close,
-        keep_alive_1_0: version == Version::Http10 && !close,
-        http11: version == Version::Http11,
-    };
-    let sent = encode_remembered(&mut output.memo, &*response, &options, &mut output.bytes);
-    if let Some(access_log) = &env.access_log {
-        log_answer(access_log, request, response, &options, sent, started);
-    }
-    let plan = sent.plan;
-    match plan {
-        BodyPlan::Written => Answer::Sent { close },
-        BodyPlan::Separate => {
-            output.push_separate(response.take_body());
-            Answer::Sent { close }
-        }
-        BodyPlan::Chunked | BodyPlan::UntilClose => {
-            let Body::Stream(body) = response.take_body() else {
-                unreachable!("the plan streams only stream bodies")
-            };
-            let chunked = plan == BodyPlan::Chunked;
-            Answer::Then(AfterWrite::Stream {
-                body,
-                chunked,
-                close,
-            })
-        }
-        BodyPlan::Upgrade => match response.take_upgrade() {
-            Some(on_upgrade) => Answer::Then(AfterWrite::Upgrade(on_upgrade)),
-            None => unreachable!("the plan upgrades only with a handler"),
-        },
-    }
+/// Answers encoded in one go (a turn's batch, or an upload's one answer):
+/// what they share and their tally for the shard's stats, recorded once
+/// per batch rather than per request.
+pub(super) struct Batch<'e> {
+    env: &'e ShardEnv,
+    date: [u8; DATE_LEN],
+    /// When answering began: what the stats and the access log time from.
+    started: Instant,
+    answered: u64,
+    /// Answers by status class (`status_class`).
+    classes: [u64; 5],
 }
 
-/// Write the access-log line of an answer the encoder `sent`. Out of line:
-/// the hot path with the access log off pays the branch that skips it, not
-/// its code.
-#[cold]
-#[inline(never)]
-fn log_answer(
-    access_log: &AccessLog,
-    request: &Request<'_>,
-    response: &Response,
-    options: &EncodeOptions<'_>,
-    sent: Encoded,
-    started: &Instant,
-) {
-    let status = sent.status;
-    let body_bytes = if sent.replaced {
-        None // the app's response could not be sent: a 500 went instead
-    } else if options.head_only
-        || status == ::http::StatusCode::NO_CONTENT
-        || status == ::http::StatusCode::NOT_MODIFIED
-    {
-        Some(0)
-    } else {
-        match sent.plan {
-            BodyPlan::Written | BodyPlan::Separate => response.body().as_bytes().map(<[u8]>::len),
-            BodyPlan::Chunked | BodyPlan::UntilClose => None,
-            BodyPlan::Upgrade => Some(0),
+impl<'e> Batch<'e> {
+    #[inline]
+    pub(super) fn begin(env: &'e ShardEnv) -> Self {
+        Batch {
+            env,
+            date: env.date.get(),
+            started: Instant::now(),
+            answered: 0,
+            classes: [0; 5],
         }
-    };
-    access_log.record(request, status, body_bytes, started.elapsed());
+    }
+
+    /// Encode `response` to `request` into `output`, count it, and log it
+    /// if the access log is on. `must_close`: the connection cannot carry
+    /// another request (an upload not read to its end). The response is
+    /// borrowed, not moved: it is large, and a move is a copy.
+    #[inline(always)]
+    pub(super) fn encode(
+        &mut self,
+        request: &Request<'_>,
+        response: &mut Response,
+        must_close: bool,
+        output: &mut Output,
+    ) -> Answer {
+        let env = self.env;
+        self.classes[status_class(response.status())] += 1;
+        self.answered += 1;
+        let version = request.parts().version;
+        // Decided after the handler: a drain may have begun while it ran.
+        // HTTP/1.0 has no chunked coding: a stream ends with the connection.
+        let close = must_close
+            || !request.parts().keep_alive
+            || response.closes_connection()
+            || env.drain.is_draining()
+            || (version == Version::Http10 && response.body().is_stream());
+        let options = EncodeOptions {
+            date: &self.date,
+            head_only: request.is_head(),
+            close,
+            keep_alive_1_0: version == Version::Http10 && !close,
+            http11: version == Version::Http11,
+        };
+        let sent = encode_remembered(&mut output.memo, &*response, &options, &mut output.bytes);
+        if env.access_log.is_some() {
+            self.log_answer(request, response, options.head_only, sent);
+        }
+        let plan = sent.plan;
+        match plan {
+            BodyPlan::Written => Answer::Sent { close },
+            BodyPlan::Separate => {
+                output.push_separate(response.take_body());
+                Answer::Sent { close }
+            }
+            BodyPlan::Chunked | BodyPlan::UntilClose => {
+                let Body::Stream(body) = response.take_body() else {
+                    unreachable!("the plan streams only stream bodies")
+                };
+                let chunked = plan == BodyPlan::Chunked;
+                Answer::Then(AfterWrite::Stream {
+                    body,
+                    chunked,
+                    close,
+                })
+            }
+            BodyPlan::Upgrade => match response.take_upgrade() {
+                Some(on_upgrade) => Answer::Then(AfterWrite::Upgrade(on_upgrade)),
+                None => unreachable!("the plan upgrades only with a handler"),
+            },
+        }
+    }
+
+    /// Write the access-log line of an answer the encoder `sent`. Out of
+    /// line: the hot path with the access log off pays the branch that
+    /// skips it, not its code.
+    #[cold]
+    #[inline(never)]
+    fn log_answer(
+        &self,
+        request: &Request<'_>,
+        response: &Response,
+        head_only: bool,
+        sent: Encoded,
+    ) {
+        let Some(access_log) = &self.env.access_log else {
+            return;
+        };
+        let status = sent.status;
+        let body_bytes = if sent.replaced {
+            None // the app's response could not be sent: a 500 went instead
+        } else if head_only
+            || status == ::http::StatusCode::NO_CONTENT
+            || status == ::http::StatusCode::NOT_MODIFIED
+        {
+            Some(0)
+        } else {
+            match sent.plan {
+                BodyPlan::Written | BodyPlan::Separate => {
+                    response.body().as_bytes().map(<[u8]>::len)
+                }
+                BodyPlan::Chunked | BodyPlan::UntilClose => None,
+                BodyPlan::Upgrade => Some(0),
+            }
+        };
+        access_log.record(request, status, body_bytes, self.started.elapsed());
+    }
+
+    /// Add the batch to the shard's stats: one store per counter, not one
+    /// per request. Returns when it ended (a clock reading the caller may
+    /// reuse).
+    #[inline]
+    pub(super) fn end(self) -> Instant {
+        let ended = Instant::now();
+        let stats = &self.env.stats;
+        add_own(&stats.requests, self.answered);
+        for (counter, &count) in stats.responses_by_class.iter().zip(&self.classes) {
+            if count > 0 {
+                add_own(counter, count);
+            }
+        }
+        stats
+            .request_duration
+            .record(ended - self.started, self.answered);
+        ended
+    }
 }
 
 /// A `101` only answers an HTTP/1.1 request that asked to upgrade.
@@ -188,24 +223,8 @@ pub(super) fn may_upgrade(request: &Request<'_>) -> bool {
     request.version() == ::http::Version::HTTP_11 && request.header("upgrade").is_some()
 }
 
-/// After a response that closes the connection: bytes the client already
-/// sent behind it would turn our close into a reset, so linger over them.
-pub(super) fn after_closing_response(more_buffered: bool) -> AfterWrite {
-    if more_buffered {
-        AfterWrite::Linger
-    } else {
-        AfterWrite::Close
-    }
-}
-
 /// Encode the answer to a refused request, count it and log it.
-pub(super) fn refuse(
-    env: &ShardEnv,
-    peer: &PeerAddr,
-    error: HttpError,
-    date: &[u8; DATE_LEN],
-    output: &mut Vec<u8>,
-) {
+pub(super) fn refuse(env: &ShardEnv, peer: &PeerAddr, error: HttpError, output: &mut Vec<u8>) {
     if error != HttpError::RequestTimeout {
         add_own(&env.stats.bad_requests, 1);
     }
@@ -214,7 +233,7 @@ pub(super) fn refuse(
         &env.stats.responses_by_class[status_class(error.status())],
         1,
     );
-    encode_error(error, date, output);
+    encode_error(error, &env.date.get(), output);
     if let Some(access_log) = &env.access_log {
         // The body `encode_error` sends: the detail and a newline.
         access_log.record_refusal(peer, error.status(), error.detail().len() + 1);

@@ -11,7 +11,15 @@
 //! `handler` runs the app with panics contained; `answer` decides how each
 //! answer goes out and counts it; `write` writes the output; `stream` sends
 //! a streamed body; `upload` feeds a streamed request body to the app; `io`
-//! reads and lingers; `state` is what all of them work on.
+//! reads (the one read, for heads and bodies alike) and lingers; `state` is
+//! the [`Connection`] whose methods the loop's parts are.
+//!
+//! The loop's state, one enum each: [`AfterWrite`], what the loop does
+//! once a turn's output is written (an encoded [`Answer`](answer::Answer)
+//! says whether it ends the batch); [`Waiting`](wait::Waiting), what a
+//! read waits for (and so its timeout); [`ReadOutcome`](io::ReadOutcome),
+//! how a read ended. The codec's own (`Decoded`, `Awaiting`, `BodyPlan`)
+//! are read where they are returned, not kept.
 
 mod answer;
 mod budget;
@@ -26,43 +34,29 @@ mod upload;
 mod wait;
 mod write;
 
-use std::future::{poll_fn, Future};
-use std::pin::Pin;
-use std::task::{ready, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
-// The runtime's clock (std's, unless a test paused it): the reading that
-// times a batch also starts the next wait, so both follow the same clock.
-use tokio::time::Instant;
 
-use self::answer::{
-    after_closing_response, checked, encode_answer, record_answers, refuse, status_class,
-    AfterWrite, Answer,
-};
-use self::budget::Budget;
+use self::answer::{checked, refuse, AfterWrite, Answer, Batch};
 pub(crate) use self::handler::call_app;
-use self::io::{linger_close, poll_read_more, ReadOutcome};
+use self::io::ReadOutcome;
 use self::owned_head::OwnedHead;
 use self::state::Connection;
-use self::stream::send_stream;
 use self::wait::{Wait, Waiting};
-use self::write::{write_output, WriteFailed};
 use crate::app::App;
-use crate::body::BodyStream;
-use crate::buffers::{BufferLease, ConnBuffers};
+use crate::buffers::ConnBuffers;
 use crate::drain::DrainKey;
 use crate::env::ShardEnv;
-use crate::http::{encode_continue, Awaiting, Decoded, HttpError, RequestReader};
+use crate::http::{encode_continue, Awaiting, Decoded, HttpError};
 use crate::http2::{serve_http2, starts_with_preface};
 use crate::listener::PeerAddr;
 use crate::output::Output;
 use crate::request::Request;
-use crate::stats::TimeoutKind;
 use crate::upgrade::Upgraded;
 
 /// Serve one connection until it closes. `drain_key` is the connection's
 /// entry in its shard's drain, taken when the task was spawned.
 pub(crate) async fn serve_connection<C, A>(
-    mut io: C,
+    io: C,
     peer: PeerAddr,
     env: &ShardEnv,
     app: &A,
@@ -72,73 +66,68 @@ pub(crate) async fn serve_connection<C, A>(
     A: App,
 {
     env.drain.watch(drain_key).await;
-    let mut conn = Connection {
-        env,
-        lease: BufferLease::new(&env.pool),
-        reader: RequestReader::offering_heads(),
-        wait: Wait::new(),
-        budget: Budget::new(),
-    };
+    let mut conn = Connection::new(io, peer, env);
     // What to do once the output is written. Each turn ends by answering
     // what was read; an upload's answer is encoded by the upload itself.
-    let mut after = conn.answer_buffered(app, &peer).await;
+    let mut after = conn.answer_buffered(app).await;
     loop {
-        if conn.write_output(&mut io).await.is_err() {
+        if conn.write_output().await.is_err() {
             return;
         }
         match after {
-            AfterWrite::ReadMore => {
-                conn.budget.spend_turn().await;
-                match conn.read_more(&mut io).await {
-                    ReadOutcome::Data => {}
-                    ReadOutcome::Eof => return conn.end_of_stream(&mut io, &peer).await,
-                    ReadOutcome::TimedOut => return conn.timed_out(&mut io, &peer).await,
-                    ReadOutcome::Drained | ReadOutcome::Failed => return,
-                }
-            }
+            AfterWrite::ReadMore => match conn.read_more().await {
+                ReadOutcome::Data => {}
+                ReadOutcome::Eof => return conn.end_of_stream().await,
+                ReadOutcome::TimedOut => return conn.timed_out().await,
+                ReadOutcome::Drained | ReadOutcome::Failed => return,
+            },
             AfterWrite::AnswerMore => conn.budget.spend_turn().await,
-            AfterWrite::Close => return,
-            AfterWrite::Linger => return linger_close(&mut io).await,
+            AfterWrite::Close => return conn.close().await,
+            AfterWrite::Linger => return conn.linger_close().await,
             AfterWrite::Stream {
                 body,
                 chunked,
                 close,
             } => {
-                let sent = conn.send_stream(&mut io, body, chunked).await;
+                let sent = conn.send_stream(body, chunked).await;
                 if sent.is_err() || close {
                     return;
                 }
             }
-            AfterWrite::Upload(head) => {
-                after = conn.serve_upload(&mut io, app, &peer, head).await;
-                continue;
-            }
+            AfterWrite::Upload(head) => match conn.serve_upload(app, head).await {
+                Ok(next) => {
+                    after = next;
+                    continue;
+                }
+                Err(_) => return,
+            },
             AfterWrite::Http2 => {
-                let preface = conn.take_unread();
-                drop(conn);
+                let peer = conn.peer.clone();
+                let (io, preface) = conn.hand_off();
                 return serve_http2(Upgraded::new(io, preface), &peer, env, app).await;
             }
             AfterWrite::Upgrade(on_upgrade) => {
-                let read_ahead = conn.take_unread();
-                drop(conn);
+                let (io, read_ahead) = conn.hand_off();
                 return on_upgrade(Upgraded::new(io, read_ahead)).await;
             }
         }
-        after = conn.answer_buffered(app, &peer).await;
+        after = conn.answer_buffered(app).await;
     }
 }
 
-impl<'e> Connection<'e> {
+impl<C: AsyncRead + AsyncWrite + Unpin> Connection<'_, C> {
     /// Answer every complete request buffered, encoding the responses into
     /// the output buffer.
-    async fn answer_buffered<A: App>(&mut self, app: &A, peer: &PeerAddr) -> AfterWrite {
+    async fn answer_buffered<A: App>(&mut self, app: &A) -> AfterWrite {
         let Connection {
             env,
+            peer,
             lease,
             reader,
             wait,
             ..
         } = self;
+        let env = *env;
         let Some(ConnBuffers {
             input,
             output,
@@ -147,11 +136,8 @@ impl<'e> Connection<'e> {
         else {
             return AfterWrite::ReadMore;
         };
-        let date = env.date.get();
-        let mut answered = 0;
-        // For the stats and the access log: set when the first request of the batch is decoded.
-        let mut started = None;
-        let mut classes = [0; 5];
+        // Begun when the first request of the batch is decoded.
+        let mut batch = None;
         let after = loop {
             let parts = match reader.decode(input, &env.limits) {
                 Decoded::Request(parts) => parts,
@@ -169,25 +155,20 @@ impl<'e> Connection<'e> {
                     if opens_http2(env, wait, reader.unconsumed(input)) {
                         break AfterWrite::Http2;
                     }
-                    refuse(env, peer, error, &date, &mut output.bytes);
+                    refuse(env, peer, error, &mut output.bytes);
                     break AfterWrite::Linger;
                 }
             };
-            let batch_started: &Instant = started.get_or_insert_with(Instant::now);
+            let batch = batch.get_or_insert_with(|| Batch::begin(env));
             let request = Request::from_parts(parts, peer);
             // The app's response, checked and encoded in place (a move is a copy).
             call_app(app, &request, answer).await;
             let response = checked(answer, &request, env);
-            classes[status_class(response.status())] += 1;
-            let answer =
-                encode_answer(env, &date, &request, response, false, batch_started, output);
-            answered += 1;
+            let answer = batch.encode(&request, response, false, output);
             wait.answered();
             match answer {
                 Answer::Sent { close: false } => {}
-                Answer::Sent { close: true } => {
-                    break after_closing_response(reader.has_buffered(input))
-                }
+                Answer::Sent { close: true } => break AfterWrite::Close,
                 Answer::Then(after) => break after,
             }
             if output.bytes.len() >= env.limits.max_output_bytes {
@@ -196,150 +177,35 @@ impl<'e> Connection<'e> {
         };
         // The last response's bytes are encoded: free what it holds now.
         *answer = None;
-        if let Some(started) = started {
-            let ended = Instant::now();
-            record_answers(env, answered, &classes, ended - started);
-            wait.began(ended);
+        if let Some(batch) = batch {
+            wait.began(batch.end());
         }
         after
     }
 
-    /// Write everything this turn produced, in one write when the socket
-    /// takes it. (Not an `async fn`, for the reason `write_output` is not.)
-    fn write_output<'s, C: AsyncWrite + Unpin>(
-        &'s mut self,
-        io: &'s mut C,
-    ) -> impl Future<Output = Result<(), WriteFailed>> + 's {
-        let Connection {
-            env,
-            lease,
-            wait,
-            budget,
-            ..
-        } = self;
-        let output = lease
-            .held()
-            .map(|buffers| &mut buffers.output)
-            .filter(|output| !output.is_empty());
-        let mut writing = output.map(|output| {
-            write_output(
-                io,
-                output,
-                wait,
-                budget,
-                env.limits.send_timeout,
-                &env.stats,
-            )
-        });
-        poll_fn(move |cx| match writing.as_mut() {
-            Some(writing) => Pin::new(writing).poll(cx),
-            None => Poll::Ready(Ok(())),
-        })
-    }
-
-    /// Send a streamed body; the output holds nothing when this starts.
-    async fn send_stream<C: AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut C,
-        body: BodyStream,
-        chunked: bool,
-    ) -> Result<(), WriteFailed> {
-        self.write_output(io).await?;
-        let output = &mut self.lease.get().output;
-        let sent = send_stream(
-            io,
-            body,
-            chunked,
-            output,
-            &mut self.wait,
-            &mut self.budget,
-            self.env,
-        )
-        .await;
-        // A stream lasts as long as its source: the next wait starts now,
-        // not when the batch that began it was answered.
-        self.wait.restart();
-        sent
-    }
-
-    /// What the client sent after the request being answered.
-    fn take_unread(&mut self) -> Vec<u8> {
-        match self.lease.held() {
-            Some(buffers) => self.reader.unconsumed(&buffers.input).to_vec(),
-            None => Vec::new(),
-        }
-    }
-
-    /// Read more of the request stream (not an `async fn`, for the reason
-    /// `write_output` is not).
-    fn read_more<'s, C: AsyncRead + Unpin>(
-        &'s mut self,
-        io: &'s mut C,
-    ) -> impl Future<Output = ReadOutcome> + use<'s, 'e, C> {
-        poll_fn(move |cx| {
-            let Connection {
-                env,
-                lease,
-                reader,
-                wait,
-                budget,
-            } = &mut *self;
-            let outcome = ready!(poll_read_more(io, cx, lease, reader, wait, budget, env));
-            if matches!(outcome, ReadOutcome::Data) && wait.waiting() == Waiting::Body {
-                // body_timeout counts from the last bytes of the body.
-                wait.restart();
-            }
-            Poll::Ready(outcome)
-        })
-    }
-
     /// The client closed its side. Mid-request, say why nothing more will come.
-    async fn end_of_stream<C: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut C,
-        peer: &PeerAddr,
-    ) {
-        let partial = match self.lease.held() {
-            Some(buffers) => self.reader.has_buffered(&buffers.input),
-            None => false,
-        };
-        if partial {
-            self.answer_and_close(io, peer, HttpError::BadRequest("incomplete request"))
+    async fn end_of_stream(&mut self) {
+        if self.has_unread() {
+            self.answer_and_close(HttpError::BadRequest("incomplete request"))
                 .await;
         }
     }
 
-    /// A wait ran out: a partial request gets a 408, an idle connection just closes.
-    async fn timed_out<C: AsyncRead + AsyncWrite + Unpin>(&mut self, io: &mut C, peer: &PeerAddr) {
-        self.env.stats.timed_out(match self.wait.waiting() {
-            Waiting::Initial | Waiting::Head => TimeoutKind::Header,
-            Waiting::Body => TimeoutKind::Body,
-            Waiting::Idle | Waiting::Draining => TimeoutKind::Idle,
-        });
+    /// A wait ran out (the read counted it): a partial request gets a 408,
+    /// an idle connection just closes.
+    async fn timed_out(&mut self) {
         if matches!(self.wait.waiting(), Waiting::Head | Waiting::Body) {
-            self.answer_and_close(io, peer, HttpError::RequestTimeout)
-                .await;
+            self.answer_and_close(HttpError::RequestTimeout).await;
         }
     }
 
     /// Send an error response on a connection that is being given up, then close it gracefully.
-    async fn answer_and_close<C: AsyncRead + AsyncWrite + Unpin>(
-        &mut self,
-        io: &mut C,
-        peer: &PeerAddr,
-        error: HttpError,
-    ) {
+    async fn answer_and_close(&mut self, error: HttpError) {
         let output = &mut self.lease.get().output;
         output.clear();
-        refuse(
-            self.env,
-            peer,
-            error,
-            &self.env.date.get(),
-            &mut output.bytes,
-        );
-        if self.write_output(io).await.is_ok() {
-            linger_close(io).await;
+        refuse(self.env, &self.peer, error, &mut output.bytes);
+        if self.write_output().await.is_ok() {
+            self.linger_close().await;
         }
     }
 }

@@ -291,3 +291,81 @@ fn a_draining_idle_connection_closes_after_the_drain_grace() {
         assert_eq!(drain_started.elapsed(), DRAIN_GRACE);
     })
 }
+
+/// Streams every request body and answers with what it read, or with why
+/// the body did not come whole.
+struct Uploads;
+
+impl crate::App for Uploads {
+    fn streams_body(&self, _head: &Request<'_>) -> bool {
+        true
+    }
+
+    async fn call(&self, request: &Request<'_>) -> Response {
+        let mut body = request.body_stream().expect("a streamed body");
+        let mut read = Vec::new();
+        while let Some(chunk) = body.chunk().await {
+            match chunk {
+                Ok(bytes) => read.extend_from_slice(&bytes),
+                Err(error) => return Response::text(format!("cut short: {error}\n")),
+            }
+        }
+        Response::text(read)
+    }
+}
+
+#[test]
+fn a_stalled_upload_tells_the_app_after_body_timeout_then_closes() {
+    on_a_shard(async {
+        let env = shard_env();
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        serve_with(server, &env, Uploads);
+        client
+            .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 50\r\n\r\n0123456789")
+            .await
+            .unwrap();
+        let stalled_at = Instant::now();
+        let text = read_to_close(&mut client).await;
+        assert_eq!(stalled_at.elapsed(), BODY_TIMEOUT);
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert!(text.contains("Connection: close\r\n"), "{text}");
+        assert!(
+            text.ends_with("cut short: request body: 408 request not received in time\n"),
+            "{text}"
+        );
+        assert_eq!(timeouts(&env, TimeoutKind::Body), 1);
+    })
+}
+
+#[test]
+fn a_slow_but_steady_upload_is_not_cut() {
+    on_a_shard(async {
+        // body_timeout bounds each pause of an upload too, not the whole body.
+        let env = shard_env();
+        let (mut client, server) = tokio::io::duplex(64 * 1024);
+        serve_with(server, &env, Uploads);
+        client
+            .write_all(b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 8\r\n\r\n")
+            .await
+            .unwrap();
+        for byte in b"abcdefgh" {
+            sleep(BODY_TIMEOUT - TICK).await;
+            client.write_all(&[*byte]).await.unwrap();
+        }
+        let text = read_answers_ending(&mut client, "abcdefgh").await;
+        assert!(text.starts_with("HTTP/1.1 200 OK\r\n"), "{text}");
+        assert_eq!(timeouts(&env, TimeoutKind::Body), 0);
+    })
+}
+
+/// Read until the text read ends with `end`.
+async fn read_answers_ending(client: &mut DuplexStream, end: &str) -> String {
+    let mut text = String::new();
+    while !text.ends_with(end) {
+        let mut buf = [0u8; 1024];
+        let n = client.read(&mut buf).await.unwrap();
+        assert!(n > 0, "closed after {text:?}");
+        text.push_str(std::str::from_utf8(&buf[..n]).unwrap());
+    }
+    text
+}
