@@ -47,26 +47,4 @@ total=$(awk '/^(summary|totals):/ {print $2; exit}' "$dump")
 requests=$((conns * rounds * depth))
 echo "keep-alive: $conns connections x $rounds rounds x $depth per write = $requests requests"
 echo "Ir/request = $(python3 -c "print(round($total / $requests, 1))")"
-# Self cost per function (callgrind_annotate folds everything under the
-# thread's entry point for these dumps, so it is summed here).
-python3 - "$dump" <<'PY'
-import collections, re, sys
-names, cost, current, skip = {}, collections.Counter(), "?", False
-for line in open(sys.argv[1], errors="replace"):
-    if line.startswith(("fn=", "cfn=")):
-        m = re.match(r"c?fn=\((\d+)\)(?: (.*))?", line.rstrip("\n"))
-        if m and m.group(2) is not None:
-            names[m.group(1)] = m.group(2)
-        if line.startswith("fn=") and m:
-            current = names.get(m.group(1), "?")
-    elif line.startswith("calls="):
-        skip = True
-    elif line[:1].isdigit() or line[:1] in "+-*":
-        if skip:
-            skip = False
-        elif len(line.split()) > 1:
-            cost[current] += int(line.split()[1])
-total = sum(cost.values())
-for name, ir in cost.most_common(15):
-    print(f"{ir:>12,} {100 * ir / total:5.1f}%  {name[:110]}")
-PY
+python3 "$here/support/self_cost.py" "$dump" 15

@@ -178,6 +178,7 @@ mod user_guide {
         axum => "../docs/src/axum.md",
         listeners => "../docs/src/listeners.md",
         http => "../docs/src/http.md",
+        http2 => "../docs/src/http2.md",
         configuration => "../docs/src/configuration.md",
         operating => "../docs/src/operating.md",
         deploying => "../docs/src/deploying.md",
