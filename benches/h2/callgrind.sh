@@ -6,6 +6,7 @@
 #   SHARDD=path/to/shardd benches/h2/callgrind.sh
 #   PEER="path/to/peer-hyper-h2 --port {port} --threads 1" benches/h2/callgrind.sh
 #   STREAMS=1 CONNS=16 REQUESTS=20000 ...         # the workload (h2load -m/-c/-n)
+#   KEEP=1 ...                                    # keep the dumps in /tmp
 #
 # Each server runs under valgrind on one thread (shardd: --shards 1), is
 # warmed up with 2,000 requests, has its counters zeroed, serves
@@ -28,7 +29,7 @@ fi
 port=${PORT:-18530}
 work=$(mktemp -d /tmp/shardd-cg-h2-XXXX)
 vpid=""
-trap '[ -n "$vpid" ] && kill -TERM $vpid 2>/dev/null; rm -rf "$work"' EXIT
+trap '[ -n "$vpid" ] && kill -TERM $vpid 2>/dev/null; [ -n "${KEEP:-}" ] && cp "$work"/*.out.* /tmp/ 2>/dev/null; rm -rf "$work"' EXIT
 
 measure() { # label command...
   local label=$1; shift

@@ -21,7 +21,7 @@ pub(super) struct StreamHead {
 }
 
 impl StreamHead {
-    /// The head of `parts`; `:authority` becomes a `host` field when the
+    /// The head of `parts`; `:authority` becomes a `host` field (last) when the
     /// client sent none (apps and the router look for `Host`). The `h2`
     /// crate has already refused malformed heads (pseudo-fields out of
     /// place, connection-specific fields).
@@ -46,13 +46,13 @@ impl StreamHead {
             fields: Vec::with_capacity(size + 64),
             spans: Vec::with_capacity(parts.headers.len() + 1),
         };
-        if !parts.headers.contains_key(http::header::HOST) {
-            if let Some(authority) = parts.uri.authority() {
-                head.push("host", authority.as_str().as_bytes())?;
-            }
-        }
+        let mut has_host = false;
         for (name, value) in &parts.headers {
+            has_host |= name == http::header::HOST;
             head.push(name.as_str(), value.as_bytes())?;
+        }
+        if let (false, Some(authority)) = (has_host, parts.uri.authority()) {
+            head.push("host", authority.as_str().as_bytes())?;
         }
         Ok(head)
     }
@@ -126,6 +126,6 @@ mod tests {
         assert_eq!(request.header("X-Trace"), Some(&b"abc"[..]));
         assert_eq!(request.body(), b"{}");
         let names: Vec<_> = request.headers().map(|(name, _)| name).collect();
-        assert_eq!(names, ["host", "content-type", "x-trace"]);
+        assert_eq!(names, ["content-type", "x-trace", "host"]);
     }
 }

@@ -2,6 +2,8 @@
 //! body as DATA frames within the client's flow-control window, its
 //! trailers as a last HEADERS frame.
 
+use std::borrow::Cow;
+use std::cell::RefCell;
 use std::future::poll_fn;
 use std::time::Duration;
 
@@ -13,7 +15,8 @@ use http::StatusCode;
 
 use crate::body::{Body, BodyStream};
 use crate::env::ShardEnv;
-use crate::response::Response;
+use crate::http::DATE_LEN;
+use crate::response::{HeaderText, Response};
 
 /// Bodies up to this size are handed to `h2` whole: it sends them as the
 /// window allows, and a stream holds at most this much beyond the window.
@@ -100,28 +103,85 @@ fn head_of(
     let mut head = http::Response::new(());
     *head.status_mut() = response.status();
     let fields = head.headers_mut();
+    fields.reserve(response.header_fields().size_hint().0 + 2);
+    let mut has_date = false;
     for (name, value) in response.header_fields() {
         if is_connection_specific(name)
             || (length.is_some() && name.eq_ignore_ascii_case("content-length"))
         {
             continue;
         }
+        has_date |= name.eq_ignore_ascii_case("date");
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| name.to_string())?;
-        let value = HeaderValue::from_str(value).map_err(|_| name.to_string())?;
+        let value = header_value(value).ok_or_else(|| name.to_string())?;
         fields.append(name, value);
     }
-    if !fields.contains_key(DATE) {
-        let date = env.date.get();
-        if let Ok(date) = HeaderValue::from_bytes(&date) {
-            fields.insert(DATE, date);
+    MEMO.with(|memo| {
+        if !has_date {
+            fields.insert(DATE, memo.date(env.date.get()));
         }
-    }
-    if let Some(length) = length {
-        if !no_body_allowed(response.status()) {
-            fields.insert(CONTENT_LENGTH, HeaderValue::from(length));
+        if let Some(length) = length.filter(|_| !no_body_allowed(response.status())) {
+            fields.insert(CONTENT_LENGTH, memo.length(length));
         }
-    }
+    });
     Ok(head)
+}
+
+/// A field value as `http` holds it: a `'static` text is used in place (no
+/// copy, the common case: `with_header("Content-Type", "text/plain")`).
+fn header_value(value: &HeaderText) -> Option<HeaderValue> {
+    match value {
+        // `from_static` accepts exactly these bytes (and panics on others).
+        Cow::Borrowed(text)
+            if text
+                .bytes()
+                .all(|b| b == b'\t' || (0x20..0x7f).contains(&b)) =>
+        {
+            Some(HeaderValue::from_static(text))
+        }
+        text => HeaderValue::from_str(text).ok(),
+    }
+}
+
+thread_local! {
+    /// This thread's last `date` and `content-length` values: a response
+    /// usually repeats the one before (the second has not turned, the body
+    /// is the same size), and a clone of a `HeaderValue` is a reference
+    /// count, where a new one is an allocation. Keyed by value, so any
+    /// runtime on the thread may share it.
+    static MEMO: ValueMemo = ValueMemo::default();
+}
+
+#[derive(Default)]
+struct ValueMemo {
+    date: RefCell<Option<([u8; DATE_LEN], HeaderValue)>>,
+    length: RefCell<Option<(usize, HeaderValue)>>,
+}
+
+impl ValueMemo {
+    fn date(&self, now: [u8; DATE_LEN]) -> HeaderValue {
+        let mut memo = self.date.borrow_mut();
+        match &*memo {
+            Some((text, value)) if *text == now => value.clone(),
+            _ => {
+                let value = HeaderValue::from_bytes(&now).unwrap_or(HeaderValue::from_static(""));
+                *memo = Some((now, value.clone()));
+                value
+            }
+        }
+    }
+
+    fn length(&self, length: usize) -> HeaderValue {
+        let mut memo = self.length.borrow_mut();
+        match &*memo {
+            Some((known, value)) if *known == length => value.clone(),
+            _ => {
+                let value = HeaderValue::from(length);
+                *memo = Some((length, value.clone()));
+                value
+            }
+        }
+    }
 }
 
 fn is_connection_specific(name: &str) -> bool {
