@@ -454,3 +454,64 @@ fn a_drain_finishes_the_open_stream_then_closes_the_connection() {
     let goaways = server.stats().shards[0].http2.goaways_by_reason;
     assert_eq!(goaways[0], 1, "one graceful GOAWAY: {goaways:?}");
 }
+
+#[test]
+fn the_router_and_an_axum_router_answer_http2_streams_unchanged() {
+    let server = TestServer::start_with(config(1), |_| shardd::techempower_router());
+    let mut client = H2Client::connect(server.addr);
+    let (status, body, _) = client.request("GET", "/json", b"");
+    assert_eq!(
+        (status, body.as_slice()),
+        (200, &br#"{"message":"Hello, World!"}"#[..])
+    );
+    let (status, _, _) = client.request("GET", "/nowhere", b"");
+    assert_eq!(status, 404);
+
+    use axum::routing::{get, post};
+    let server = TestServer::start_with(config(1), |_| {
+        shardd::tower::serve_tower(
+            axum::Router::new()
+                .route(
+                    "/hello/{name}",
+                    get(
+                        |axum::extract::Path(name): axum::extract::Path<String>| async move {
+                            format!("hello {name}")
+                        },
+                    ),
+                )
+                .route(
+                    "/sum",
+                    post(|axum::Json(numbers): axum::Json<Vec<i64>>| async move {
+                        numbers.iter().sum::<i64>().to_string()
+                    }),
+                ),
+        )
+    });
+    let mut client = H2Client::connect(server.addr);
+    let (status, body, _) = client.request("GET", "/hello/h2", b"");
+    assert_eq!((status, body.as_slice()), (200, &b"hello h2"[..]));
+    let request = http::Request::post("http://localhost/sum")
+        .header("content-type", "application/json")
+        .body(())
+        .unwrap();
+    let send = client.send.clone();
+    let (status, body) = client.block_on(async move {
+        let mut send = send.ready().await.unwrap();
+        let (response, mut outgoing) = send.send_request(request, false).unwrap();
+        outgoing
+            .send_data(Bytes::from_static(b"[1,2,"), false)
+            .unwrap();
+        outgoing
+            .send_data(Bytes::from_static(b"39]"), true)
+            .unwrap();
+        let response = response.await.unwrap();
+        let status = response.status().as_u16();
+        let mut body = response.into_body();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        (status, bytes)
+    });
+    assert_eq!((status, body.as_slice()), (200, &b"42"[..]));
+}
