@@ -1,7 +1,8 @@
 //! What the integration tests share: a test server on an ephemeral port
 //! ([`server`]), the one raw HTTP/1.1 client ([`client`]) over TCP, over a
 //! Unix socket ([`unix_client`]) and over an in-memory pipe
-//! ([`memory_pipe`]), a listener of in-memory pipes ([`memory_listener`]),
+//! ([`memory_pipe`]), an HTTP/2 client over TCP or a Unix socket
+//! ([`h2_client`]), a listener of in-memory pipes ([`memory_listener`]),
 //! the one response parser ([`response`]),
 //! polling with a deadline ([`wait`]), the built binary as a process
 //! ([`process`]), a config file for one test ([`temp_config`]) and the
@@ -14,6 +15,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod client;
+mod h2_client;
 mod memory_listener;
 mod memory_pipe;
 pub mod process;
@@ -25,6 +27,7 @@ mod unix_client;
 mod wait;
 
 pub use client::{Client, Closed, RawClient, Transport};
+pub use h2_client::{H2Client, H2Failure, H2Response};
 pub use memory_listener::{serve_in_memory, AnyStream, MemoryListener};
 pub use memory_pipe::{MemoryClient, MemoryPipe};
 pub use response::{assert_valid_date, parse_response, HttpResponse};
