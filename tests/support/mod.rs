@@ -6,7 +6,8 @@
 //! the one response parser ([`response`]),
 //! polling with a deadline ([`wait`]), the built binary as a process
 //! ([`process`]), a config file for one test ([`temp_config`]) and the
-//! scheduling policies and CPU time of a process's threads ([`threads`]).
+//! scheduling policies and CPU time of a process's threads ([`threads`]),
+//! where HAProxy is installed ([`haproxy`]).
 //!
 //! Every client read and write has a timeout and every wait has a deadline,
 //! so a misbehaving server makes a test fail instead of hang.
@@ -16,6 +17,7 @@
 
 mod client;
 mod h2_client;
+mod haproxy;
 mod memory_listener;
 mod memory_pipe;
 pub mod process;
@@ -28,6 +30,7 @@ mod wait;
 
 pub use client::{Client, Closed, RawClient, Transport};
 pub use h2_client::{H2Client, H2Failure, H2Response};
+pub use haproxy::haproxy_binary;
 pub use memory_listener::{serve_in_memory, AnyStream, MemoryListener};
 pub use memory_pipe::{MemoryClient, MemoryPipe};
 pub use response::{assert_valid_date, parse_response, HttpResponse};
