@@ -111,7 +111,7 @@ fn each_http2_stream_gets_a_line_with_http2_status_and_bytes() {
     let dir = TempDir::new("http2");
     let path = dir.join("access.log");
     let mut config = logging_to(&path, AccessLogFormat::Combined, 1);
-    config.shards = 1;
+    config.limits.max_body_bytes = 64;
     let server = TestServer::start_with(config, |_| echo_app());
     let mut client = H2Client::connect(server.addr);
     let peer = client.local_addr.unwrap();
@@ -123,11 +123,14 @@ fn each_http2_stream_gets_a_line_with_http2_status_and_bytes() {
     assert_eq!(client.get("/nope").status, 404);
     let echoed = client.try_request("POST", "/echo", b"hello").unwrap();
     assert_eq!(echoed.body_str(), "POST /echo len=5 body=hello");
+    // Refused before the app: still a line, with what the client sent.
+    let refused = client.try_request("POST", "/echo", &[b'x'; 100]).unwrap();
+    assert_eq!(refused.status, 413);
     assert_eq!(server.stats().shards[0].http2.connections, 1);
     server.handle.stop();
 
     let lines = read_lines(&path);
-    assert_eq!(lines.len(), 5, "one line per stream: {lines:#?}");
+    assert_eq!(lines.len(), 6, "one line per stream: {lines:#?}");
     let host = format!("{} - - [", peer.ip());
     let after_time = |line: &str| {
         assert!(line.starts_with(&host), "{line}");
