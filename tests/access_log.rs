@@ -1,5 +1,5 @@
 //! The access log: lines in the combined and JSON formats with the right
-//! fields, the peer shown, lines flushed within a second or two, `-` to
+//! fields, the peer shown, one line per HTTP/2 stream with `HTTP/2.0`, lines flushed within a second or two, `-` to
 //! the binary's stdout, a stuck writer that drops and counts lines but
 //! never holds a shard up; and the binary's JSON log lines.
 
@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use shardd::{AccessLogFormat, AccessLogTarget, Config, Error, Server};
 use support::process::{Process, BIN};
-use support::{config, poll_until, Client, TestServer};
+use support::{config, echo_app, poll_until, Client, H2Client, TestServer};
 
 /// A directory in the temp dir, removed with what it holds on drop.
 struct TempDir(PathBuf);
@@ -101,6 +101,52 @@ fn combined_lines_show_peer_request_status_bytes_referer_and_agent() {
     assert_eq!(
         after_time(&lines[3]),
         r#""HEAD / HTTP/1.1" 200 - "-" "say \"hi\"""#
+    );
+}
+
+/// Every stream of an HTTP/2 connection is a request of its own: one line
+/// each, with `HTTP/2.0`, its status and its body's bytes.
+#[test]
+fn each_http2_stream_gets_a_line_with_http2_status_and_bytes() {
+    let dir = TempDir::new("http2");
+    let path = dir.join("access.log");
+    let mut config = logging_to(&path, AccessLogFormat::Combined, 1);
+    config.limits.max_body_bytes = 64;
+    let server = TestServer::start_with(config, |_| echo_app());
+    let mut client = H2Client::connect(server.addr);
+    let peer = client.local_addr.unwrap();
+    let answers = client.get_many("/plaintext", 3);
+    assert!(
+        answers.iter().all(|answer| answer.status == 200),
+        "{answers:?}"
+    );
+    assert_eq!(client.get("/nope").status, 404);
+    let echoed = client.try_request("POST", "/echo", b"hello").unwrap();
+    assert_eq!(echoed.body_str(), "POST /echo len=5 body=hello");
+    // Refused before the app: still a line, with what the client sent.
+    let refused = client.try_request("POST", "/echo", &[b'x'; 100]).unwrap();
+    assert_eq!(refused.status, 413);
+    assert_eq!(server.stats().shards[0].http2.connections, 1);
+    server.handle.stop();
+
+    let lines = read_lines(&path);
+    assert_eq!(lines.len(), 6, "one line per stream: {lines:#?}");
+    let host = format!("{} - - [", peer.ip());
+    let after_time = |line: &str| {
+        assert!(line.starts_with(&host), "{line}");
+        line[host.len() + 28..].to_owned()
+    };
+    let plaintext = r#""GET /plaintext HTTP/2.0" 200 13 "-" "-""#;
+    for line in &lines[..3] {
+        assert_eq!(after_time(line), plaintext);
+    }
+    assert_eq!(
+        after_time(&lines[3]),
+        r#""GET /nope HTTP/2.0" 404 10 "-" "-""#
+    );
+    assert_eq!(
+        after_time(&lines[4]),
+        r#""POST /echo HTTP/2.0" 200 27 "-" "-""#
     );
 }
 

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 
 use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
-use shardd::{app_fn, Config, OverloadPolicy, Response};
-use support::{config, poll_until, wait_until, Client, HttpResponse, TestServer};
+use shardd::{app_fn, Config, ListenerMode, OverloadPolicy, Response};
+use support::{config, poll_until, wait_until, Client, H2Client, HttpResponse, TestServer};
 
 type Exposition = MetricsExposition<PrometheusType, PrometheusValue>;
 
@@ -221,6 +221,54 @@ fn metrics_parse_and_count_requests_by_shard_and_status_class() {
             );
         }
     }
+}
+
+/// HTTP/2 on the reuseport listener, as `/metrics` counts it: three
+/// connections, one stream the client reset while its handler ran, and a
+/// graceful GOAWAY for each connection when it went idle.
+#[test]
+fn http2_on_reuseport_is_counted_in_the_metrics_as_the_clients_saw_it() {
+    let mut config = admin_config(2);
+    config.listener = ListenerMode::Reuseport;
+    config.limits.idle_timeout = Duration::from_millis(600);
+    let server = TestServer::start(config);
+    let mut clients: Vec<H2Client> = (0..3).map(|_| H2Client::connect(server.addr)).collect();
+    for client in &mut clients {
+        let answer = client.get("/");
+        assert_eq!((answer.status, answer.body_str()), (200, "ok"));
+    }
+    server.controls.hold();
+    clients[0].reset_after("/hold", Duration::from_millis(100));
+    server.controls.release();
+
+    let metrics = scrape(&server);
+    assert_eq!(value(&metrics, "shardd_http2_connections_total", &[]), 3.0);
+    assert_eq!(
+        value(&metrics, "shardd_http2_stream_resets_total", &[]),
+        1.0
+    );
+    assert_eq!(value(&metrics, "shardd_http2_goaways_total", &[]), 0.0);
+    assert_eq!(
+        shard_labels(&metrics, "shardd_http2_goaways_total"),
+        ["0", "1"]
+    );
+
+    // Idle past the timeout, every connection is told to go away.
+    let goaways = |reason: &str| {
+        value(
+            &scrape(&server),
+            "shardd_http2_goaways_total",
+            &[("reason", reason)],
+        )
+    };
+    wait_until("a GOAWAY for each idle connection", WITHIN, || {
+        goaways("no_error") == 3.0
+    });
+    for reason in ["enhance_your_calm", "protocol_error", "other"] {
+        assert_eq!(goaways(reason), 0.0, "{reason}");
+    }
+    // Counted with the requests: three answered, the reset one not.
+    assert_eq!(value(&scrape(&server), "shardd_requests_total", &[]), 3.0);
 }
 
 #[test]

@@ -4,6 +4,10 @@
 //! (its addresses swapped for free loopback ports). A load client sends
 //! requests through nginx the whole time and counts what it gets back.
 //!
+//! Then HTTP/2 to shardd: nginx's `grpc_pass grpc://` and HAProxy's
+//! `proto h2`, each with h2c clients in front, through a drain of each
+//! instance (HAProxy: `apt-get install -y haproxy`, `HAPROXY=/path`).
+//!
 //! nginx must be installed (`apt-get install -y nginx`; `.ci/run` does it).
 //! Without it these tests fail; they do not skip. `NGINX=/path/to/nginx`
 //! picks another binary.
@@ -321,16 +325,7 @@ impl Nginx {
     /// Start nginx on a free loopback port with the example upstream
     /// configuration, `first` and `second` as its instances.
     fn start(first: SocketAddr, second: SocketAddr) -> Nginx {
-        static STARTED: AtomicUsize = AtomicUsize::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "shardd-lb-{}-{}",
-            std::process::id(),
-            STARTED.fetch_add(1, Relaxed)
-        ));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
         let addr = free_addr();
-
         let mut upstream = UPSTREAM_EXAMPLE.to_string();
         for (placeholder, real) in [
             (EXAMPLE_FIRST, first.to_string()),
@@ -344,7 +339,21 @@ impl Nginx {
             );
             upstream = upstream.replace(placeholder, &real);
         }
-        std::fs::write(dir.join("shardd-upstream.conf"), upstream).unwrap();
+        Nginx::run(addr, &upstream)
+    }
+
+    /// Start nginx listening on `addr` with `server_conf` (upstream and
+    /// server blocks) inside its `http {}` block.
+    fn run(addr: SocketAddr, server_conf: &str) -> Nginx {
+        static STARTED: AtomicUsize = AtomicUsize::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "shardd-lb-{}-{}",
+            std::process::id(),
+            STARTED.fetch_add(1, Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("shardd-upstream.conf"), server_conf).unwrap();
         let d = dir.display();
         let conf = format!(
             "worker_processes 1;\n\
@@ -853,4 +862,222 @@ fn a_draining_instance_is_not_ready_while_it_finishes() {
         Some(200)
     );
     instance.wait_exit();
+}
+
+// ---------------------------------------------------------------------------
+// HTTP/2 to shardd: nginx's grpc_pass and HAProxy's `proto h2`
+
+/// nginx 1.22 speaks HTTP/2 to an upstream only through its gRPC proxy
+/// (`grpc_pass grpc://`, h2c), which passes any request, not only gRPC.
+/// Clients speak h2c to nginx too (`listen … http2`).
+fn nginx_http2_conf(addr: SocketAddr, first: SocketAddr, second: SocketAddr) -> String {
+    format!(
+        "upstream shardd_h2 {{\n\
+         \x20   server {first} max_fails=0;\n\
+         \x20   server {second} max_fails=0;\n\
+         \x20   keepalive 32;\n\
+         }}\n\
+         server {{\n\
+         \x20   listen {addr} http2;\n\
+         \x20   keepalive_requests 100000;\n\
+         \x20   location / {{\n\
+         \x20       grpc_pass grpc://shardd_h2;\n\
+         \x20       grpc_next_upstream error timeout http_503;\n\
+         \x20       grpc_next_upstream_tries 2;\n\
+         \x20       grpc_connect_timeout 1s;\n\
+         \x20   }}\n\
+         }}\n"
+    )
+}
+
+/// HAProxy in `mode http`, h2c on both sides (`proto h2`), in the
+/// foreground (`-db`); killed by its PID on drop.
+struct HaproxyH2 {
+    addr: SocketAddr,
+    child: Child,
+    dir: PathBuf,
+}
+
+impl HaproxyH2 {
+    /// A connect refused, or a connection closed with no response, is
+    /// retried (`retry-on`) on the other instance (`option redispatch`).
+    fn start(first: SocketAddr, second: SocketAddr) -> HaproxyH2 {
+        let dir = std::env::temp_dir().join(format!("shardd-lb-haproxy-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let addr = free_addr();
+        let config = format!(
+            "global\n    maxconn 256\n\
+             defaults\n    mode http\n    timeout connect 1s\n    timeout client 30s\n\
+             \x20   timeout server 30s\n    retries 3\n    option redispatch 1\n\
+             \x20   retry-on conn-failure empty-response response-timeout 503\n\
+             frontend in\n    bind {addr} proto h2\n    default_backend shardd\n\
+             backend shardd\n    balance roundrobin\n\
+             \x20   server first {first} proto h2\n    server second {second} proto h2\n"
+        );
+        let path = dir.join("haproxy.cfg");
+        std::fs::write(&path, config).unwrap();
+        let child = Command::new(support::haproxy_binary())
+            .arg("-db")
+            .arg("-f")
+            .arg(&path)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(dir.join("stderr")).unwrap())
+            .spawn()
+            .expect("start haproxy");
+        let haproxy = HaproxyH2 { addr, child, dir };
+        wait_for("HAProxy listens", START_TIMEOUT, || {
+            TcpStream::connect(addr).is_ok()
+        });
+        haproxy
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.join("stderr")).unwrap_or_default()
+    }
+}
+
+impl Drop for HaproxyH2 {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// One HTTP/2 load client's loop: `GET /plaintext` on one connection to
+/// the balancer, one at a time; a new connection when the balancer sends
+/// GOAWAY (a request it left unprocessed is sent again, as RFC 9113 lets a
+/// client do) or the connection fails (an error).
+fn h2_client(addr: SocketAddr, stop: &AtomicBool, ok: &AtomicU64) -> Tally {
+    let mut tally = Tally::default();
+    let mut conn: Option<support::H2Client> = None;
+    while !stop.load(Relaxed) {
+        let client = match &mut conn {
+            Some(client) => client,
+            None => match support::H2Client::try_connect(addr) {
+                Ok(client) => conn.insert(client),
+                Err(e) => {
+                    tally.error(format!("HTTP/2 to the balancer: {e}"));
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            },
+        };
+        match client.try_get("/plaintext") {
+            Ok(response) if response.status != 200 => {
+                *tally.other_statuses.entry(response.status).or_default() += 1;
+            }
+            Ok(response) if response.body != b"Hello, World!" => {
+                tally.error(format!("200 with body {:?}", response.body_str()));
+            }
+            Ok(_) => {
+                tally.ok += 1;
+                ok.fetch_add(1, Relaxed);
+            }
+            Err(support::H2Failure::NotProcessed(_)) => conn = None,
+            Err(support::H2Failure::Failed(why)) => {
+                tally.error(format!("GET over HTTP/2 through the balancer: {why}"));
+                conn = None;
+            }
+        }
+    }
+    tally
+}
+
+impl Load {
+    /// Like [`Load::start`], with clients that speak HTTP/2 (prior knowledge).
+    fn start_http2(addr: SocketAddr, clients: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let ok = Arc::new(AtomicU64::new(0));
+        let clients = (0..clients)
+            .map(|_| {
+                let (stop, ok) = (stop.clone(), ok.clone());
+                std::thread::spawn(move || h2_client(addr, &stop, &ok))
+            })
+            .collect();
+        Load { stop, ok, clients }
+    }
+}
+
+/// Two instances behind a balancer speaking HTTP/2 to them, HTTP/2 clients
+/// in front: each instance in turn drains (SIGTERM, GOAWAY to the balancer's
+/// connections, exit 0), stays down a moment and comes back, while the
+/// clients keep sending. Returns what the clients saw.
+fn drain_each_behind_an_http2_balancer(
+    balancer: SocketAddr,
+    first: &mut Instance,
+    second: &mut Instance,
+    admins: [SocketAddr; 2],
+) -> Tally {
+    let load = Load::start_http2(balancer, 4);
+    load.wait_for_ok("requests through the balancer", 0, 200);
+    for (instance, admin) in [(&mut *first, admins[0]), (&mut *second, admins[1])] {
+        assert!(
+            metric_sum(admin, "shardd_http2_connections_total") > 0.0,
+            "the balancer spoke HTTP/2 to {}",
+            instance.name
+        );
+        instance.terminate();
+        let from = load.ok();
+        load.wait_for_ok("requests while an instance is down", from, 100);
+        std::thread::sleep(DOWN_FOR);
+        instance.run();
+        wait_for(
+            &format!("the balancer using {} again over HTTP/2", instance.name),
+            START_TIMEOUT,
+            || metric_sum(admin, "shardd_requests_total") > 0.0,
+        );
+    }
+    let from = load.ok();
+    load.wait_for_ok("requests after both restarts", from, 100);
+    load.stop()
+}
+
+/// Two instances on `--shards 2` with an admin port each.
+fn two_instances() -> (Instance, Instance, [SocketAddr; 2]) {
+    let admins = [free_addr(), free_addr()];
+    let first = Instance::start(
+        "first",
+        &["--shards", "2", "--admin", &admins[0].to_string()],
+    );
+    let second = Instance::start(
+        "second",
+        &["--shards", "2", "--admin", &admins[1].to_string()],
+    );
+    (first, second, admins)
+}
+
+#[test]
+fn nginx_grpc_pass_http2_to_shardd_loses_no_request_through_drains() {
+    let _serial = one_at_a_time();
+    let (mut first, mut second, admins) = two_instances();
+    let addr = free_addr();
+    let nginx = Nginx::run(addr, &nginx_http2_conf(addr, first.addr, second.addr));
+    let tally = drain_each_behind_an_http2_balancer(nginx.addr, &mut first, &mut second, admins);
+    tally.assert_clean(&nginx);
+    let log = nginx.access_log();
+    for instance in [&first, &second] {
+        assert!(
+            answered(&log, instance.addr, 200) > 0,
+            "nginx's log shows {} answering",
+            instance.name
+        );
+    }
+    eprintln!("{} requests over HTTP/2 through nginx", tally.ok);
+}
+
+#[test]
+fn haproxy_proto_h2_to_shardd_loses_no_request_through_drains() {
+    let _serial = one_at_a_time();
+    let (mut first, mut second, admins) = two_instances();
+    let haproxy = HaproxyH2::start(first.addr, second.addr);
+    let tally = drain_each_behind_an_http2_balancer(haproxy.addr, &mut first, &mut second, admins);
+    assert!(
+        tally.errors == 0 && tally.other_statuses.is_empty(),
+        "the client saw failures: {tally:#?}\nHAProxy said:\n{}",
+        haproxy.log()
+    );
+    eprintln!("{} requests over HTTP/2 through HAProxy", tally.ok);
 }

@@ -8,7 +8,8 @@
 //! Then behind a real HAProxy (Debian's `haproxy`; `apt-get install -y
 //! haproxy`, `.ci/run` does it), started by the test on loopback with a
 //! generated configuration: `mode tcp` with `send-proxy-v2` (health checks
-//! on) and with `send-proxy`, and TLS passed through with `send-proxy-v2`.
+//! on) and with `send-proxy`, TLS passed through with `send-proxy-v2`, and
+//! cleartext HTTP/2 (prior knowledge) after a `send-proxy-v2` header.
 //! Without HAProxy those tests fail, they do not skip; `HAPROXY=/path`
 //! picks another binary.
 
@@ -27,7 +28,7 @@ use shardd::{
     app_fn, Accepted, AccessLogTarget, App, Config, Listener, ListenerMode, PeerAddr, Response,
     Server, ServerHandle, TlsConfig,
 };
-use support::{config, parse_response, Client, HttpResponse};
+use support::{config, haproxy_binary, parse_response, Client, H2Client, HttpResponse};
 
 const WITHIN: Duration = Duration::from_secs(5);
 /// The header timeout of these tests' servers (short, so the timeout test is quick).
@@ -544,25 +545,6 @@ fn wrap_listener_with_the_proxy_protocol_by_hand_in_reuseport_mode() {
 
 // Behind a real HAProxy.
 
-/// The HAProxy binary: `$HAPROXY`, else `haproxy` on `PATH` or in an sbin
-/// directory; panics (the test fails) if there is none.
-fn haproxy_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("HAPROXY") {
-        return path.into();
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .chain(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from))
-        .map(|dir| dir.join("haproxy"))
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "HAProxy is not installed, and these tests need it: \
-                 `apt-get install -y haproxy` (.ci/run does), or set HAPROXY=/path/to/haproxy"
-            )
-        })
-}
-
 /// A port nobody listens on right now.
 fn free_addr() -> SocketAddr {
     std::net::TcpListener::bind("127.0.0.1:0")
@@ -675,5 +657,38 @@ fn behind_haproxy_tls_passed_through_with_send_proxy_v2() {
         let stats = server.handle.stats();
         assert_eq!(stats.shards[0].tls_handshakes, 3, "{mode:?}");
         assert_eq!(server.establish_errors(), (0, 0));
+    }
+}
+
+/// An h2c connection through HAProxy's `send-proxy-v2`: the PROXY header,
+/// then the HTTP/2 preface. Every stream is served as HTTP/2 and sees the
+/// client HAProxy named, and so does the access log.
+#[test]
+fn behind_haproxy_send_proxy_v2_http2_streams_see_the_client() {
+    let dir = TempDir::new("haproxy-http2");
+    let log = dir.0.join("access.log");
+    let mut config = proxy_config(1, ListenerMode::Handoff);
+    config.log.access_log = AccessLogTarget::File(log.clone());
+    let server = start(config);
+    let front = free_addr();
+    let _haproxy = Haproxy::start(&[(front, server.addr, "send-proxy-v2")]);
+    for _ in 0..2 {
+        let mut client = H2Client::connect(front);
+        let own = client.local_addr.unwrap();
+        for answer in client.get_many("/peer", 3) {
+            assert_eq!(answer.status, 200, "{answer:?}");
+            assert_eq!(answer.body_str(), own.to_string());
+        }
+    }
+    let stats = server.handle.stats();
+    assert_eq!(stats.shards[0].http2.connections, 2);
+    assert_eq!(server.establish_errors(), (0, 0));
+    server.handle.stop();
+    let text = std::fs::read_to_string(&log).unwrap();
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("/peer")).collect();
+    assert_eq!(lines.len(), 6, "one line per stream: {text}");
+    for line in lines {
+        assert!(line.starts_with("127.0.0.1 "), "{line}");
+        assert!(line.contains(r#""GET /peer HTTP/2.0" 200 "#), "{line}");
     }
 }

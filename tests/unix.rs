@@ -1,7 +1,8 @@
 //! Serving on a Unix domain socket (`bind = "unix:/path"`): the acceptor
 //! hands Unix connections off as it does TCP ones; the socket file gets its
 //! mode, a stale one is replaced, a live one is an error, and the file is
-//! removed when the server stops.
+//! removed when the server stops. HTTP/2 with prior knowledge works on it
+//! as on TCP (curl and the `h2` crate's client).
 
 mod support;
 
@@ -11,7 +12,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use shardd::{app_fn, BindAddr, Config, Error, Response, Server, ServerHandle};
-use support::{config, UnixClient};
+use support::{config, H2Client, UnixClient};
 
 /// A socket path in the temp dir, unique to this test; removed on drop.
 struct TempPath(PathBuf);
@@ -81,6 +82,41 @@ fn serves_keep_alive_and_pipelined_requests_over_a_unix_socket() {
         stats.shards.iter().all(|shard| shard.accepted >= 1),
         "{stats:?}"
     );
+}
+
+#[test]
+fn http2_with_prior_knowledge_over_a_unix_socket() {
+    let path = TempPath::new("http2");
+    let server = start(unix_config(&path));
+    let socket = path.0.to_str().unwrap();
+    let output = std::process::Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "10", "--http2-prior-knowledge"])
+        .args(["--unix-socket", socket, "http://localhost/plaintext"])
+        .output()
+        .expect("curl is installed (scripts/test installs it)");
+    let text = String::from_utf8_lossy(&output.stdout).into_owned()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{text}");
+    assert!(text.starts_with("HTTP/2 200"), "{text}");
+    assert!(text.ends_with("Hello, World!"), "{text}");
+
+    // Many streams on one connection, and the peer as HTTP/1.1 shows it.
+    let mut client = H2Client::connect_unix(&path.0);
+    let answers = client.get_many("/plaintext", 20);
+    assert!(
+        answers
+            .iter()
+            .all(|answer| (answer.status, answer.body_str()) == (200, "Hello, World!")),
+        "{answers:?}"
+    );
+    assert_eq!(client.get("/peer").body_str(), "unix:");
+    let stats = server.stats();
+    let http2: u64 = stats
+        .shards
+        .iter()
+        .map(|shard| shard.http2.connections)
+        .sum();
+    assert_eq!(http2, 2, "{stats:?}");
 }
 
 #[test]

@@ -2,7 +2,9 @@
 //! sending requests, on keep-alive connections and on new ones, while the
 //! running shardd starts a new process that inherits its listening socket,
 //! waits for it to be ready, and drains. No request may fail and no
-//! connection may be refused; the serving process changes. The admin port
+//! connection may be refused; the serving process changes. HTTP/2 clients
+//! among them get a GOAWAY from the old process and reconnect to the new
+//! one, with no request lost. The admin port
 //! passes to the new process with the service socket: health checks on it
 //! never fail either, and it answers from the new process afterwards. A new
 //! process that fails (exits at start-up, or is never ready) leaves the old
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use support::parse_response;
 use support::process::{become_subreaper, process_gone, reap, send_signal, Adopted, Process, BIN};
-use support::UnixClient;
+use support::{H2Client, H2Failure, UnixClient};
 
 const WAIT: Duration = Duration::from_secs(15);
 
@@ -109,6 +111,10 @@ struct Tally {
     refused: Vec<String>,
     /// Responses that said `Connection: close` (the keep-alive clients reconnect).
     closed_by_server: u64,
+    /// Requests the HTTP/2 clients got answered.
+    http2_ok: u64,
+    /// GOAWAYs the HTTP/2 clients met (each one then reconnected).
+    http2_goaways: u64,
 }
 
 impl Tally {
@@ -117,19 +123,22 @@ impl Tally {
         self.failed.extend(other.failed);
         self.refused.extend(other.refused);
         self.closed_by_server += other.closed_by_server;
+        self.http2_ok += other.http2_ok;
+        self.http2_goaways += other.http2_goaways;
     }
 }
 
 /// Clients sending requests nonstop until stopped: `keep_alive` of them on
-/// keep-alive connections (reconnecting when the server says close), and
-/// `fresh` that open a new connection for every request.
+/// keep-alive connections (reconnecting when the server says close),
+/// `fresh` that open a new connection for every request, and `http2` on
+/// HTTP/2 connections (reconnecting after a GOAWAY).
 struct Load {
     stop: Arc<AtomicBool>,
     threads: Vec<JoinHandle<Tally>>,
 }
 
 impl Load {
-    fn start(addr: SocketAddr, keep_alive: usize, fresh: usize) -> Load {
+    fn start(addr: SocketAddr, keep_alive: usize, fresh: usize, http2: usize) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let mut threads = Vec::new();
         for _ in 0..keep_alive {
@@ -139,6 +148,10 @@ impl Load {
         for _ in 0..fresh {
             let stop = stop.clone();
             threads.push(std::thread::spawn(move || fresh_client(addr, &stop)));
+        }
+        for _ in 0..http2 {
+            let stop = stop.clone();
+            threads.push(std::thread::spawn(move || http2_client(addr, &stop)));
         }
         Load { stop, threads }
     }
@@ -263,6 +276,46 @@ fn fresh_client(addr: SocketAddr, stop: &AtomicBool) -> Tally {
     tally
 }
 
+/// `GET /plaintext` over one HTTP/2 connection, one stream at a time. A
+/// GOAWAY (the old process draining) leaves the next request unprocessed:
+/// it is sent again on a new connection, as RFC 9113 §6.8 lets a client
+/// do. Anything else (a reset, a broken connection, a bad answer) fails.
+fn http2_client(addr: SocketAddr, stop: &AtomicBool) -> Tally {
+    let mut tally = Tally::default();
+    let mut conn: Option<H2Client> = None;
+    while !stop.load(SeqCst) {
+        let client = match &mut conn {
+            Some(client) => client,
+            None => match H2Client::try_connect(addr) {
+                Ok(client) => conn.insert(client),
+                Err(e) => {
+                    tally.refused.push(format!("HTTP/2: {e}"));
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
+            },
+        };
+        match client.try_get("/plaintext") {
+            Ok(answer) if (answer.status, &answer.body[..]) == (200, b"Hello, World!") => {
+                tally.ok += 1;
+                tally.http2_ok += 1;
+            }
+            Ok(answer) => tally
+                .failed
+                .push(format!("HTTP/2: bad response {answer:?}")),
+            Err(H2Failure::NotProcessed(_)) => {
+                tally.http2_goaways += 1;
+                conn = None;
+            }
+            Err(H2Failure::Failed(why)) => {
+                tally.failed.push(format!("HTTP/2: {why}"));
+                conn = None;
+            }
+        }
+    }
+    tally
+}
+
 fn admin_client(admin: SocketAddr, stop: &AtomicBool) -> Tally {
     let mut tally = Tally::default();
     for path in ["/health/live", "/metrics"].iter().cycle() {
@@ -367,7 +420,7 @@ fn upgrade_under_load_fails_no_request_and_changes_the_serving_process() {
     let mut old = start(Path::new(BIN), &["--bind", &addr.to_string()]);
     let old_pid = old.pid();
 
-    let load = Load::start(addr, 4, 2);
+    let load = Load::start(addr, 4, 2, HTTP2_CLIENTS);
     std::thread::sleep(Duration::from_millis(300));
     let started = Instant::now();
     let new = upgrade_and_wait(&mut old);
@@ -381,6 +434,10 @@ fn upgrade_under_load_fails_no_request_and_changes_the_serving_process() {
     assert!(
         tally.closed_by_server > 0,
         "the old process closed its keep-alive connections: {tally:?}"
+    );
+    assert!(
+        tally.http2_goaways >= HTTP2_CLIENTS as u64,
+        "and sent its HTTP/2 connections GOAWAY: {tally:?}"
     );
     // The new process announced itself on the inherited socket.
     let lines = old.lines_so_far(Duration::from_millis(50)).join("\n");
@@ -408,7 +465,7 @@ fn upgrade_in_reuseport_mode_passes_every_shards_socket() {
         Path::new(BIN),
         &["--bind", &addr.to_string(), "--listener", "reuseport"],
     );
-    let load = Load::start(addr, 4, 2);
+    let load = Load::start(addr, 4, 2, 0);
     std::thread::sleep(Duration::from_millis(300));
     let new = upgrade_and_wait(&mut old);
     std::thread::sleep(Duration::from_millis(300));
@@ -465,7 +522,7 @@ fn new_process_that_exits_at_start_up_leaves_the_old_one_serving() {
         ],
     );
 
-    let load = Load::start(addr, 2, 1);
+    let load = Load::start(addr, 2, 1, 0);
     // The new process will read a broken config file and exit at once.
     std::fs::write(&config, "shards = \"many\"\n").unwrap();
     old.signal(libc::SIGUSR2);
@@ -516,7 +573,7 @@ fn new_process_that_is_never_ready_is_stopped_and_the_old_one_keeps_serving() {
         installed.file("nobody-listens-here").display()
     ));
 
-    let load = Load::start(addr, 2, 1);
+    let load = Load::start(addr, 2, 1, 0);
     let admin_load = Load::start_admin(admin_addr, 1);
     old.signal(libc::SIGUSR2);
     let started = old.wait_for_line("upgrade: started", WAIT);
@@ -541,6 +598,30 @@ fn new_process_that_is_never_ready_is_stopped_and_the_old_one_keeps_serving() {
     assert_eq!(admin_pid(admin_addr), old.pid(), "the old process answers");
 }
 
+/// HTTP/2 clients in the upgrade tests with the admin port.
+const HTTP2_CLIENTS: usize = 2;
+
+/// The HTTP/2 clients were served throughout; each met the old process's
+/// GOAWAY and reconnected, and what they opened after it went to the new
+/// process (its `/metrics` counts their connections).
+fn assert_http2_moved_to_the_new_process(tally: &Tally, admin_addr: SocketAddr) {
+    assert!(tally.http2_ok > 50, "HTTP/2 clients served: {tally:?}");
+    assert!(
+        tally.http2_goaways >= HTTP2_CLIENTS as u64,
+        "each HTTP/2 client met the old process's GOAWAY: {tally:?}"
+    );
+    let metrics = admin(admin_addr, "/metrics").expect("/metrics");
+    let connections: f64 = metrics
+        .lines()
+        .filter(|line| line.starts_with("shardd_http2_connections_total{"))
+        .filter_map(|line| line.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(
+        connections >= HTTP2_CLIENTS as f64,
+        "the new process serves the HTTP/2 clients' new connections: {connections}\n{metrics}"
+    );
+}
+
 /// An upgrade under load with the admin port on a fixed address (`extra`
 /// picks the listener): no request fails on either port, and afterwards
 /// the new process answers on both.
@@ -559,7 +640,7 @@ fn upgrade_under_load_with_a_fixed_admin_port(extra: &[&str]) {
     let old_pid = old.pid();
     assert_eq!(admin_pid(admin_addr), old_pid);
 
-    let load = Load::start(addr, 4, 2);
+    let load = Load::start(addr, 4, 2, HTTP2_CLIENTS);
     let admin_load = Load::start_admin(admin_addr, 2);
     std::thread::sleep(Duration::from_millis(300));
     let new = upgrade_and_wait(&mut old);
@@ -583,6 +664,7 @@ fn upgrade_under_load_with_a_fixed_admin_port(extra: &[&str]) {
     assert_ne!(new_pid, old_pid);
     assert_eq!(admin(admin_addr, "/health/ready").as_deref(), Ok("ready\n"));
     assert_eq!(admin_pid(admin_addr), new_pid, "the new process answers");
+    assert_http2_moved_to_the_new_process(&tally, admin_addr);
     eprintln!("service {tally:?}; admin {admin_tally:?}");
 
     stop_new(new);

@@ -1,11 +1,13 @@
 //! What the integration tests share: a test server on an ephemeral port
 //! ([`server`]), the one raw HTTP/1.1 client ([`client`]) over TCP, over a
 //! Unix socket ([`unix_client`]) and over an in-memory pipe
-//! ([`memory_pipe`]), a listener of in-memory pipes ([`memory_listener`]),
+//! ([`memory_pipe`]), an HTTP/2 client over TCP or a Unix socket
+//! ([`h2_client`]), a listener of in-memory pipes ([`memory_listener`]),
 //! the one response parser ([`response`]),
 //! polling with a deadline ([`wait`]), the built binary as a process
 //! ([`process`]), a config file for one test ([`temp_config`]) and the
-//! scheduling policies and CPU time of a process's threads ([`threads`]).
+//! scheduling policies and CPU time of a process's threads ([`threads`]),
+//! where HAProxy is installed ([`haproxy`]).
 //!
 //! Every client read and write has a timeout and every wait has a deadline,
 //! so a misbehaving server makes a test fail instead of hang.
@@ -14,6 +16,8 @@
 #![allow(dead_code, unused_imports)]
 
 mod client;
+mod h2_client;
+mod haproxy;
 mod memory_listener;
 mod memory_pipe;
 pub mod process;
@@ -25,6 +29,8 @@ mod unix_client;
 mod wait;
 
 pub use client::{Client, Closed, RawClient, Transport};
+pub use h2_client::{H2Client, H2Failure, H2Response};
+pub use haproxy::haproxy_binary;
 pub use memory_listener::{serve_in_memory, AnyStream, MemoryListener};
 pub use memory_pipe::{MemoryClient, MemoryPipe};
 pub use response::{assert_valid_date, parse_response, HttpResponse};

@@ -53,7 +53,7 @@ pub(super) async fn serve_stream<A: App>(
     let (parts, mut body) = request.into_parts();
     let head = match StreamHead::new(&parts) {
         Ok(head) => head,
-        Err(status) => return refuse(&mut respond, status, env).await,
+        Err(status) => return refuse(&mut respond, status, env, Refused::Head(peer)).await,
     };
     let head_only = parts.method == http::Method::HEAD;
     let has_body = !body.is_end_stream();
@@ -78,7 +78,11 @@ pub(super) async fn serve_stream<A: App>(
         .await
         {
             Ok(bytes) => bytes,
-            Err(error) => return refuse(&mut respond, error.status(), env).await,
+            Err(error) => {
+                let request = head.request(b"", peer, None);
+                let refused = Refused::Body(&request, started);
+                return refuse(&mut respond, error.status(), env, refused).await;
+            }
         }
     } else {
         Bytes::new()
@@ -158,11 +162,23 @@ fn record(
     }
 }
 
-/// A request refused before the app: its status, a short text body.
+/// What a refused stream's access log line can show.
+enum Refused<'a, 'r> {
+    /// The head itself was refused: only the peer, as for an HTTP/1.1
+    /// request the codec refuses.
+    Head(&'a PeerAddr),
+    /// The body was (too large, too slow): the request line is known.
+    Body(&'a Request<'r>, Instant),
+}
+
+/// A request refused before the app: its status, a short text body, and
+/// its line in the access log (every stream gets one, as every HTTP/1.1
+/// request does).
 async fn refuse(
     respond: &mut SendResponse<Bytes>,
     status: StatusCode,
     env: &ShardEnv,
+    refused: Refused<'_, '_>,
 ) -> StreamEnd {
     add_own(&env.stats.bad_requests, 1);
     let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
@@ -173,7 +189,19 @@ async fn refuse(
         .with_header("Content-Type", "text/plain")
         .with_body(format!("{reason}\n"));
     match send_response(respond, &mut response, false, env).await {
-        Sent::Whole { .. } => StreamEnd::Answered,
+        Sent::Whole { status, body_bytes } => {
+            if let Some(access_log) = &env.access_log {
+                match refused {
+                    Refused::Head(peer) => {
+                        access_log.record_refusal(peer, status, body_bytes.unwrap_or(0))
+                    }
+                    Refused::Body(request, started) => {
+                        access_log.record(request, status, body_bytes, started.elapsed())
+                    }
+                }
+            }
+            StreamEnd::Answered
+        }
         Sent::Cut => StreamEnd::ResetByClient,
         Sent::Stalled => StreamEnd::Failed,
     }
