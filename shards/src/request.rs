@@ -1,7 +1,7 @@
 //! [`Request`]: one request as the app sees it, borrowed from the
 //! connection's read buffer (nothing copied, nothing allocated).
 
-use std::rc::Rc;
+use std::sync::Arc;
 
 use ::http::Method;
 
@@ -15,7 +15,7 @@ pub struct Request<'a> {
     parts: RequestParts<'a>,
     peer: &'a PeerAddr,
     /// The body as it arrives, when the app asked for it as a stream.
-    upload: Option<&'a Rc<Pipe>>,
+    upload: Option<&'a Arc<Pipe>>,
     /// Path parameters the router matched, as sent (not percent-decoded).
     params: &'a [(&'a str, &'a str)],
 }
@@ -38,7 +38,7 @@ impl<'a> Request<'a> {
     pub(crate) fn with_upload(
         parts: RequestParts<'a>,
         peer: &'a PeerAddr,
-        upload: &'a Rc<Pipe>,
+        upload: &'a Arc<Pipe>,
     ) -> Self {
         Request {
             parts,

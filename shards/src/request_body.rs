@@ -7,11 +7,10 @@
 //! at most [`WINDOW`] bytes the app has not taken yet; beyond that the
 //! connection stops reading, and TCP flow control slows the client.
 
-use std::cell::RefCell;
 use std::collections::VecDeque;
 use std::future::poll_fn;
 use std::pin::Pin;
-use std::rc::Rc;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll, Waker};
 
 use bytes::Bytes;
@@ -25,9 +24,14 @@ use crate::http::HttpError;
 pub(crate) const WINDOW: usize = 64 * 1024;
 
 /// Between the connection (writing) and the app (reading).
+///
+/// Behind a mutex, not a `RefCell`, so that the app's end is `Send`: tower
+/// services (axum's `Router`, tonic's servers) require a `Send` request
+/// body, even though shardd polls it on the shard's own thread. The lock is
+/// never contended there and is taken once per chunk.
 #[derive(Debug, Default)]
 pub(crate) struct Pipe {
-    state: RefCell<PipeState>,
+    state: Mutex<PipeState>,
 }
 
 #[derive(Debug, Default)]
@@ -45,8 +49,16 @@ struct PipeState {
 }
 
 impl Pipe {
+    /// The state; a panic while it was held (none can happen in these
+    /// short sections) leaves it usable.
+    fn state(&self) -> MutexGuard<'_, PipeState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     pub(crate) fn push(&self, chunk: Bytes) {
-        let mut state = self.state.borrow_mut();
+        let mut state = self.state();
         state.queued += chunk.len();
         state.chunks.push_back(chunk);
         if let Some(app) = state.app.take() {
@@ -55,7 +67,7 @@ impl Pipe {
     }
 
     pub(crate) fn finish(&self, end: Result<(), HttpError>) {
-        let mut state = self.state.borrow_mut();
+        let mut state = self.state();
         state.end.get_or_insert(end);
         if let Some(app) = state.app.take() {
             app.wake();
@@ -64,18 +76,18 @@ impl Pipe {
 
     /// Keep the trailers that ended the body, for the app to ask for.
     pub(crate) fn set_trailers(&self, trailers: HeaderMap) {
-        self.state.borrow_mut().trailers = Some(trailers);
+        self.state().trailers = Some(trailers);
     }
 
     /// The body ended whole.
     pub(crate) fn is_complete(&self) -> bool {
-        matches!(self.state.borrow().end, Some(Ok(())))
+        matches!(self.state().end, Some(Ok(())))
     }
 
     /// Whether the app has taken enough that the connection may read on;
     /// if not, the connection is woken when it has.
     pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> bool {
-        let mut state = self.state.borrow_mut();
+        let mut state = self.state();
         if state.queued < WINDOW {
             return true;
         }
@@ -84,7 +96,7 @@ impl Pipe {
     }
 
     fn poll_chunk(&self, cx: &mut Context<'_>) -> Poll<Option<Result<Bytes, BodyError>>> {
-        let mut state = self.state.borrow_mut();
+        let mut state = self.state();
         if let Some(chunk) = state.chunks.pop_front() {
             state.queued -= chunk.len();
             if let Some(connection) = state.connection.take() {
@@ -117,7 +129,7 @@ pub struct BodyError(HttpError);
 /// (gRPC) reads requests while it sends responses.
 #[derive(Debug, Clone)]
 pub struct RequestBody {
-    pub(crate) pipe: Rc<Pipe>,
+    pub(crate) pipe: Arc<Pipe>,
 }
 
 impl RequestBody {
@@ -130,7 +142,7 @@ impl RequestBody {
     /// trailers are read and dropped), once [`chunk`](Self::chunk) has
     /// returned `None`.
     pub fn trailers(&self) -> Option<HeaderMap> {
-        self.pipe.state.borrow_mut().trailers.take()
+        self.pipe.state().trailers.take()
     }
 }
 

@@ -7,7 +7,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 
 use bytes::Bytes;
@@ -41,7 +41,7 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Connection<'_, C> {
             self.write_output().await?;
         }
         self.wait.switch(Waiting::Body);
-        let pipe = Rc::new(Pipe::default());
+        let pipe = Arc::new(Pipe::default());
         let peer = self.peer.clone();
         let request = Request::with_upload(head.parts(), &peer, &pipe);
         let mut outcome = None;

@@ -8,7 +8,7 @@ use crate::http::{path_len, HeaderSpan, RequestParts, Version};
 use crate::listener::PeerAddr;
 use crate::request::Request;
 use crate::request_body::Pipe;
-use std::rc::Rc;
+use std::sync::Arc;
 
 /// A stream's request head, owned: the method and target, and every field
 /// name and value copied into one buffer that `spans` point into (one
@@ -82,7 +82,7 @@ impl StreamHead {
         &'a self,
         body: &'a [u8],
         peer: &'a PeerAddr,
-        upload: Option<&'a Rc<Pipe>>,
+        upload: Option<&'a Arc<Pipe>>,
     ) -> Request<'a> {
         let parts = RequestParts {
             method: self.method.as_str(),

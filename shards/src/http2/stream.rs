@@ -8,7 +8,7 @@
 
 use std::future::{poll_fn, Future};
 use std::pin::pin;
-use std::rc::Rc;
+use std::sync::Arc;
 use std::task::Poll;
 use std::time::Duration;
 
@@ -58,7 +58,7 @@ pub(super) async fn serve_stream<A: App>(
     let head_only = parts.method == http::Method::HEAD;
     let has_body = !body.is_end_stream();
     if has_body && app.streams_body(&head.request(b"", peer, None)) {
-        let pipe = Rc::new(Pipe::default());
+        let pipe = Arc::new(Pipe::default());
         let request = head.request(b"", peer, Some(&pipe));
         let answering = answer(app, &request, &mut respond, head_only, env, started);
         return beside(answering, feed(&pipe, body)).await;

@@ -21,16 +21,19 @@
 //! The service's futures run on the shard's thread, inside the connection's
 //! task: they may be `Send`, nothing requires it. Everything the connection
 //! does for a native app it does here too: limits and timeouts apply before
-//! the service sees the request (the body arrives whole), a panic while the
+//! the service sees the request (an HTTP/1.1 body arrives whole), a panic while the
 //! service runs is a 500 and a close, a drain lets the request finish and
 //! answers it with `Connection: close`.
 //!
 //! What differs from hyper:
-//! - The request body is already read: [`RequestBody`] is one frame.
+//! - An HTTP/1.1 request body is already read: [`RequestBody`] is one
+//!   frame. An HTTP/2 one streams as it arrives, its trailers last, and
+//!   is not bounded by `max_body_bytes`: the service bounds it (axum's
+//!   `DefaultBodyLimit`, tonic's message size limits).
 //! - A response body that is complete at once goes out with a
-//!   `Content-Length` and no copy; any other is streamed frame by frame with
-//!   chunked coding, polled only as fast as the client reads. Trailers are
-//!   dropped.
+//!   `Content-Length` and no copy; any other is streamed frame by frame
+//!   (chunked over HTTP/1.1), polled only as fast as the client reads.
+//!   Trailers go out over HTTP/2 and are dropped over HTTP/1.1.
 //! - Header text must be UTF-8: a response with a value that is not (the
 //!   `http` crate allows obsolete Latin-1 bytes) becomes a 500.
 //! - No upgrades through the service (axum's `WebSocketUpgrade` answers
@@ -39,7 +42,27 @@
 //! - A service error (axum's `Router` has none) is a 500 and a close.
 //! - The client's address is an extension only if asked for
 //!   ([`TowerApp::with_peer_addr`]), as axum's `ConnectInfo` is.
+//!
+//! # gRPC
+//!
+//! A tonic service (`tonic::service::Routes`, or one generated server) is
+//! a tower service like any other: serve it with [`serve_tower`] and
+//! clients reach it over HTTP/2, cleartext with prior knowledge or TLS
+//! with ALPN `h2`. Unary, server, client and bidirectional streaming all
+//! work: request bodies stream, response trailers carry the status. Two
+//! things `tonic::transport::Server` does, and tonic's generated servers
+//! do not, the adapter does for any request with a gRPC content type:
+//! - it honours the client's deadline (`grpc-timeout`): when it passes,
+//!   the handler is dropped (cancelled), and the call ends with
+//!   `DEADLINE_EXCEEDED`, before or during its response;
+//! - it answers a gRPC call over HTTP/1.x with `505 HTTP Version Not
+//!   Supported` (gRPC's status travels in trailers, which shardd sends
+//!   only over HTTP/2); gRPC-Web is left to the service.
+//!
+//! A client that cancels its call resets the stream, which drops the
+//! handler's future, or its response stream if it has answered.
 
+mod grpc;
 mod request;
 mod response;
 
@@ -55,6 +78,7 @@ use crate::app::App;
 use crate::body::BoxError;
 use crate::request::Request;
 use crate::response::Response;
+use grpc::{DeadlineBody, GrpcCall};
 
 pub use request::RequestBody;
 
@@ -163,8 +187,25 @@ where
         // moves around) than the two uncontended atomic operations it saves.
         let mut service = self.service.clone();
         async move {
-            if let Err(error) = poll_fn(|cx| service.poll_ready(cx)).await {
-                return service_failed(error.into());
+            // Only a POST is looked at further: the fast path pays one comparison.
+            let mut deadline = match grpc::inspect(request) {
+                GrpcCall::No | GrpcCall::Http2 { timeout: None } => None,
+                GrpcCall::OverHttp1 => return grpc::over_http1(),
+                GrpcCall::Http2 {
+                    timeout: Some(timeout),
+                } => Some(grpc::deadline(timeout)),
+            };
+            let ready = poll_fn(|cx| {
+                if passed(&mut deadline, cx) {
+                    return Poll::Ready(None);
+                }
+                service.poll_ready(cx).map(Some)
+            })
+            .await;
+            match ready {
+                None => return grpc::deadline_exceeded(),
+                Some(Err(error)) => return service_failed(error.into()),
+                Some(Ok(())) => {}
             }
             let converted =
                 match request::to_http(request, self.peer_addr, &self.arena, &self.spare_headers) {
@@ -180,19 +221,49 @@ where
             let mut answer = pin!(service.call(converted));
             // Converted in the poll that brings the answer, with its waker
             // for the first look at the body.
-            poll_fn(|cx| match answer.as_mut().poll(cx) {
-                Poll::Ready(Ok(answer)) => Poll::Ready(response::from_http(
-                    answer,
-                    cx,
-                    &self.spare_body,
-                    &self.spare_headers,
-                )),
-                Poll::Ready(Err(error)) => Poll::Ready(service_failed(error.into())),
-                Poll::Pending => Poll::Pending,
+            poll_fn(|cx| {
+                if passed(&mut deadline, cx) {
+                    // Dropping the service's future cancels the handler.
+                    return Poll::Ready(grpc::deadline_exceeded());
+                }
+                let answer = match answer.as_mut().poll(cx) {
+                    Poll::Ready(Ok(answer)) => answer,
+                    Poll::Ready(Err(error)) => return Poll::Ready(service_failed(error.into())),
+                    Poll::Pending => return Poll::Pending,
+                };
+                let headers = &self.spare_headers;
+                Poll::Ready(match deadline.take() {
+                    None => response::from_http(answer, cx, &self.spare_body, headers),
+                    // The deadline goes on while the body streams. Its own
+                    // spare box: the app's keeps the plain bodies' type.
+                    Some(deadline) => response::from_http(
+                        answer.map(|body| DeadlineBody::new(body, deadline)),
+                        cx,
+                        &response::SpareBody::default(),
+                        headers,
+                    ),
+                })
             })
             .await
         }
     }
+
+    /// HTTP/2 request bodies stream to the service, so that gRPC's client
+    /// and bidirectional streaming work; HTTP/1.1 bodies arrive whole.
+    fn streams_body(&self, head: &Request<'_>) -> bool {
+        head.version() == http::Version::HTTP_2
+    }
+}
+
+/// Whether the gRPC deadline, if there is one, has passed (if not, `cx`
+/// is woken when it does).
+fn passed(
+    deadline: &mut Option<std::pin::Pin<Box<tokio::time::Sleep>>>,
+    cx: &mut std::task::Context<'_>,
+) -> bool {
+    deadline
+        .as_mut()
+        .is_some_and(|deadline| deadline.as_mut().poll(cx).is_ready())
 }
 
 /// A service error: a 500, and the connection closes, as hyper would close it.

@@ -8,7 +8,6 @@
 //! are standard costs no allocation however many fields it has.
 
 use std::cell::RefCell;
-use std::convert::Infallible;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -16,32 +15,69 @@ use bytes::{Bytes, BytesMut};
 use http::header::HeaderMap;
 use http_body::{Frame, SizeHint};
 
+use futures_core::Stream;
+
 use crate::interop::{request_to_http, HttpConversionError};
 use crate::request::Request;
+use crate::request_body::{BodyError, RequestBody as StreamedBody};
 
-/// The body of a request handed to a tower service: the request's whole
-/// body, already read (and de-chunked) by the connection, as one frame.
+/// The body of a request handed to a tower service.
 ///
-/// It implements `http_body::Body<Data = Bytes, Error = Infallible>`, so
-/// axum's extractors (`Json`, `Bytes`, `String`, `Form`, ...) read it as
-/// they would read hyper's `Incoming`. The connection has already applied
+/// Over HTTP/1.1 it is the request's whole body, already read (and
+/// de-chunked) by the connection, as one frame; the connection has applied
 /// `limits.max_body_bytes` (a larger body got a 413 before the service ran).
+///
+/// Over HTTP/2 it streams: each DATA frame reaches the service as it
+/// arrives, then the request's trailers, if any, as the last frame, and
+/// the service may keep reading it after it has answered (from its
+/// response body), so gRPC's client and bidirectional streaming work. A
+/// stream is not bounded by `max_body_bytes` (a gRPC stream may carry any
+/// number of messages); the service bounds what it gathers, as tonic does
+/// per message (`max_decoding_message_size`, 4 MiB by default) and axum
+/// per body (`DefaultBodyLimit`, 2 MB). Flow control keeps what is read
+/// ahead of the service small.
+///
+/// It implements `http_body::Body<Data = Bytes>`, so axum's extractors
+/// (`Json`, `Bytes`, `String`, `Form`, ...) and tonic's servers read it
+/// as they would read hyper's `Incoming`. Its error, only ever from a
+/// stream, says the client reset the stream or stopped sending.
 #[derive(Debug, Default)]
 pub struct RequestBody {
-    data: Option<Bytes>,
+    kind: Kind,
+}
+
+#[derive(Debug)]
+enum Kind {
+    /// Read whole: the one frame, until it is taken.
+    Whole(Option<Bytes>),
+    /// Read as it arrives; `ended` once its last frame is out.
+    Streaming { body: StreamedBody, ended: bool },
+}
+
+impl Default for Kind {
+    fn default() -> Self {
+        Kind::Whole(None)
+    }
 }
 
 impl RequestBody {
     /// A body of these bytes.
     pub fn new(data: Bytes) -> Self {
         RequestBody {
-            data: (!data.is_empty()).then_some(data),
+            kind: Kind::Whole((!data.is_empty()).then_some(data)),
         }
     }
 
     /// An empty body.
     pub fn empty() -> Self {
         RequestBody::default()
+    }
+
+    /// A body read as it arrives ([`Request::body_stream`]), its trailers last.
+    pub fn streaming(body: StreamedBody) -> Self {
+        RequestBody {
+            kind: Kind::Streaming { body, ended: false },
+        }
     }
 }
 
@@ -63,23 +99,55 @@ impl From<&'static str> for RequestBody {
     }
 }
 
+impl From<StreamedBody> for RequestBody {
+    fn from(body: StreamedBody) -> Self {
+        RequestBody::streaming(body)
+    }
+}
+
 impl http_body::Body for RequestBody {
     type Data = Bytes;
-    type Error = Infallible;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
-        _cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
-        Poll::Ready(self.get_mut().data.take().map(|data| Ok(Frame::data(data))))
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        match &mut self.get_mut().kind {
+            Kind::Whole(data) => Poll::Ready(data.take().map(|data| Ok(Frame::data(data)))),
+            Kind::Streaming { ended: true, .. } => Poll::Ready(None),
+            Kind::Streaming { body, ended } => match Pin::new(&mut *body).poll_next(cx) {
+                Poll::Ready(Some(Ok(data))) => Poll::Ready(Some(Ok(Frame::data(data)))),
+                Poll::Ready(Some(Err(error))) => {
+                    *ended = true;
+                    Poll::Ready(Some(Err(error)))
+                }
+                Poll::Ready(None) => {
+                    *ended = true;
+                    Poll::Ready(
+                        body.trailers()
+                            .map(|trailers| Ok(Frame::trailers(trailers))),
+                    )
+                }
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 
     fn is_end_stream(&self) -> bool {
-        self.data.is_none()
+        match &self.kind {
+            Kind::Whole(data) => data.is_none(),
+            Kind::Streaming { ended, .. } => *ended,
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        SizeHint::with_exact(self.data.as_ref().map_or(0, |data| data.len() as u64))
+        match &self.kind {
+            Kind::Whole(data) => {
+                SizeHint::with_exact(data.as_ref().map_or(0, |data| data.len() as u64))
+            }
+            Kind::Streaming { .. } => SizeHint::default(),
+        }
     }
 }
 
@@ -148,7 +216,11 @@ pub(crate) fn to_http(
     if peer {
         parts.extensions.insert(request.peer().clone());
     }
-    Ok(http::Request::from_parts(parts, RequestBody::new(data)))
+    let body = match request.body_stream() {
+        Some(streamed) => RequestBody::streaming(streamed),
+        None => RequestBody::new(data),
+    };
+    Ok(http::Request::from_parts(parts, body))
 }
 
 #[cfg(test)]
@@ -174,6 +246,33 @@ mod tests {
             Poll::Ready(None)
         ));
         assert!(RequestBody::from(Vec::new()).is_end_stream());
+    }
+
+    #[test]
+    fn a_streamed_body_gives_its_chunks_as_they_come_then_its_trailers() {
+        let pipe = std::sync::Arc::new(crate::request_body::Pipe::default());
+        let mut body = RequestBody::streaming(StreamedBody { pipe: pipe.clone() });
+        assert_eq!(body.size_hint().exact(), None);
+        let waker = std::task::Waker::noop();
+        let mut cx = Context::from_waker(waker);
+        let mut poll = |body: &mut RequestBody| Pin::new(body).poll_frame(&mut cx);
+        assert!(poll(&mut body).is_pending());
+        pipe.push(Bytes::from_static(b"one"));
+        let Poll::Ready(Some(Ok(frame))) = poll(&mut body) else {
+            panic!("a data frame expected");
+        };
+        assert_eq!(frame.into_data().unwrap(), "one");
+        assert!(poll(&mut body).is_pending());
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", http::HeaderValue::from_static("0"));
+        pipe.set_trailers(trailers);
+        pipe.finish(Ok(()));
+        let Poll::Ready(Some(Ok(frame))) = poll(&mut body) else {
+            panic!("the trailers frame expected");
+        };
+        assert_eq!(frame.into_trailers().unwrap()["grpc-status"], "0");
+        assert!(body.is_end_stream());
+        assert!(matches!(poll(&mut body), Poll::Ready(None)));
     }
 
     /// Where the request's path bytes are.

@@ -82,7 +82,7 @@ impl Body {
     /// let answer = http::Response::new(axum_like_body("hello"));
     /// let response = Response::from_http(answer.map(Body::from_http_body))?;
     /// assert_eq!(response.body().as_bytes(), Some(&b"hello"[..]));
-    /// # fn axum_like_body(text: &'static str) -> impl http_body::Body<Data = bytes::Bytes, Error = std::convert::Infallible> {
+    /// # fn axum_like_body(text: &'static str) -> impl http_body::Body<Data = bytes::Bytes, Error = shardd_shards::BodyError> {
     /// #     shardd_shards::tower::RequestBody::from(text)
     /// # }
     /// # Ok::<(), shardd_shards::HttpConversionError>(())
