@@ -1,7 +1,7 @@
 //! What the integration tests share: a test server on an ephemeral port
 //! ([`server`]), the one raw HTTP/1.1 client ([`client`]) over TCP, over a
 //! Unix socket ([`unix_client`]) and over an in-memory pipe
-//! ([`memory_pipe`]), a listener of in-memory pipes ([`memory_listener`]),
+//! ([`memory_pipe`]), a raw HTTP/2 frame client for attacks ([`h2_raw`]), a listener of in-memory pipes ([`memory_listener`]),
 //! the one response parser ([`response`]),
 //! polling with a deadline ([`wait`]), the built binary as a process
 //! ([`process`]), a config file for one test ([`temp_config`]) and the
@@ -14,6 +14,7 @@
 #![allow(dead_code, unused_imports)]
 
 mod client;
+pub mod h2_raw;
 mod memory_listener;
 mod memory_pipe;
 pub mod process;
