@@ -520,3 +520,106 @@ fn empty_data_frame_flood_is_cut_off() {
     });
     assert_cut_off(&server, &measured, Duration::from_millis(500));
 }
+
+// ---------------------------------------------------------------------------
+// Fairness and drain
+
+/// One connection keeps 128 streams of 64 KiB responses in flight, over and
+/// over, reading as fast as it can: the shard's other clients must still
+/// be answered quickly (the connection's streams share its one task, which
+/// yields to the shard's other connections).
+#[test]
+fn a_connection_with_a_hundred_busy_streams_does_not_starve_the_shard() {
+    let _alone = alone();
+    let server = TestServer::start(attack_config());
+    let measured = under_attack(&server, "128 busy streams", |addr| {
+        let open = 0x7fff_ffff;
+        let mut client = RawH2::connect_with(addr, &[(SETTINGS_INITIAL_WINDOW_SIZE, open)]);
+        client.send(&window_update(0, open - 65_535)).unwrap();
+        let until = Instant::now() + Duration::from_secs(2);
+        let (mut next_stream, mut answered) = (1u32, 0usize);
+        while Instant::now() < until {
+            let mut bytes = Vec::new();
+            for _ in 0..128 {
+                bytes.extend(get(next_stream, "/big?n=65536"));
+                next_stream += 2;
+            }
+            client.send(&bytes).unwrap();
+            let mut ended = 0;
+            while ended < 128 {
+                let frame = client
+                    .next_frame(Duration::from_secs(5))
+                    .expect("the busy connection is served");
+                assert!(frame.goaway().is_none(), "an honest client is not cut off");
+                if frame.kind == DATA && frame.flags & END_STREAM != 0 {
+                    ended += 1;
+                }
+            }
+            answered += 128;
+        }
+        (Ended::StillOpen, answered)
+    });
+    assert_fresh_clients_fast(&measured);
+    assert!(
+        measured.sent >= 256,
+        "the busy connection was served too: {measured:?}"
+    );
+    assert_eq!(goaways(&server, "enhance_your_calm"), 0.0);
+}
+
+/// A drain at frame level: the first GOAWAY names the highest stream id
+/// (2^31 - 1) and comes with a PING; a request sent before the client
+/// answers it is still served; the final GOAWAY, after the answer, names
+/// the last stream the server took; every stream at or below it is answered.
+#[test]
+fn a_drain_sends_two_goaways_and_serves_a_request_sent_between_them() {
+    let _alone = alone();
+    let server = TestServer::start(attack_config());
+    server.controls.hold();
+    let mut client = RawH2::connect(server.addr);
+    client.send(&get(1, "/hold")).unwrap();
+    thread::sleep(Duration::from_millis(100)); // stream 1 is in the app
+    server.handle.drain();
+
+    let within = Duration::from_secs(5);
+    let first = next_of_kind(&mut client, GOAWAY, within);
+    assert_eq!(first.goaway(), Some((0x7fff_ffff, NO_ERROR)), "{first:?}");
+    // Sent before the client answers the ping: still to be served.
+    client.send(&get(3, "/")).unwrap();
+    let ping = next_of_kind(&mut client, PING, within);
+    assert_eq!(ping.flags & ACK, 0, "{ping:?}");
+    client.send(&frame(PING, ACK, 0, &ping.payload)).unwrap();
+
+    let mut statuses = Vec::new();
+    let mut last = None;
+    server.controls.release();
+    let deadline = Instant::now() + within;
+    while Instant::now() < deadline && (last.is_none() || statuses.len() < 2) {
+        let Some(frame) = client.next_frame(deadline - Instant::now()) else {
+            break;
+        };
+        if frame.kind == HEADERS {
+            statuses.push((frame.stream, frame.status()));
+        }
+        if let Some(goaway) = frame.goaway() {
+            last = Some(goaway);
+        }
+    }
+    assert_eq!(last, Some((3, NO_ERROR)), "the final GOAWAY names stream 3");
+    statuses.sort();
+    assert_eq!(statuses, [(1, Some(200)), (3, Some(200))]);
+}
+
+/// The next frame of `kind`, skipping others; panics after `within`.
+fn next_of_kind(client: &mut RawH2, kind: u8, within: Duration) -> Frame {
+    let deadline = Instant::now() + within;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        let frame = client
+            .next_frame(left)
+            .unwrap_or_else(|| panic!("no frame of type {kind} within {within:?}"));
+        if frame.kind == kind {
+            return frame;
+        }
+    }
+}
