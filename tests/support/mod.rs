@@ -2,7 +2,8 @@
 //! ([`server`]), the one raw HTTP/1.1 client ([`client`]) over TCP, over a
 //! Unix socket ([`unix_client`]) and over an in-memory pipe
 //! ([`memory_pipe`]), an HTTP/2 client over TCP or a Unix socket
-//! ([`h2_client`]), a listener of in-memory pipes ([`memory_listener`]),
+//! ([`h2_client`]), a raw HTTP/2 frame client for attacks ([`h2_raw`]), a
+//! listener of in-memory pipes ([`memory_listener`]),
 //! the one response parser ([`response`]),
 //! polling with a deadline ([`wait`]), the built binary as a process
 //! ([`process`]), a config file for one test ([`temp_config`]) and the
@@ -17,6 +18,7 @@
 
 mod client;
 mod h2_client;
+pub mod h2_raw;
 mod haproxy;
 mod memory_listener;
 mod memory_pipe;

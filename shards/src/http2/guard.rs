@@ -1,5 +1,6 @@
-//! Two watches on an HTTP/2 connection: how fast the client resets
-//! streams, and whether it still answers pings.
+//! Two watches on an HTTP/2 connection: how fast the client does
+//! something (resets streams, floods frames), and whether it still answers
+//! pings.
 
 use std::future::Future;
 use std::pin::Pin;
@@ -13,32 +14,33 @@ use tokio::time::{sleep, Instant, Sleep};
 
 use super::settings::Http2Settings;
 
-/// Resets by the client in the current one-second window; too many, and the
-/// connection is cut (the rapid-reset attack: open a stream, reset it, again,
-/// so the server does work no response is ever sent for).
-pub(super) struct ResetWindow {
+/// Events in the current one-second window; too many, and the connection
+/// is cut. Counts the client's resets (the rapid-reset attack: open a
+/// stream, reset it, again, so the server does work no response is ever
+/// sent for) and its overhead frames (`flood`).
+pub(super) struct RateWindow {
     limit: u32,
     started: Instant,
     count: u32,
 }
 
-impl ResetWindow {
+impl RateWindow {
     pub(super) fn new(limit: u32) -> Self {
-        ResetWindow {
+        RateWindow {
             limit,
             started: Instant::now(),
             count: 0,
         }
     }
 
-    /// Count one reset; `true` once the window's limit is passed.
-    pub(super) fn count_one(&mut self) -> bool {
+    /// Count `events`; `true` once the window's limit is passed.
+    pub(super) fn count(&mut self, events: u32) -> bool {
         let now = Instant::now();
         if now - self.started >= Duration::from_secs(1) {
             self.started = now;
             self.count = 0;
         }
-        self.count += 1;
+        self.count = self.count.saturating_add(events);
         self.count > self.limit
     }
 }

@@ -10,8 +10,9 @@
 //! The parts: `settings` (what a connection may do), `head` (a stream's
 //! request as the app sees it), `stream` (one request and its answer),
 //! `send` (a response out within flow control), `guard` (rapid resets and
-//! keep-alive pings).
+//! keep-alive pings), `flood` (floods of frames that ask for nothing).
 
+mod flood;
 mod guard;
 mod head;
 mod send;
@@ -29,7 +30,8 @@ use h2::server::SendResponse;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant};
 
-use self::guard::{KeepAlive, ResetWindow};
+use self::flood::FloodWatch;
+use self::guard::{KeepAlive, RateWindow};
 pub use self::settings::Http2Settings;
 use self::stream::{serve_stream, StreamEnd};
 use crate::app::App;
@@ -55,6 +57,7 @@ where
     A: App,
 {
     let settings = &env.http2;
+    let (io, flooded) = FloodWatch::new(io, settings.max_control_frames_per_second);
     let handshake = builder(settings).handshake::<_, Bytes>(io);
     let mut connection = match tokio::time::timeout(env.limits.header_timeout, handshake).await {
         Ok(Ok(connection)) => connection,
@@ -69,18 +72,22 @@ where
     };
     env.stats.http2.connections.fetch_add(1, Relaxed);
     let mut streams = FuturesUnordered::new();
-    let mut resets = ResetWindow::new(settings.max_resets_per_second);
+    let mut resets = RateWindow::new(settings.max_resets_per_second);
     let mut keep_alive = KeepAlive::new(&mut connection, settings);
     let mut phase = Phase::Open {
         idle_since: Some(Instant::now()),
         served_any: false,
     };
-    loop {
+    // Whether the loop ended by cutting an abusive client off.
+    let abusive = loop {
         let deadline = phase.deadline(env, streams.is_empty());
         let event = {
             let mut accepting = pin!(connection.accept());
             let mut timer = pin!(sleep_until(deadline.unwrap_or_else(far_future)));
             poll_fn(|cx| {
+                if flooded.get() {
+                    return Poll::Ready(Event::Flooded);
+                }
                 if matches!(phase, Phase::Open { .. }) && env.drain.is_draining() {
                     return Poll::Ready(Event::Drain);
                 }
@@ -114,27 +121,36 @@ where
             Event::Accepted(Some(Err(error))) => {
                 count_connection_error(env, &error);
                 log::debug!("HTTP/2 connection from {peer} ended: {error}");
-                break;
+                break false;
             }
             // The client closed, or the GOAWAYs have run their course.
-            Event::Accepted(None) => break,
+            Event::Accepted(None) => break false,
             Event::StreamEnded(end) => {
                 if end == StreamEnd::ResetByClient {
                     env.stats.http2.resets_by_client.fetch_add(1, Relaxed);
-                    if resets.count_one() && matches!(phase, Phase::Open { .. }) {
-                        log::warn!(
-                            "HTTP/2 client {peer} reset streams too fast; closing with ENHANCE_YOUR_CALM"
-                        );
-                        env.stats.http2.goaway(GoawayReason::EnhanceYourCalm);
-                        connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
-                        phase = Phase::Closing { by: Instant::now() };
+                    if resets.count(1) {
+                        cut_off(&mut connection, env, peer, "reset streams too fast");
+                        break true;
                     }
+                }
+                if end == StreamEnd::Stalled {
+                    // As an HTTP/1.1 client that stops reading: a stream's
+                    // window shut for send_timeout ends the connection, so
+                    // streams opened for large answers never read cannot
+                    // hold their responses in memory one after the other.
+                    env.stats.timed_out(TimeoutKind::Send);
+                    cut_off(&mut connection, env, peer, "left a stream's window shut");
+                    break true;
                 }
                 if let Phase::Open { idle_since, .. } = &mut phase {
                     if streams.is_empty() {
                         *idle_since = Some(Instant::now());
                     }
                 }
+            }
+            Event::Flooded => {
+                cut_off(&mut connection, env, peer, "flooded control frames");
+                break true;
             }
             Event::Drain => phase = phase.close_gracefully(&mut connection, env),
             Event::Deadline => match phase {
@@ -150,7 +166,7 @@ where
                 // answer (a client that stopped reading never sends it).
                 Phase::Closing { .. } => {
                     connection.abrupt_shutdown(h2::Reason::NO_ERROR);
-                    break;
+                    break false;
                 }
             },
             Event::Pinged(true) => {}
@@ -158,12 +174,19 @@ where
                 log::debug!("HTTP/2 client {peer} did not answer a ping; closing");
                 env.stats.timed_out(TimeoutKind::Idle);
                 connection.abrupt_shutdown(h2::Reason::NO_ERROR);
-                break;
+                break false;
             }
         }
-    }
+    };
     // Let what is still open finish and the last frames go out, but not
     // for longer than a response may wait on a client that does not read.
+    // A client cut off for abuse gets no more streams answered, and only
+    // a moment for the GOAWAY to leave.
+    let mut grace = env.limits.send_timeout;
+    if abusive {
+        streams.clear();
+        grace = grace.min(ABUSER_GRACE);
+    }
     let finishing = async {
         while poll_fn(|cx| {
             let _ = connection.poll_closed(cx);
@@ -174,7 +197,25 @@ where
         {}
         let _ = poll_fn(|cx| connection.poll_closed(cx)).await;
     };
-    let _ = tokio::time::timeout(env.limits.send_timeout, finishing).await;
+    let _ = tokio::time::timeout(grace, finishing).await;
+}
+
+/// How long a client cut off for abuse has to take its GOAWAY.
+const ABUSER_GRACE: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Close an abusive client's connection: GOAWAY `ENHANCE_YOUR_CALM`,
+/// counted, and logged (once per connection) with `why`.
+fn cut_off<C>(
+    connection: &mut h2::server::Connection<FloodWatch<C>, Bytes>,
+    env: &ShardEnv,
+    peer: &PeerAddr,
+    why: &str,
+) where
+    C: AsyncRead + AsyncWrite + Unpin,
+{
+    log::warn!("HTTP/2 client {peer} {why}; closing with ENHANCE_YOUR_CALM");
+    env.stats.http2.goaway(GoawayReason::EnhanceYourCalm);
+    connection.abrupt_shutdown(h2::Reason::ENHANCE_YOUR_CALM);
 }
 
 /// Where a connection is in its life.
@@ -245,6 +286,8 @@ enum Event {
     Drain,
     Deadline,
     Pinged(bool),
+    /// The client sent more control frames than it may (`flood`).
+    Flooded,
 }
 
 fn far_future() -> Instant {

@@ -50,6 +50,13 @@ pub struct Http2Settings {
     /// attack, CVE-2023-44487): an honest client cancels a few requests, an
     /// attacker thousands.
     pub max_resets_per_second: u32,
+    /// Frames that ask for work and for nothing served (PING, SETTINGS,
+    /// PRIORITY, DATA of under 64 bytes that does not end its stream) a
+    /// client may send in one second, plus one per KiB the connection
+    /// carries in that second; past it the connection is closed with
+    /// `ENHANCE_YOUR_CALM` (PING, SETTINGS and tiny-DATA floods). Honest
+    /// clients send a handful; a busy one earns room for its pings.
+    pub max_control_frames_per_second: u32,
 }
 
 impl Default for Http2Settings {
@@ -65,6 +72,7 @@ impl Default for Http2Settings {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(20),
             max_resets_per_second: 200,
+            max_control_frames_per_second: 1000,
         }
     }
 }
@@ -87,6 +95,7 @@ impl Http2Settings {
             keepalive_interval,
             keepalive_timeout,
             max_resets_per_second,
+            max_control_frames_per_second,
         } = self;
         let checks = [
             (
@@ -120,6 +129,10 @@ impl Http2Settings {
             (
                 *max_resets_per_second >= 1,
                 "http2.max_resets_per_second must be at least 1",
+            ),
+            (
+                *max_control_frames_per_second >= 10,
+                "http2.max_control_frames_per_second must be at least 10",
             ),
         ];
         match checks.into_iter().find(|(ok, _)| !ok) {
@@ -176,6 +189,13 @@ mod tests {
                     ..Default::default()
                 },
                 "http2.keepalive_timeout_ms",
+            ),
+            (
+                Http2Settings {
+                    max_control_frames_per_second: 0,
+                    ..Default::default()
+                },
+                "http2.max_control_frames_per_second",
             ),
         ];
         for (settings, name) in cases {

@@ -37,8 +37,8 @@ pub(super) enum StreamEnd {
     Answered,
     /// The client reset the stream before its response was complete.
     ResetByClient,
-    /// The response could not go out (connection gone, window stalled).
-    Failed,
+    /// The client kept the stream's window shut for `send_timeout`.
+    Stalled,
 }
 
 /// Serve one stream: `request` from the client, `respond` its way back.
@@ -129,10 +129,9 @@ async fn answer<A: App>(
     };
     let sent = send_response(respond, &mut response, head_only, env).await;
     let Sent::Whole { status, body_bytes } = sent else {
-        return if sent == Sent::Cut {
-            StreamEnd::ResetByClient
-        } else {
-            StreamEnd::Failed
+        return match sent {
+            Sent::Cut => StreamEnd::ResetByClient,
+            _ => StreamEnd::Stalled,
         };
     };
     record(env, request, status, body_bytes, started.elapsed());
@@ -203,7 +202,7 @@ async fn refuse(
             StreamEnd::Answered
         }
         Sent::Cut => StreamEnd::ResetByClient,
-        Sent::Stalled => StreamEnd::Failed,
+        Sent::Stalled => StreamEnd::Stalled,
     }
 }
 
