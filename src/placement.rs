@@ -58,8 +58,12 @@ pub(crate) fn summary(
             }
         }
     };
+    let protocols = match config.http2.enabled {
+        true => "HTTP/1.1 and HTTP/2",
+        false => "HTTP/1.1 only",
+    };
     format!(
-        "shardd: {} shards {pinning}, listener {mode}, serving on {place}",
+        "shardd: {} shards {pinning}, listener {mode}, serving on {place}, {protocols}",
         cores.len()
     )
 }
@@ -127,7 +131,7 @@ mod tests {
         assert_eq!(
             line,
             "shardd: 1000 shards pinned round-robin to cores 0-1 (up to 500 shards a core), \
-             listener handoff, serving on a custom listener"
+             listener handoff, serving on a custom listener, HTTP/1.1 and HTTP/2"
         );
     }
 
@@ -142,13 +146,17 @@ mod tests {
         );
         assert_eq!(
             line,
-            "shardd: 2 shards pinned to cores 0-1, listener handoff, serving on http://127.0.0.1:8080"
+            "shardd: 2 shards pinned to cores 0-1, listener handoff, serving on http://127.0.0.1:8080, \
+             HTTP/1.1 and HTTP/2"
         );
     }
 
     #[test]
     fn unpinned_shards_say_so() {
-        let line = summary(&Config::default(), &[None, None], None, "reuseport");
+        let mut config = Config::default();
+        config.http2.enabled = false;
+        let line = summary(&config, &[None, None], None, "reuseport");
         assert!(line.starts_with("shardd: 2 shards unpinned,"), "{line}");
+        assert!(line.ends_with(", HTTP/1.1 only"), "{line}");
     }
 }

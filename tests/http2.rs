@@ -515,3 +515,31 @@ fn the_router_and_an_axum_router_answer_http2_streams_unchanged() {
     });
     assert_eq!((status, body.as_slice()), (200, &b"42"[..]));
 }
+
+#[test]
+fn a_stream_reset_while_its_body_is_read_counts_as_a_reset_not_a_response() {
+    let server = TestServer::start_with(config(1), |_| echo_app());
+    let client = H2Client::connect(server.addr);
+    let send = client.send.clone();
+    client.block_on(async move {
+        let mut send = send.ready().await.unwrap();
+        let request = http::Request::post("http://localhost/echo")
+            .body(())
+            .unwrap();
+        let (_response, mut stream) = send.send_request(request, false).unwrap();
+        stream
+            .send_data(Bytes::from_static(b"part of a body"), false)
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        stream.send_reset(h2::Reason::CANCEL);
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    });
+    let shard = server
+        .wait_stats("the reset counted", STEP, |stats| {
+            stats.shards[0].http2.resets_by_client == 1
+        })
+        .shards[0]
+        .clone();
+    assert_eq!(shard.requests, 0, "no response was sent: {shard:?}");
+    assert_eq!(shard.responses_by_class, [0; 5]);
+}

@@ -157,3 +157,57 @@ fn a_slow_reader_holds_the_client_back() {
         written >> 20
     );
 }
+
+/// Answers at once with a body that echoes the request body as it reads it
+/// (what the HTTP/2 chapter's example does): over HTTP/1.1 it can only
+/// echo what has arrived by the time it answers.
+struct EchoLater;
+
+impl App for EchoLater {
+    fn streams_body(&self, _head: &Request<'_>) -> bool {
+        true
+    }
+
+    async fn call(&self, request: &Request<'_>) -> Response {
+        let body = request.body_stream().expect("a streamed body");
+        let chunks = futures_util::stream::unfold(body, |mut body| async move {
+            Some((body.chunk().await?, body))
+        });
+        Response::new(StatusCode::OK).with_body(shardd::Body::stream(chunks))
+    }
+}
+
+#[test]
+fn a_response_that_reads_the_body_after_answering_gets_what_arrived_and_never_hangs() {
+    let server = TestServer::start_with(config(1), |_| EchoLater);
+    // A small body, sent with its head: the answer echoes it whole, and the
+    // connection stays open for the next request.
+    let mut client = server.connect();
+    client.send(b"POST /a HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\nhello");
+    let response = client.response().expect("the echo");
+    assert_eq!(
+        (response.status, response.body.as_slice()),
+        (200, &b"hello"[..])
+    );
+    client.send(b"POST /b HTTP/1.1\r\nHost: t\r\nContent-Length: 2\r\n\r\nok");
+    assert_eq!(client.response().unwrap().body, b"ok");
+
+    // A body still coming when the app answers: the response ends (cut,
+    // so the client can tell) and the connection closes, at once.
+    let mut client = server.connect();
+    client.send(b"POST /c HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\nfirst");
+    let started = Instant::now();
+    let (_, bytes) = client.read_until_closed(Duration::from_secs(5));
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "{:?}",
+        started.elapsed()
+    );
+    let text = String::from_utf8_lossy(&bytes);
+    assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+    assert!(text.contains("first"), "what arrived is echoed: {text}");
+    assert!(
+        !text.ends_with("0\r\n\r\n"),
+        "the chunked body is not ended as if whole: {text}"
+    );
+}

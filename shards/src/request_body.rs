@@ -84,6 +84,16 @@ impl Pipe {
         matches!(self.state().end, Some(Ok(())))
     }
 
+    /// Whether the body has ended, whole or not.
+    pub(crate) fn is_finished(&self) -> bool {
+        self.state().end.is_some()
+    }
+
+    /// Whether the pipe has room, without waiting for it.
+    pub(crate) fn has_room(&self) -> bool {
+        self.state().queued < WINDOW
+    }
+
     /// Whether the app has taken enough that the connection may read on;
     /// if not, the connection is woken when it has.
     pub(crate) fn poll_room(&self, cx: &mut Context<'_>) -> bool {

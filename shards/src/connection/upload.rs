@@ -61,6 +61,14 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Connection<'_, C> {
             })
             .await;
         }
+        // The app answered: an HTTP/1.1 connection cannot read the rest of
+        // the body while it sends the answer, so the body ends with what
+        // has arrived (its end, if that came with it: a small body sent in
+        // one go), and a response body still reading it gets an error, not
+        // a wait that never ends. (HTTP/2 streams keep reading.)
+        if !pipe.is_finished() {
+            self.feed_buffered(&pipe);
+        }
         let response = checked(&mut outcome, &request, self.env);
         let output = &mut self.lease.get().output;
         let must_close = !pipe.is_complete();
@@ -72,6 +80,27 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Connection<'_, C> {
             Answer::Sent { close: true } => AfterWrite::Close,
             Answer::Then(after) => after,
         })
+    }
+
+    /// Hand the app what is already read of the body, as far as its pipe
+    /// has room, without reading more; end the pipe there.
+    fn feed_buffered(&mut self, pipe: &Pipe) {
+        let mut piece = Vec::new();
+        while pipe.has_room() {
+            let input = &mut self.lease.get().input;
+            match self
+                .reader
+                .next_body_piece(input, &self.env.limits, &mut piece)
+            {
+                BodyPiece::Data(_) => pipe.push(Bytes::from(std::mem::take(&mut piece))),
+                BodyPiece::End => return pipe.finish(Ok(())),
+                BodyPiece::Refused(error) => return pipe.finish(Err(error)),
+                BodyPiece::NeedMore => break,
+            }
+        }
+        pipe.finish(Err(HttpError::BadRequest(
+            "the app answered before the request body ended",
+        )));
     }
 
     /// Hand the app the body, piece by piece, while its pipe has room,

@@ -10,7 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use h2::server::SendResponse;
 use h2::SendStream;
-use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, DATE};
+use http::header::{HeaderName, HeaderValue, CONTENT_LENGTH, DATE, SERVER};
 use http::StatusCode;
 
 use crate::body::{Body, BodyStream};
@@ -104,7 +104,7 @@ fn head_of(
     *head.status_mut() = response.status();
     let fields = head.headers_mut();
     fields.reserve(response.header_fields().size_hint().0 + 2);
-    let mut has_date = false;
+    let (mut has_date, mut has_server) = (false, false);
     for (name, value) in response.header_fields() {
         if is_connection_specific(name)
             || (length.is_some() && name.eq_ignore_ascii_case("content-length"))
@@ -112,9 +112,14 @@ fn head_of(
             continue;
         }
         has_date |= name.eq_ignore_ascii_case("date");
+        has_server |= name.eq_ignore_ascii_case("server");
         let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| name.to_string())?;
         let value = header_value(value).ok_or_else(|| name.to_string())?;
         fields.append(name, value);
+    }
+    if !has_server {
+        // As over HTTP/1.1 (the codec writes `Server: shardd`).
+        fields.insert(SERVER, HeaderValue::from_static("shardd"));
     }
     MEMO.with(|memo| {
         if !has_date {

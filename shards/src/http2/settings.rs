@@ -99,8 +99,8 @@ impl Http2Settings {
         } = self;
         let checks = [
             (
-                *max_concurrent_streams >= 1,
-                "http2.max_concurrent_streams must be at least 1",
+                (1..=65_535).contains(max_concurrent_streams),
+                "http2.max_concurrent_streams must be between 1 and 65535",
             ),
             (
                 *max_header_list_size >= 1024,

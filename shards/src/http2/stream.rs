@@ -78,7 +78,8 @@ pub(super) async fn serve_stream<A: App>(
         .await
         {
             Ok(bytes) => bytes,
-            Err(error) => {
+            Err(None) => return StreamEnd::ResetByClient,
+            Err(Some(error)) => {
                 let request = head.request(b"", peer, None);
                 let refused = Refused::Body(&request, started);
                 return refuse(&mut respond, error.status(), env, refused).await;
@@ -207,31 +208,32 @@ async fn refuse(
 }
 
 /// The whole request body, no larger than `limit`; the client's window is
-/// reopened as each piece arrives.
+/// reopened as each piece arrives. `Err(None)`: the client reset the
+/// stream (nothing to answer, nothing to count as a response).
 async fn read_whole(
     body: &mut RecvStream,
     declared: Option<usize>,
     limit: usize,
     pause: Duration,
-) -> Result<Bytes, HttpError> {
+) -> Result<Bytes, Option<HttpError>> {
     // `h2` checks the DATA against a `content-length`; here it only lets an
     // oversized body be refused before it is received.
     if declared.is_some_and(|length| length > limit) {
-        return Err(HttpError::PayloadTooLarge);
+        return Err(Some(HttpError::PayloadTooLarge));
     }
     let mut first: Option<Bytes> = None;
     let mut rest = BytesMut::new();
     loop {
         let chunk = match tokio::time::timeout(pause, body.data()).await {
-            Err(_) => return Err(HttpError::RequestTimeout),
+            Err(_) => return Err(Some(HttpError::RequestTimeout)),
             Ok(None) => break,
-            Ok(Some(Err(_))) => return Err(HttpError::BadRequest("request stream failed")),
+            Ok(Some(Err(_))) => return Err(None),
             Ok(Some(Ok(chunk))) => chunk,
         };
         let _ = body.flow_control().release_capacity(chunk.len());
         let held = first.as_ref().map_or(0, Bytes::len) + rest.len();
         if held + chunk.len() > limit {
-            return Err(HttpError::PayloadTooLarge);
+            return Err(Some(HttpError::PayloadTooLarge));
         }
         // One chunk (the common case) is kept as it came: no copy.
         match &first {
