@@ -18,6 +18,10 @@ pub(crate) fn check(cli: &Cli) -> Result<String> {
     let shards = config.shard_count();
     let listener = format!("{:?}", config.listener).to_lowercase();
     let admin = config.admin;
+    let protocols = match config.http2.enabled {
+        true => "HTTP/1.1 and HTTP/2",
+        false => "HTTP/1.1 only",
+    };
     // Bind the main address(es) and keep them while the admin address is
     // tried, so the two cannot be the same.
     let server = Server::bind(config)?;
@@ -38,6 +42,6 @@ pub(crate) fn check(cli: &Cli) -> Result<String> {
         None => "no config file".into(),
     };
     Ok(format!(
-        "shardd: settings ok ({source}): {shards} shards, listener {listener} on {addr}{admin}"
+        "shardd: settings ok ({source}): {shards} shards, listener {listener} on {addr}{admin}, {protocols}"
     ))
 }
