@@ -33,7 +33,7 @@
 //! // On each shard: the router's API beside the files under /assets.
 //! let files = Rc::new(StaticFiles::open(StaticSettings::new("/assets", "./public")).unwrap());
 //! let router = Router::new()
-//!     .route("/api/hello", get(async || "hello"))
+//!     .route("/api/hello", get(async |_: &Request<'_>| "hello"))
 //!     .route("/assets/{*path}", get(async move |request: &Request<'_>| files.answer(request)));
 //! # let _ = router;
 //! ```
