@@ -6,6 +6,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::builder::TypedValueParser;
 use clap::Parser;
+use shardd::files::StaticSettings;
 
 use shardd::{
     AccessLogFormat, AccessLogTarget, BindAddr, Config, DispatchPolicy, ListenerMode, LogFormat,
@@ -156,6 +157,14 @@ pub(crate) struct Cli {
     )]
     pub access_log_format: Option<AccessLogFormat>,
 
+    /// Serve the files of DIR under the URL path PREFIX, in front of the
+    /// app (repeatable; the `[[static]]` tables of the config file, with
+    /// their defaults): `--static /assets=./public`. GET and HEAD, ranges,
+    /// conditional requests, precompressed siblings, sendfile on plain TCP;
+    /// never a path out of DIR, never a directory listing.
+    #[arg(long = "static", value_name = "/PREFIX=DIR", value_parser = StaticSettings::parse_flag)]
+    pub static_files: Vec<StaticSettings>,
+
     /// What serves the requests.
     #[arg(long, value_enum, default_value_t = AppChoice::Techempower)]
     pub app: AppChoice,
@@ -220,6 +229,9 @@ impl Cli {
         if self.proxy_protocol {
             config.proxy_protocol = true;
         }
+        config
+            .static_files
+            .extend(self.static_files.iter().cloned());
         if self.no_http2 {
             config.http2.enabled = false;
         }

@@ -19,6 +19,9 @@ pub enum Error {
     /// A setting has a value that parses but makes no sense.
     #[error("invalid setting: {0}")]
     InvalidSetting(&'static str),
+    /// A `[[static]]` table (or `--static` flag) that makes no sense.
+    #[error("invalid [[static]] setting: {0}")]
+    InvalidStatic(String),
     /// The config file could not be read.
     #[error("cannot read config file {path}")]
     ConfigFile {

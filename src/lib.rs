@@ -99,11 +99,12 @@ pub use server::{
     BoundSocket, ConnectionSource, CustomListener, DrainTrigger, Server, ServerControl,
     ServerHandle, Unwrapped, Wrapped,
 };
+pub use shardd_shards::files;
 #[cfg(feature = "router")]
 pub use shardd_shards::router;
 pub use shardd_shards::{
     app_fn, Accepted, AccessLogFormat, App, Body, BodyError, BodyFrame, BodyStream, BoxError,
-    FnApp, GoawayReason, HeaderText, HistogramSnapshot, Http2Settings, Http2Snapshot,
+    FileBody, FnApp, GoawayReason, HeaderText, HistogramSnapshot, Http2Settings, Http2Snapshot,
     HttpConversionError, Limits, Listener, PeerAddr, Request, RequestBody, Response, ShardInfo,
     ShardStatsSnapshot, TimeoutKind, Upgraded, DURATION_BOUNDS,
 };

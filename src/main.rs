@@ -18,9 +18,10 @@ use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::{Arc, Mutex};
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use clap::Parser;
 use shardd::apps::techempower::{techempower_router, TechEmpower};
+use shardd::files::{StaticFiles, StaticSettings, WithStaticFiles};
 use shardd::systemd::{take_listen_fds, ListenFd};
 use shardd::{Config, Server, ServerControl, TlsReloader};
 
@@ -91,9 +92,26 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
     } else {
         Server::from_listen_fds(config.clone(), sockets)?
     };
-    let server = match cli.app {
-        AppChoice::Techempower => server.serve(|_shard| TechEmpower)?,
-        AppChoice::Router => server.serve(|_shard| techempower_router())?,
+    // Opened once here so a bad directory stops the start with its name.
+    for mount in &config.static_files {
+        StaticFiles::open(mount.clone()).with_context(|| {
+            format!(
+                "cannot serve {} under {}",
+                mount.dir.display(),
+                mount.prefix
+            )
+        })?;
+    }
+    let mounts = config.static_files.clone();
+    let server = match (cli.app, mounts.is_empty()) {
+        (AppChoice::Techempower, true) => server.serve(|_shard| TechEmpower)?,
+        (AppChoice::Router, true) => server.serve(|_shard| techempower_router())?,
+        (AppChoice::Techempower, false) => {
+            server.serve(move |_shard| WithStaticFiles::new(open_mounts(&mounts), TechEmpower))?
+        }
+        (AppChoice::Router, false) => server.serve(move |_shard| {
+            WithStaticFiles::new(open_mounts(&mounts), techempower_router())
+        })?,
     };
     let process = Arc::new(Process {
         cli,
@@ -123,6 +141,21 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
     process.notifier.ready();
     server.wait();
     Ok(())
+}
+
+/// Each shard's static directories (a directory gone since the start is
+/// logged and left out, rather than failing the shard).
+fn open_mounts(settings: &[StaticSettings]) -> Vec<StaticFiles> {
+    settings
+        .iter()
+        .filter_map(|mount| match StaticFiles::open(mount.clone()) {
+            Ok(files) => Some(files),
+            Err(error) => {
+                log::error!("cannot serve {}: {error}", mount.prefix);
+                None
+            }
+        })
+        .collect()
 }
 
 /// The running process, as the signal handlers see it.

@@ -9,6 +9,7 @@ use bytes::Bytes;
 use futures_core::Stream;
 use http::HeaderMap;
 
+use crate::file_body::FileBody;
 use crate::message::BodyContent;
 
 /// The error a body stream may end with; the connection is then closed
@@ -33,6 +34,10 @@ pub enum Body {
     /// connection closes). The shard polls the stream only when the client
     /// has read what was sent before, so a slow reader slows the stream.
     Stream(BodyStream),
+    /// A range of an open file, of a length known up front (sent with a
+    /// `Content-Length`): with `sendfile(2)` over a plain TCP connection,
+    /// read in chunks as the client takes them everywhere else.
+    File(FileBody),
 }
 
 /// A body stream, boxed; it runs on the shard and need not be `Send`.
@@ -114,7 +119,7 @@ impl Body {
             Body::Static(bytes) => Some(bytes),
             Body::Owned(bytes) => Some(bytes),
             Body::Shared(bytes) => Some(bytes),
-            Body::Stream(_) => None,
+            Body::Stream(_) | Body::File(_) => None,
         }
     }
 
@@ -132,6 +137,7 @@ impl Body {
             Body::Owned(bytes) => BodyContent::Bytes(bytes),
             Body::Shared(bytes) => BodyContent::Bytes(bytes),
             Body::Stream(_) => BodyContent::Stream,
+            Body::File(file) => BodyContent::Sized(file.len()),
         }
     }
 }
@@ -212,6 +218,7 @@ impl fmt::Debug for Body {
             Body::Owned(bytes) => write!(f, "Owned({} bytes)", bytes.len()),
             Body::Shared(bytes) => write!(f, "Shared({} bytes)", bytes.len()),
             Body::Stream(_) => f.write_str("Stream"),
+            Body::File(file) => write!(f, "{file:?}"),
         }
     }
 }
@@ -237,6 +244,12 @@ impl From<String> for Body {
 impl From<Vec<u8>> for Body {
     fn from(bytes: Vec<u8>) -> Self {
         Body::Owned(bytes)
+    }
+}
+
+impl From<FileBody> for Body {
+    fn from(file: FileBody) -> Self {
+        Body::File(file)
     }
 }
 

@@ -119,6 +119,9 @@ pub enum BodyContent<'a> {
     /// Chunks produced while the response is sent: the length is not known
     /// up front.
     Stream,
+    /// Bytes of a length known up front that are not in memory (a file's):
+    /// the connection sends them after the head, from where they are.
+    Sized(u64),
 }
 
 impl<'a> BodyContent<'a> {
@@ -128,7 +131,7 @@ impl<'a> BodyContent<'a> {
         match self {
             BodyContent::Static(bytes) => Some(bytes),
             BodyContent::Bytes(bytes) => Some(bytes),
-            BodyContent::Stream => None,
+            BodyContent::Stream | BodyContent::Sized(_) => None,
         }
     }
 }

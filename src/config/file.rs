@@ -35,6 +35,7 @@ impl Config {
 mod tests {
     use serde::de::Visitor;
     use serde::{Deserialize, Deserializer};
+    use shardd_shards::files::StaticSettings;
     use shardd_shards::{Http2Settings, Limits};
 
     use crate::bind_addr::{BindAddr, UnixMode};
@@ -97,6 +98,12 @@ mod tests {
         let mut keys = Vec::new();
         for line in include_str!("../../config/shardd.toml").lines() {
             let line = line.strip_prefix("# ").unwrap_or(line);
+            // `[name]`, or `[[name]]` for an array of tables.
+            let line = line
+                .strip_prefix("[[")
+                .and_then(|l| l.strip_suffix("]]"))
+                .map_or(line.to_owned(), |name| format!("[{name}]"));
+            let line = line.as_str();
             if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
                 keys.push((String::new(), name.to_owned()));
                 table = name.to_owned();
@@ -119,6 +126,7 @@ mod tests {
             ("http2", field_names::<Http2Settings>()),
             ("tls", field_names::<TlsConfig>()),
             ("log", field_names::<Logging>()),
+            ("static", field_names::<StaticSettings>()),
         ];
         for (table, names) in tables {
             for name in names {

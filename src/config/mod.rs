@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
+use shardd_shards::files::StaticSettings;
 use shardd_shards::listeners::ProxyProtocolSettings;
 use shardd_shards::runtime::ShardConfig;
 use shardd_shards::{Http2Settings, Limits};
@@ -92,6 +93,10 @@ pub struct Config {
     pub admin: Option<SocketAddr>,
     /// Logs and the access log (the `[log]` table).
     pub log: Logging,
+    /// Directories served as static files, each under a path prefix (the
+    /// `[[static]]` tables; `--static /prefix=DIR`), in front of the app.
+    #[serde(rename = "static")]
+    pub static_files: Vec<StaticSettings>,
 }
 
 impl Default for Config {
@@ -116,6 +121,7 @@ impl Default for Config {
             proxy_header_timeout_ms: 5_000,
             admin: None,
             log: Logging::default(),
+            static_files: Vec::new(),
         }
     }
 }

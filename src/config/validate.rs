@@ -44,6 +44,9 @@ impl Config {
         }
         self.limits.validate().map_err(Error::InvalidSetting)?;
         self.http2.validate().map_err(Error::InvalidSetting)?;
+        for mount in &self.static_files {
+            mount.validate().map_err(Error::InvalidStatic)?;
+        }
         self.check_built_features(cfg!(feature = "tls"))?;
         if self
             .tls
@@ -112,6 +115,7 @@ impl Config {
                     access_log_format,
                     access_log_buffers,
                 },
+            static_files,
         } = self;
         let (a, b) = (&new.admission, &new.log);
         [
@@ -144,6 +148,7 @@ impl Config {
             (*tls != new.tls, "tls"),
             (*proxy_protocol != new.proxy_protocol, "proxy_protocol"),
             (*http2 != new.http2, "http2"),
+            (*static_files != new.static_files, "static"),
             (
                 *proxy_header_timeout_ms != new.proxy_header_timeout_ms,
                 "proxy_header_timeout_ms",

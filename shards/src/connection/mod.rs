@@ -23,6 +23,7 @@
 
 mod answer;
 mod budget;
+mod file;
 mod handler;
 mod io;
 mod owned_head;
@@ -90,6 +91,12 @@ pub(crate) async fn serve_connection<C, A>(
                 close,
             } => {
                 let sent = conn.send_stream(body, chunked).await;
+                if sent.is_err() || close {
+                    return;
+                }
+            }
+            AfterWrite::File { body, close } => {
+                let sent = conn.send_file(body).await;
                 if sent.is_err() || close {
                     return;
                 }

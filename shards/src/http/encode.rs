@@ -41,6 +41,9 @@ pub enum BodyPlan {
     Written,
     /// Not copied: the response's bytes go out as they are, after the head.
     Separate,
+    /// Of a length known up front but not in memory (a file's): the
+    /// connection sends it after the head, from where it is.
+    Sized,
     /// A stream, sent with chunked coding.
     Chunked,
     /// A stream, sent until the connection closes (HTTP/1.0 has no chunks).
@@ -117,13 +120,19 @@ fn encode_with<R: ResponseView + ?Sized>(
     if !upgrade && !(200..=599).contains(&status.as_u16()) {
         return encode_replacement(options, out);
     }
-    let (bytes, is_stream) = match response.body_content().bytes() {
+    let content = response.body_content();
+    // A body of known length that is not in memory (a file's).
+    let sized = match content {
+        BodyContent::Sized(len) => Some(len),
+        _ => None,
+    };
+    let (bytes, is_stream) = match content.bytes() {
         Some(bytes) => (bytes, false),
-        None => (&[][..], true),
+        None => (&[][..], sized.is_none()),
     };
     let bodyless = status == StatusCode::NO_CONTENT || status == StatusCode::NOT_MODIFIED;
     let sends_body = !options.head_only && !bodyless && !upgrade;
-    let copied = sends_body && !is_stream && bytes.len() <= COPY_LIMIT;
+    let copied = sends_body && !is_stream && sized.is_none() && bytes.len() <= COPY_LIMIT;
     let start = out.len();
     let common = status == StatusCode::OK && !own.server;
     if !common {
@@ -203,8 +212,9 @@ fn encode_with<R: ResponseView + ?Sized>(
     } else if stream && options.http11 {
         head.put(b"Transfer-Encoding: chunked\r\n");
     } else if !bodyless && !stream {
+        let len = sized.unwrap_or(bytes.len() as u64);
         head.put(b"Content-Length: ");
-        head.put(itoa::Buffer::new().format(bytes.len()).as_bytes());
+        head.put(itoa::Buffer::new().format(len).as_bytes());
         head.put(b"\r\n");
     }
     if options.close {
@@ -217,8 +227,10 @@ fn encode_with<R: ResponseView + ?Sized>(
         head.put(bytes);
     }
     head.finish();
-    let plan = if copied || !sends_body {
+    let plan = if copied || !sends_body || sized == Some(0) {
         BodyPlan::Written
+    } else if sized.is_some() {
+        BodyPlan::Sized
     } else if stream && options.http11 {
         BodyPlan::Chunked
     } else if stream {

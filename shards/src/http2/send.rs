@@ -48,7 +48,10 @@ pub(super) async fn send_response(
 ) -> Sent {
     let body = response.take_body();
     let status = response.status();
-    let length = body.as_bytes().map(<[u8]>::len);
+    let length = match &body {
+        Body::File(file) => usize::try_from(file.len()).ok(),
+        body => body.as_bytes().map(<[u8]>::len),
+    };
     let head = match head_of(response, length, env) {
         Ok(head) => head,
         Err(field) => {
@@ -76,6 +79,8 @@ pub(super) async fn send_response(
         Body::Owned(bytes) => send_bytes(&mut stream, Bytes::from(bytes), timeout).await,
         Body::Shared(bytes) => send_bytes(&mut stream, bytes, timeout).await,
         Body::Stream(chunks) => send_stream(&mut stream, chunks, timeout).await,
+        // Read a chunk at a time, each once the window took the one before.
+        Body::File(file) => send_stream(&mut stream, file.into_stream(), timeout).await,
     };
     match sent {
         Ok(()) => Sent::Whole {

@@ -124,6 +124,46 @@ impl TcpConn {
     }
 }
 
+impl TcpConn {
+    /// Send up to `len` bytes of `file` from `offset` with `sendfile(2)`:
+    /// the kernel copies them from the page cache to the socket, and
+    /// nothing passes through user space. Returns how many went (0 only
+    /// if `len` is 0 or the file ends before `offset`).
+    ///
+    /// `sendfile` has no `MSG_NOSIGNAL`: writing to a socket the peer
+    /// closed raises `SIGPIPE`, which Rust programs ignore from the start.
+    pub(crate) fn poll_sendfile(
+        &mut self,
+        cx: &mut Context<'_>,
+        file: BorrowedFd<'_>,
+        offset: u64,
+        len: usize,
+    ) -> Poll<io::Result<usize>> {
+        let Ok(mut at) = libc::off_t::try_from(offset) else {
+            return Poll::Ready(Err(io::Error::from(io::ErrorKind::InvalidInput)));
+        };
+        loop {
+            let fd = self.fd()?;
+            // SAFETY: both descriptors are open (the socket is ours, the
+            // file is borrowed for the call) and `at` is a valid offset
+            // the kernel may update.
+            let n = unsafe { libc::sendfile(fd, file.as_raw_fd(), &mut at, len) };
+            if n >= 0 {
+                return Poll::Ready(Ok(n as usize));
+            }
+            let error = io::Error::last_os_error();
+            match error.kind() {
+                io::ErrorKind::WouldBlock => {
+                    let mut guard = ready!(self.reactor()?.poll_write_ready(cx))?;
+                    guard.clear_ready();
+                }
+                io::ErrorKind::Interrupted => {}
+                _ => return Poll::Ready(Err(error)),
+            }
+        }
+    }
+}
+
 impl AsyncRead for TcpConn {
     #[inline]
     fn poll_read(

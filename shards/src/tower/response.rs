@@ -130,6 +130,10 @@ impl http_body::Body for Body {
             Body::Static(bytes) => Bytes::from_static(bytes),
             Body::Owned(bytes) => Bytes::from(bytes),
             Body::Shared(bytes) => bytes,
+            Body::File(file) => {
+                *this = Body::Stream(file.into_stream());
+                return Pin::new(this).poll_frame(cx);
+            }
             Body::Stream(mut stream) => {
                 let polled = stream.poll_next(cx);
                 if let Poll::Ready(None) = polled {
@@ -147,6 +151,9 @@ impl http_body::Body for Body {
     }
 
     fn size_hint(&self) -> http_body::SizeHint {
+        if let Body::File(file) = self {
+            return http_body::SizeHint::with_exact(file.len());
+        }
         match self.as_bytes() {
             Some(bytes) => http_body::SizeHint::with_exact(bytes.len() as u64),
             None => http_body::SizeHint::default(),

@@ -1,0 +1,87 @@
+//! Sending a file body ([`Body::File`](crate::Body::File)) after its head:
+//! with `sendfile(2)` when the connection is a plain socket, read in
+//! chunks as the client takes them otherwise (TLS, in-memory pipes, any
+//! wrapper of the socket), so either way a slow reader holds back the
+//! file rather than filling memory.
+
+use std::any::Any;
+use std::future::poll_fn;
+use std::os::fd::AsFd;
+use std::task::{ready, Poll};
+
+use tokio::io::{AsyncRead, AsyncWrite};
+
+use super::state::Connection;
+use super::write::WriteFailed;
+use crate::file_body::FileBody;
+use crate::listeners::TcpConn;
+use crate::stats::TimeoutKind;
+
+/// The most one `sendfile` call is asked to send: the socket's buffer
+/// takes less anyway, and a bound keeps one call short.
+const SENDFILE_MAX: u64 = 1 << 20;
+
+impl<C: AsyncRead + AsyncWrite + Unpin + 'static> Connection<'_, C> {
+    /// Write the output (the file's head, and what came before), then the
+    /// file. A file that ends early cuts the response short: the
+    /// connection closes.
+    pub(super) async fn send_file(&mut self, body: FileBody) -> Result<(), WriteFailed> {
+        let is_plain_socket = (&mut self.io as &mut dyn Any).is::<TcpConn>();
+        if !is_plain_socket {
+            return self.send_stream(body.into_stream(), false).await;
+        }
+        self.write_output().await?;
+        let sent = self.sendfile(body).await;
+        // The send lasted as long as the client took to read it: the next
+        // wait starts now.
+        self.wait.restart();
+        self.budget.spend_turn().await;
+        sent
+    }
+
+    /// `sendfile` until the body is sent; the send timeout counts from the
+    /// first time the socket is full and restarts whenever bytes move.
+    async fn sendfile(&mut self, mut body: FileBody) -> Result<(), WriteFailed> {
+        let Connection {
+            env,
+            io,
+            wait,
+            budget,
+            ..
+        } = self;
+        let Some(socket) = (io as &mut dyn Any).downcast_mut::<TcpConn>() else {
+            unreachable!("checked by the caller")
+        };
+        let mut blocked = false;
+        poll_fn(|cx| loop {
+            if body.is_empty() {
+                return Poll::Ready(Ok(()));
+            }
+            let want = body.len().min(SENDFILE_MAX) as usize;
+            let file = body.file().as_fd();
+            match socket.poll_sendfile(cx, file, body.offset(), want) {
+                Poll::Ready(Ok(0)) | Poll::Ready(Err(_)) => {
+                    return Poll::Ready(Err(WriteFailed::Closed))
+                }
+                Poll::Ready(Ok(n)) => {
+                    body.advance(n as u64);
+                    if blocked {
+                        blocked = false;
+                        wait.restart();
+                    }
+                }
+                Poll::Pending => {
+                    if !blocked {
+                        blocked = true;
+                        wait.restart();
+                    }
+                    budget.waited();
+                    ready!(wait.poll_expired(env.limits.send_timeout, cx));
+                    env.stats.timed_out(TimeoutKind::Send);
+                    return Poll::Ready(Err(WriteFailed::TimedOut));
+                }
+            }
+        })
+        .await
+    }
+}

@@ -1,0 +1,368 @@
+//! Static files: [`StaticFiles`] serves a directory under a path prefix,
+//! as an [`App`] of its own, in front of another app
+//! ([`WithStaticFiles`], what `--static /prefix=DIR` does), or from a
+//! route of the [router](crate::router).
+//!
+//! - `GET` and `HEAD`; `Content-Type` from the extension (`mime_guess`),
+//!   `Last-Modified`, a strong `ETag`, `Accept-Ranges: bytes`, and the
+//!   configured `Cache-Control`.
+//! - Conditional requests: `If-None-Match`/`If-Modified-Since` → `304`,
+//!   `If-Match`/`If-Unmodified-Since` → `412`; a single `Range` → `206`
+//!   with `Content-Range` (`416` when it cannot be met), `If-Range`.
+//! - `index.html` for a directory (a directory is never listed).
+//! - Precompressed siblings (`x.br`, `x.zst`, `x.gz`) chosen by
+//!   `Accept-Encoding`, with `Vary: Accept-Encoding`.
+//! - Safe by construction: each path segment is decoded once and must be
+//!   a plain name (no `..`, no encoded `/`, no `\`, no NUL), and the
+//!   kernel opens the result beneath the root (`openat2` with
+//!   `RESOLVE_BENEATH`), so neither `..` nor a symlink leads out. Errors
+//!   are `400`, `403` or `404` with a fixed text: never a server path.
+//! - The body is a [`Body::File`]: sent with `sendfile(2)` over plain TCP
+//!   (small files go in the same write as their head), read in chunks as
+//!   the client takes them over TLS and HTTP/2.
+//! - Each shard keeps its own cache of open files
+//!   ([`StaticSettings::open_file_cache_entries`]), so a file served again
+//!   costs no `open` or `stat`.
+//!
+//! ```no_run
+//! use shardd_shards::files::{StaticFiles, StaticSettings};
+//! use shardd_shards::router::{get, Router};
+//! use shardd_shards::Request;
+//! use std::rc::Rc;
+//!
+//! // On each shard: the router's API beside the files under /assets.
+//! let files = Rc::new(StaticFiles::open(StaticSettings::new("/assets", "./public")).unwrap());
+//! let router = Router::new()
+//!     .route("/api/hello", get(async |_: &Request<'_>| "hello"))
+//!     .route("/assets/{*path}", get(async move |request: &Request<'_>| files.answer(request)));
+//! # let _ = router;
+//! ```
+
+mod cache;
+mod conditional;
+mod encoding;
+mod open;
+mod path;
+mod settings;
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::io;
+use std::rc::Rc;
+
+use http::{Method, StatusCode};
+
+use self::cache::{Missing, OpenFileCache, OpenedFile};
+use self::conditional::{Conditions, Precondition, RangeAsked};
+use self::encoding::Coding;
+use self::open::Root;
+use self::path::safe_relative;
+pub use self::settings::StaticSettings;
+use crate::app::App;
+use crate::body::Body;
+use crate::file_body::FileBody;
+use crate::request::Request;
+use crate::response::{HeaderText, Response};
+
+/// One directory served under a prefix, on one shard; see the [module docs](self).
+pub struct StaticFiles {
+    /// The prefix without a trailing `/` (`""` for `/`).
+    prefix: String,
+    root: Root,
+    cache: OpenFileCache,
+    cache_control: Option<HeaderText>,
+    index: Vec<String>,
+    precompressed: bool,
+}
+
+impl std::fmt::Debug for StaticFiles {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StaticFiles")
+            .field("prefix", &self.prefix)
+            .finish()
+    }
+}
+
+impl StaticFiles {
+    /// Open `settings.dir` to serve it (an error if it is not a directory
+    /// or the settings are invalid).
+    pub fn open(settings: StaticSettings) -> io::Result<Self> {
+        settings
+            .validate()
+            .map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
+        let root = Root::open(&settings.dir, settings.follow_symlinks)?;
+        Ok(StaticFiles {
+            prefix: settings.prefix.trim_end_matches('/').to_owned(),
+            root,
+            cache: OpenFileCache::new(settings.open_file_cache_entries, settings.cache_valid()),
+            cache_control: settings.cache_control.clone().map(Cow::Owned),
+            index: settings.index.clone(),
+            precompressed: settings.precompressed,
+            // `settings` dropped here: what is kept is what a response needs.
+        })
+    }
+
+    /// The part of `path` below this mount's prefix, if the path is under it.
+    pub fn below_prefix<'p>(&self, path: &'p str) -> Option<&'p str> {
+        let rest = path.strip_prefix(self.prefix.as_str())?;
+        (rest.is_empty() || rest.starts_with('/') || self.prefix.is_empty()).then_some(rest)
+    }
+
+    /// Answer `request`, whose path is under this mount's prefix (a `404`
+    /// otherwise).
+    pub fn answer(&self, request: &Request<'_>) -> Response {
+        let method = request.method();
+        if method != Method::GET && method != Method::HEAD {
+            return Response::new(StatusCode::METHOD_NOT_ALLOWED)
+                .with_header("Allow", "GET, HEAD")
+                .with_header("Content-Type", "text/plain")
+                .with_body("method not allowed\n");
+        }
+        let Some(below) = self.below_prefix(request.path()) else {
+            return refusal(Missing::NotFound);
+        };
+        let Ok(path) = safe_relative(below) else {
+            return Response::new(StatusCode::BAD_REQUEST)
+                .with_header("Content-Type", "text/plain")
+                .with_body("bad path\n");
+        };
+        let found = match self.cache.get(&self.root, &path.relative) {
+            Ok(found) => found,
+            Err(missing) => return refusal(missing),
+        };
+        let (relative, found) = if found.is_dir {
+            if !path.trailing_slash {
+                // Relative links in its index resolve against the directory.
+                let location = format!("{}/{}/", self.prefix, path.relative).replace("//", "/");
+                return Response::new(StatusCode::MOVED_PERMANENTLY)
+                    .with_header("Location", location)
+                    .with_header("Content-Type", "text/plain")
+                    .with_body("moved\n");
+            }
+            match self.index_of(&path.relative) {
+                Some(index) => index,
+                None => return refusal(Missing::NotFound),
+            }
+        } else if path.trailing_slash {
+            return refusal(Missing::NotFound); // a file is not a directory
+        } else {
+            (path.relative, found)
+        };
+        let (coding, file) = self.representation(request, &relative, found);
+        let conditions = conditions_of(request);
+        respond(
+            &conditions,
+            &file,
+            coding,
+            content_type(&relative),
+            self,
+            request.is_head(),
+        )
+    }
+
+    /// The first index file of the directory at `relative`.
+    fn index_of(&self, relative: &str) -> Option<(String, Rc<OpenedFile>)> {
+        self.index.iter().find_map(|name| {
+            let candidate = if relative.is_empty() {
+                name.clone()
+            } else {
+                format!("{relative}/{name}")
+            };
+            match self.cache.get(&self.root, &candidate) {
+                Ok(file) if !file.is_dir => Some((candidate, file)),
+                _ => None,
+            }
+        })
+    }
+
+    /// The file to send: a precompressed sibling the client accepts, or the file itself.
+    fn representation(
+        &self,
+        request: &Request<'_>,
+        relative: &str,
+        file: Rc<OpenedFile>,
+    ) -> (Option<Coding>, Rc<OpenedFile>) {
+        if !self.precompressed {
+            return (None, file);
+        }
+        let Some(accepted) = request.header("accept-encoding") else {
+            return (None, file);
+        };
+        for coding in encoding::acceptable(accepted) {
+            let sibling = format!("{relative}{}", coding.suffix());
+            if let Ok(found) = self.cache.get(&self.root, &sibling) {
+                if !found.is_dir {
+                    return (Some(coding), found);
+                }
+            }
+        }
+        (None, file)
+    }
+}
+
+impl App for StaticFiles {
+    fn call(&self, request: &Request<'_>) -> impl Future<Output = Response> {
+        std::future::ready(self.answer(request))
+    }
+}
+
+/// Static directories in front of an app: a request under a mount's
+/// prefix is answered from its directory, any other goes to the app.
+/// What the `shardd` binary builds from `--static` and `[[static]]`.
+pub struct WithStaticFiles<A> {
+    mounts: Vec<StaticFiles>,
+    app: A,
+}
+
+impl<A: App> WithStaticFiles<A> {
+    /// `mounts` in front of `app` (the first whose prefix matches answers).
+    pub fn new(mounts: Vec<StaticFiles>, app: A) -> Self {
+        WithStaticFiles { mounts, app }
+    }
+
+    /// Open every mount of `settings` in front of `app`.
+    pub fn open(settings: &[StaticSettings], app: A) -> io::Result<Self> {
+        let mounts = settings
+            .iter()
+            .map(|settings| StaticFiles::open(settings.clone()))
+            .collect::<io::Result<_>>()?;
+        Ok(WithStaticFiles::new(mounts, app))
+    }
+}
+
+impl<A: App> App for WithStaticFiles<A> {
+    async fn call(&self, request: &Request<'_>) -> Response {
+        let path = request.path();
+        match self
+            .mounts
+            .iter()
+            .find(|mount| mount.below_prefix(path).is_some())
+        {
+            Some(mount) => mount.answer(request),
+            None => self.app.call(request).await,
+        }
+    }
+
+    fn streams_body(&self, head: &Request<'_>) -> bool {
+        self.app.streams_body(head)
+    }
+}
+
+/// The answer for a file found: `304`, `412`, `416`, `206` or `200`.
+fn respond(
+    conditions: &Conditions<'_>,
+    file: &OpenedFile,
+    coding: Option<Coding>,
+    content_type: &'static str,
+    files: &StaticFiles,
+    head_only: bool,
+) -> Response {
+    let validators = |response: Response| {
+        let mut response = response
+            .with_header("ETag", etag_of(file, coding))
+            .with_header("Last-Modified", file.last_modified.clone());
+        if let Some(cache_control) = &files.cache_control {
+            response = response.with_header("Cache-Control", cache_control.clone());
+        }
+        if files.precompressed {
+            response = response.with_header("Vary", "Accept-Encoding");
+        }
+        response
+    };
+    // The validators of the representation chosen: a sibling's ETag tells
+    // the codings apart.
+    let tagged;
+    let file = match coding {
+        Some(coding) => {
+            tagged = OpenedFile {
+                file: file.file.clone(),
+                len: file.len,
+                is_dir: false,
+                modified: file.modified,
+                etag: etag_of(file, Some(coding)),
+                last_modified: file.last_modified.clone(),
+            };
+            &tagged
+        }
+        None => file,
+    };
+    match conditional::evaluate(conditions, file) {
+        Precondition::NotModified => return validators(Response::new(StatusCode::NOT_MODIFIED)),
+        Precondition::Failed => {
+            return Response::new(StatusCode::PRECONDITION_FAILED)
+                .with_header("Content-Type", "text/plain")
+                .with_body("precondition failed\n")
+        }
+        Precondition::Proceed => {}
+    }
+    let range = if head_only {
+        RangeAsked::Whole
+    } else {
+        conditional::range(conditions, file)
+    };
+    let (status, offset, len) = match range {
+        RangeAsked::Whole => (StatusCode::OK, 0, file.len),
+        RangeAsked::Part { start, end } => (StatusCode::PARTIAL_CONTENT, start, end - start + 1),
+        RangeAsked::Unsatisfiable => {
+            return validators(
+                Response::new(StatusCode::RANGE_NOT_SATISFIABLE)
+                    .with_header("Content-Range", format!("bytes */{}", file.len))
+                    .with_header("Content-Type", "text/plain")
+                    .with_body("range not satisfiable\n"),
+            )
+        }
+    };
+    let mut response = Response::new(status)
+        .with_header("Content-Type", content_type)
+        .with_header("Accept-Ranges", "bytes");
+    if let Some(coding) = coding {
+        response = response.with_header("Content-Encoding", coding.token());
+    }
+    if status == StatusCode::PARTIAL_CONTENT {
+        let end = offset + len - 1;
+        response = response.with_header(
+            "Content-Range",
+            format!("bytes {offset}-{end}/{}", file.len),
+        );
+    }
+    let body = FileBody::new(file.file.clone(), offset, len);
+    validators(response.with_body(Body::File(body)))
+}
+
+/// The ETag of `file` sent with `coding`.
+fn etag_of(file: &OpenedFile, coding: Option<Coding>) -> String {
+    match coding {
+        Some(coding) => format!("{}-{}\"", file.etag.trim_end_matches('"'), coding.token()),
+        None => file.etag.clone(),
+    }
+}
+
+/// `Content-Type` from the file name's extension (of the file asked for,
+/// not of a compressed sibling).
+fn content_type(relative: &str) -> &'static str {
+    mime_guess::from_path(relative)
+        .first_raw()
+        .unwrap_or("application/octet-stream")
+}
+
+fn conditions_of<'a>(request: &Request<'a>) -> Conditions<'a> {
+    Conditions {
+        if_match: request.header("if-match"),
+        if_none_match: request.header("if-none-match"),
+        if_modified_since: request.header("if-modified-since"),
+        if_unmodified_since: request.header("if-unmodified-since"),
+        if_range: request.header("if-range"),
+        range: request.header("range"),
+    }
+}
+
+/// `404` or `403`, with a fixed text (never the path or the OS error).
+fn refusal(missing: Missing) -> Response {
+    let (status, text) = match missing {
+        Missing::NotFound => (StatusCode::NOT_FOUND, "not found\n"),
+        Missing::Forbidden => (StatusCode::FORBIDDEN, "forbidden\n"),
+    };
+    Response::new(status)
+        .with_header("Content-Type", "text/plain")
+        .with_body(text)
+}

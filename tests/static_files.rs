@@ -1,0 +1,402 @@
+//! Static files over real sockets: curl with ranges, conditionals and
+//! HTTP/2; raw requests for the traversal table (curl would tidy the
+//! paths first); 200 slow readers of a 100 MiB file with flat memory.
+
+mod support;
+
+use std::fs;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::os::unix::fs::symlink;
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use shardd::files::{StaticSettings, WithStaticFiles};
+use shardd::TechEmpower;
+use support::{config, Client, TestServer};
+
+/// A directory tree for one test: `www/` (served) beside `secret.txt` (not).
+struct Tree {
+    base: PathBuf,
+}
+
+impl Tree {
+    fn new(name: &str) -> Tree {
+        let base =
+            std::env::temp_dir().join(format!("shardd-static-{name}-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        fs::create_dir_all(base.join("www/docs")).unwrap();
+        fs::create_dir_all(base.join("www/empty")).unwrap();
+        fs::write(base.join("secret.txt"), "TOP SECRET\n").unwrap();
+        fs::write(base.join("www/index.html"), "<h1>home</h1>\n").unwrap();
+        fs::write(base.join("www/docs/index.html"), "<h1>docs</h1>\n").unwrap();
+        fs::write(base.join("www/app.js"), "console.log('plain')\n").unwrap();
+        fs::write(base.join("www/app.js.gz"), "GZIP BYTES").unwrap();
+        fs::write(base.join("www/app.js.br"), "BROTLI BYTES").unwrap();
+        let numbers: Vec<u8> = (0..100_000u32).map(|i| (i % 251) as u8).collect();
+        fs::write(base.join("www/numbers.bin"), numbers).unwrap();
+        symlink("../secret.txt", base.join("www/leak")).unwrap();
+        symlink(base.join("secret.txt"), base.join("www/leak-absolute")).unwrap();
+        symlink("docs/index.html", base.join("www/inside")).unwrap();
+        Tree { base }
+    }
+
+    fn www(&self) -> PathBuf {
+        self.base.join("www")
+    }
+}
+
+impl Drop for Tree {
+    fn drop(&mut self) {
+        let _ = fs::remove_dir_all(&self.base);
+    }
+}
+
+/// The TechEmpower app with `settings` mounted in front, one shard.
+fn serve(settings: Vec<StaticSettings>) -> TestServer {
+    TestServer::start_with(config(1), move |_| {
+        WithStaticFiles::open(&settings, TechEmpower).expect("the test's directory opens")
+    })
+}
+
+/// `curl -sS -i --max-time 10 ARGS URL`: head and body as text.
+fn curl(args: &[&str], url: &str) -> String {
+    let output = Command::new("curl")
+        .args(["-sS", "-i", "--max-time", "10"])
+        .args(args)
+        .arg(url)
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run curl ({e}): install curl to run these tests"));
+    assert!(
+        output.status.success(),
+        "curl {args:?} {url} failed: {output:?}"
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn status_of(text: &str) -> u16 {
+    text.split_whitespace().nth(1).unwrap().parse().unwrap()
+}
+
+fn field<'t>(text: &'t str, name: &str) -> Option<&'t str> {
+    let head = text.split("\r\n\r\n").next().unwrap();
+    head.lines().find_map(|line| {
+        let (field, value) = line.split_once(':')?;
+        field.eq_ignore_ascii_case(name).then(|| value.trim())
+    })
+}
+
+fn body(text: &str) -> &str {
+    text.split_once("\r\n\r\n").map_or("", |(_, body)| body)
+}
+
+#[test]
+fn get_head_ranges_and_conditionals_with_curl() {
+    let tree = Tree::new("curl");
+    let mut settings = StaticSettings::new("/static", tree.www());
+    settings.cache_control = Some("public, max-age=60".to_owned());
+    let server = serve(vec![settings]);
+    let url = |path: &str| format!("http://{}{path}", server.addr);
+
+    let whole = curl(&[], &url("/static/app.js"));
+    assert_eq!(status_of(&whole), 200);
+    assert_eq!(body(&whole), "console.log('plain')\n");
+    assert_eq!(field(&whole, "content-type"), Some("text/javascript"));
+    assert_eq!(field(&whole, "accept-ranges"), Some("bytes"));
+    assert_eq!(field(&whole, "cache-control"), Some("public, max-age=60"));
+    assert_eq!(field(&whole, "vary"), Some("Accept-Encoding"));
+    let etag = field(&whole, "etag").expect("an ETag").to_owned();
+    assert!(
+        etag.starts_with('"') && !etag.starts_with("W/"),
+        "strong: {etag}"
+    );
+    let modified = field(&whole, "last-modified")
+        .expect("Last-Modified")
+        .to_owned();
+
+    // HEAD: the fields of a GET, the length, no body.
+    let head = curl(&["-I"], &url("/static/numbers.bin"));
+    assert_eq!(status_of(&head), 200);
+    assert_eq!(field(&head, "content-length"), Some("100000"));
+    assert_eq!(body(&head), "");
+
+    // A range: 206, Content-Range, those bytes (a file large enough for sendfile).
+    let range = Command::new("curl")
+        .args(["-sS", "--max-time", "10", "-r", "70000-70009", "-D", "-"])
+        .arg(url("/static/numbers.bin"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&range.stdout);
+    assert_eq!(status_of(&text), 206, "{text}");
+    assert_eq!(
+        field(&text, "content-range"),
+        Some("bytes 70000-70009/100000")
+    );
+    let bytes = &range.stdout[range.stdout.len() - 10..];
+    let expected: Vec<u8> = (70000..70010u32).map(|i| (i % 251) as u8).collect();
+    assert_eq!(bytes, &expected[..]);
+    // The last 5 bytes, and a range past the end.
+    assert_eq!(
+        field(
+            &curl(&["-r", "-5"], &url("/static/numbers.bin")),
+            "content-range"
+        ),
+        Some("bytes 99995-99999/100000")
+    );
+    let past = curl(&["-r", "200000-"], &url("/static/numbers.bin"));
+    assert_eq!(status_of(&past), 416);
+    assert_eq!(field(&past, "content-range"), Some("bytes */100000"));
+
+    // If-Range that no longer holds: the whole file.
+    let stale = curl(
+        &["-r", "0-9", "-H", "If-Range: \"stale\""],
+        &url("/static/app.js"),
+    );
+    assert_eq!(status_of(&stale), 200);
+    let fresh = curl(
+        &["-r", "0-6", "-H", &format!("If-Range: {etag}")],
+        &url("/static/app.js"),
+    );
+    assert_eq!((status_of(&fresh), body(&fresh)), (206, "console"));
+
+    // Conditionals: 304 with the validators, 412.
+    let not_modified = curl(
+        &["-H", &format!("If-None-Match: {etag}")],
+        &url("/static/app.js"),
+    );
+    assert_eq!(status_of(&not_modified), 304);
+    assert_eq!(field(&not_modified, "etag"), Some(etag.as_str()));
+    assert_eq!(body(&not_modified), "");
+    let since = curl(&["-z", &modified], &url("/static/app.js"));
+    assert_eq!(status_of(&since), 304);
+    let changed = curl(
+        &["-z", "Sat, 01 Jan 2000 00:00:00 GMT"],
+        &url("/static/app.js"),
+    );
+    assert_eq!(status_of(&changed), 200);
+    let if_match = curl(&["-H", "If-Match: \"other\""], &url("/static/app.js"));
+    assert_eq!(status_of(&if_match), 412);
+    let matching = curl(
+        &["-H", &format!("If-Match: {etag}")],
+        &url("/static/app.js"),
+    );
+    assert_eq!(status_of(&matching), 200);
+    let unmodified = curl(
+        &["-H", "If-Unmodified-Since: Sat, 01 Jan 2000 00:00:00 GMT"],
+        &url("/static/app.js"),
+    );
+    assert_eq!(status_of(&unmodified), 412);
+
+    // Index files; a directory without its slash is redirected; none is listed.
+    assert_eq!(body(&curl(&[], &url("/static/"))), "<h1>home</h1>\n");
+    assert_eq!(body(&curl(&[], &url("/static/docs/"))), "<h1>docs</h1>\n");
+    let moved = curl(&[], &url("/static/docs"));
+    assert_eq!(status_of(&moved), 301);
+    assert_eq!(field(&moved, "location"), Some("/static/docs/"));
+    assert_eq!(status_of(&curl(&[], &url("/static/empty/"))), 404);
+    assert_eq!(status_of(&curl(&[], &url("/static/missing.txt"))), 404);
+    // Only GET and HEAD.
+    let post = curl(&["-X", "POST"], &url("/static/app.js"));
+    assert_eq!(status_of(&post), 405);
+    assert_eq!(field(&post, "allow"), Some("GET, HEAD"));
+
+    // The app behind the mount still answers.
+    assert_eq!(body(&curl(&[], &url("/plaintext"))), "Hello, World!");
+}
+
+#[test]
+fn precompressed_siblings_follow_accept_encoding() {
+    let tree = Tree::new("precompressed");
+    let server = serve(vec![StaticSettings::new("/", tree.www())]);
+    let url = format!("http://{}/app.js", server.addr);
+    for (accept, coding, text) in [
+        ("gzip, deflate, br, zstd", Some("br"), "BROTLI BYTES"),
+        ("gzip, br;q=0.5", Some("gzip"), "GZIP BYTES"),
+        ("zstd", None, "console.log('plain')\n"),
+        ("br;q=0, gzip;q=0", None, "console.log('plain')\n"),
+        ("identity", None, "console.log('plain')\n"),
+    ] {
+        let answer = curl(&["-H", &format!("Accept-Encoding: {accept}")], &url);
+        assert_eq!(field(&answer, "content-encoding"), coding, "{accept}");
+        assert_eq!(body(&answer), text, "{accept}");
+        assert_eq!(field(&answer, "content-type"), Some("text/javascript"));
+        assert_eq!(field(&answer, "vary"), Some("Accept-Encoding"));
+    }
+    // Each coding has its own validator.
+    let plain = curl(&[], &url);
+    let gzip = curl(&["-H", "Accept-Encoding: gzip"], &url);
+    assert_ne!(field(&plain, "etag"), field(&gzip, "etag"));
+    // A real gzip sibling, decoded by curl --compressed to the original.
+    let css = tree.www().join("site.css");
+    fs::write(&css, "body { color: teal }\n".repeat(50)).unwrap();
+    let gzip = Command::new("gzip").arg("-k").arg(&css).status();
+    assert!(gzip.expect("gzip runs").success());
+    let css_url = format!("http://{}/site.css", server.addr);
+    let compressed = curl(&["--compressed"], &css_url);
+    assert_eq!(field(&compressed, "content-encoding"), Some("gzip"));
+    assert_eq!(body(&compressed), "body { color: teal }\n".repeat(50));
+    let gz_len = fs::metadata(tree.www().join("site.css.gz"))
+        .unwrap()
+        .len()
+        .to_string();
+    assert_eq!(field(&compressed, "content-length"), Some(gz_len.as_str()));
+}
+
+#[test]
+fn http2_gets_whole_files_and_ranges() {
+    let tree = Tree::new("h2");
+    let server = serve(vec![StaticSettings::new("/", tree.www())]);
+    let url = format!("http://{}/numbers.bin", server.addr);
+    let output = Command::new("curl")
+        .args([
+            "-sS",
+            "--max-time",
+            "10",
+            "--http2-prior-knowledge",
+            "-o",
+            "-",
+        ])
+        .arg(&url)
+        .output()
+        .expect("curl runs");
+    assert!(output.status.success());
+    assert_eq!(
+        output.stdout,
+        fs::read(tree.www().join("numbers.bin")).unwrap()
+    );
+    let range = curl(&["--http2-prior-knowledge", "-r", "10-14"], &url);
+    assert!(range.starts_with("HTTP/2 206"), "{range}");
+    assert_eq!(field(&range, "content-range"), Some("bytes 10-14/100000"));
+    let head = curl(&["--http2-prior-knowledge", "-I"], &url);
+    assert_eq!(field(&head, "content-length"), Some("100000"));
+}
+
+/// Requests that try to reach `secret.txt` (beside the served directory)
+/// or to list a directory: none gets a file, and no answer shows a path
+/// of the server.
+#[test]
+fn no_path_leaves_the_root() {
+    let tree = Tree::new("traversal");
+    let server = serve(vec![StaticSettings::new("/", tree.www())]);
+    let table: &[(&str, u16)] = &[
+        ("/../secret.txt", 400),
+        ("/docs/../../secret.txt", 400),
+        ("/%2e%2e/secret.txt", 400),
+        ("/%2E%2E/secret.txt", 400),
+        ("/.%2e/secret.txt", 400),
+        ("/docs%2f..%2f..%2fsecret.txt", 400),
+        ("/..%5csecret.txt", 400),
+        ("/..\\secret.txt", 400),
+        ("/docs/%00index.html", 400),
+        ("/index.html%00.txt", 400),
+        ("/%c0%ae%c0%ae/secret.txt", 400),
+        ("/%25%32%65%25%32%65/secret.txt", 404), // decoded once: a literal "%2e%2e"
+        ("//etc/passwd", 404),
+        ("/etc/passwd", 404),
+        ("/leak", 404),          // a relative symlink out of the root
+        ("/leak-absolute", 404), // an absolute one
+        ("/empty/", 404),        // no listing
+        ("/./index.html", 400),
+    ];
+    let secret_dir = tree.base.display().to_string();
+    for (path, status) in table {
+        let mut client = Client::connect(server.addr);
+        client.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        let response = client.response().expect("an answer");
+        let text = response.body_str();
+        assert_eq!(response.status, *status, "{path}: {text}");
+        assert!(!text.contains("SECRET"), "{path} leaked the file");
+        assert!(
+            !text.contains(&secret_dir) && !text.contains("/tmp"),
+            "{path} showed a path: {text}"
+        );
+    }
+    // A symlink that stays inside is followed.
+    let mut client = Client::connect(server.addr);
+    assert_eq!(client.get("/inside").body_str(), "<h1>docs</h1>\n");
+}
+
+#[test]
+fn symlinks_out_of_the_root_only_when_allowed() {
+    let tree = Tree::new("follow");
+    let mut settings = StaticSettings::new("/", tree.www());
+    settings.follow_symlinks = true;
+    let server = serve(vec![settings]);
+    let mut client = Client::connect(server.addr);
+    assert_eq!(client.get("/leak").body_str(), "TOP SECRET\n");
+    // `..` stays refused: only links may lead out.
+    let mut client = Client::connect(server.addr);
+    client.send("GET /../secret.txt HTTP/1.1\r\nHost: x\r\n\r\n");
+    assert_eq!(client.response().unwrap().status, 400);
+}
+
+/// Resident memory of this process, in KiB.
+fn rss_kib() -> u64 {
+    let status = fs::read_to_string("/proc/self/status").unwrap();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmRSS:"))
+        .and_then(|value| value.split_whitespace().next())
+        .and_then(|kib| kib.parse().ok())
+        .expect("VmRSS in /proc/self/status")
+}
+
+/// 200 clients fetch a 100 MiB file and read it slowly (a few KiB each,
+/// then nothing): the server's memory stays flat, since `sendfile` takes
+/// the file from the page cache and only as fast as each socket drains.
+#[test]
+fn two_hundred_slow_readers_of_a_large_file_keep_memory_flat() {
+    const READERS: usize = 200;
+    let tree = Tree::new("slow");
+    let big = tree.www().join("big.bin");
+    let file = fs::File::create(&big).unwrap();
+    file.set_len(100 << 20).unwrap(); // sparse: 100 MiB of zeros, no disk
+    drop(file);
+    let server = serve(vec![StaticSettings::new("/files", tree.www())]);
+    let before = rss_kib();
+    let started = Instant::now();
+    let readers: Vec<TcpStream> = (0..READERS)
+        .map(|_| slow_reader(server.addr, "/files/big.bin"))
+        .collect();
+    // Each reader takes a little, now and then, for about two seconds.
+    let mut taken = 0u64;
+    let mut buf = vec![0u8; 16 * 1024];
+    for _round in 0..4 {
+        for mut reader in &readers {
+            taken += reader.read(&mut buf).unwrap_or(0) as u64;
+        }
+        std::thread::sleep(Duration::from_millis(400));
+    }
+    let grown = rss_kib().saturating_sub(before);
+    assert!(
+        taken > READERS as u64 * 16 * 1024,
+        "the readers got {taken} bytes"
+    );
+    // 200 whole copies would be 20 GiB; a 64 KiB chunk each would be 12.5 MiB.
+    assert!(
+        grown < 16 * 1024,
+        "memory grew by {grown} KiB with {READERS} slow readers"
+    );
+    assert!(started.elapsed() < Duration::from_secs(30));
+    // The server still answers others at once.
+    let mut client = Client::connect(server.addr);
+    assert_eq!(client.get("/plaintext").status, 200);
+}
+
+/// A client that asked for `path` and reads nothing yet (small receive buffer).
+fn slow_reader(addr: SocketAddr, path: &str) -> TcpStream {
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    socket.set_recv_buffer_size(16 * 1024).unwrap();
+    socket
+        .connect_timeout(&addr.into(), Duration::from_secs(5))
+        .unwrap();
+    let mut stream: TcpStream = socket.into();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    stream
+        .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
+        .unwrap();
+    stream
+}
