@@ -63,7 +63,7 @@ pub(crate) fn summary(
         false => "HTTP/1.1 only",
     };
     format!(
-        "shardd: {} shards {pinning}, listener {mode}, serving on {place}, {protocols}",
+        "shardd: {} shards {pinning}, {protocols}, listener {mode}, serving on {place}",
         cores.len()
     )
 }
@@ -131,7 +131,7 @@ mod tests {
         assert_eq!(
             line,
             "shardd: 1000 shards pinned round-robin to cores 0-1 (up to 500 shards a core), \
-             listener handoff, serving on a custom listener, HTTP/1.1 and HTTP/2"
+             HTTP/1.1 and HTTP/2, listener handoff, serving on a custom listener"
         );
     }
 
@@ -146,8 +146,8 @@ mod tests {
         );
         assert_eq!(
             line,
-            "shardd: 2 shards pinned to cores 0-1, listener handoff, serving on http://127.0.0.1:8080, \
-             HTTP/1.1 and HTTP/2"
+            "shardd: 2 shards pinned to cores 0-1, HTTP/1.1 and HTTP/2, listener handoff, \
+             serving on http://127.0.0.1:8080"
         );
     }
 
@@ -157,6 +157,9 @@ mod tests {
         config.http2.enabled = false;
         let line = summary(&config, &[None, None], None, "reuseport");
         assert!(line.starts_with("shardd: 2 shards unpinned,"), "{line}");
-        assert!(line.ends_with(", HTTP/1.1 only"), "{line}");
+        assert!(
+            line.contains(", HTTP/1.1 only, listener reuseport,"),
+            "{line}"
+        );
     }
 }
