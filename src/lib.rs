@@ -180,6 +180,7 @@ mod user_guide {
         listeners => "../docs/src/listeners.md",
         http => "../docs/src/http.md",
         http2 => "../docs/src/http2.md",
+        files => "../docs/src/files.md",
         configuration => "../docs/src/configuration.md",
         operating => "../docs/src/operating.md",
         deploying => "../docs/src/deploying.md",
