@@ -30,7 +30,8 @@
 #
 # A server that does not answer HTTP/2 on a transport (checked with curl before
 # its cells) gets "no h2" in those cells; one without a 1 MiB route at /1mib
-# gets "no /1mib"; the run goes on. Every process started here is stopped by
+# gets "no /1mib" (shardd serves the file at /files/1mib, with --static); the
+# run goes on. Every process started here is stopped by
 # PID on exit. Needs h2load (Debian: nghttp2-client), curl, openssl, nginx, h2o.
 set -euo pipefail
 
@@ -146,8 +147,10 @@ start_shardd() {
     local tls=()
     [ "$transport" = tls ] && tls=(--tls-cert "$work/cert.pem" --tls-key "$work/key.pem")
     # shellcheck disable=SC2086
+    # The 1 MiB file comes from the same directory nginx and h2o serve it
+    # from, through shardd's static-file service (mounted at /files).
     launch_as "shardd-$transport" "$SHARDD" --bind "127.0.0.1:$port" --shards "$SERVER_THREADS" \
-      "${tls[@]}" $SHARDD_ARGS
+      --static "/files=$work/www" "${tls[@]}" $SHARDD_ARGS
     register shardd "$transport" "$port" "$launched_pid" "shardd-$transport"
   done
 }
@@ -288,6 +291,7 @@ declare -A cell
 measure() {  # server transport workload -> cell[transport|workload|server]
   local server=$1 transport=$2 wl=$3 key="$2|$3|$1" path bytes m c url why
   read -r path bytes m c <<<"$(workload_shape "$wl")"
+  [ "$server:$path" = shardd:/1mib ] && path=/files/1mib
   why=${state_of[$server:$transport]-"not run"}
   if [ -z "$why" ]; then why=$(probe "$server" "$transport" "$path" "$bytes"); fi
   if [ -n "$why" ]; then cell[$key]="$why"; echo "h2/run.sh: $key: $why" >&2; return; fi
