@@ -543,3 +543,56 @@ fn a_stream_reset_while_its_body_is_read_counts_as_a_reset_not_a_response() {
     assert_eq!(shard.requests, 0, "no response was sent: {shard:?}");
     assert_eq!(shard.responses_by_class, [0; 5]);
 }
+
+/// Reads a streamed request body to its end, then answers with its length
+/// and the value of the request's `x-checksum` trailer.
+struct TrailerReader;
+
+impl App for TrailerReader {
+    fn streams_body(&self, _head: &Request<'_>) -> bool {
+        true
+    }
+
+    async fn call(&self, request: &Request<'_>) -> Response {
+        let mut body = request.body_stream().expect("a streamed body");
+        let mut length = 0;
+        while let Some(chunk) = body.chunk().await {
+            length += chunk.expect("a chunk").len();
+        }
+        let checksum = body
+            .trailers()
+            .and_then(|trailers| trailers.get("x-checksum")?.to_str().ok().map(str::to_owned))
+            .unwrap_or_else(|| "none".to_owned());
+        Response::text(format!("{length} bytes, checksum {checksum}"))
+    }
+}
+
+#[test]
+fn request_trailers_reach_an_app_that_streams_the_body() {
+    let server = TestServer::start_with(config(1), |_| TrailerReader);
+    let client = H2Client::connect(server.addr);
+    let send = client.send.clone();
+    let answer = client.block_on(async move {
+        let mut send = send.ready().await.unwrap();
+        let request = http::Request::post("http://localhost/upload")
+            .body(())
+            .unwrap();
+        let (response, mut outgoing) = send.send_request(request, false).unwrap();
+        outgoing
+            .send_data(Bytes::from_static(b"12345"), false)
+            .unwrap();
+        outgoing
+            .send_data(Bytes::from_static(b"678"), false)
+            .unwrap();
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-checksum", http::HeaderValue::from_static("abc123"));
+        outgoing.send_trailers(trailers).unwrap();
+        let mut body = response.await.unwrap().into_body();
+        let mut bytes = Vec::new();
+        while let Some(chunk) = body.data().await {
+            bytes.extend_from_slice(&chunk.unwrap());
+        }
+        String::from_utf8(bytes).unwrap()
+    });
+    assert_eq!(answer, "8 bytes, checksum abc123");
+}
