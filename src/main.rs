@@ -22,6 +22,7 @@ use anyhow::Result;
 use clap::Parser;
 use shardd::apps::techempower::{techempower_router, TechEmpower};
 use shardd::systemd::{take_listen_fds, ListenFd};
+use shardd::App;
 use shardd::{Config, Server, ServerControl, TlsReloader};
 
 use crate::cli::{AppChoice, Cli};
@@ -91,9 +92,18 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
     } else {
         Server::from_listen_fds(config.clone(), sockets)?
     };
-    let server = match cli.app {
-        AppChoice::Techempower => server.serve(|_shard| TechEmpower)?,
-        AppChoice::Router => server.serve(|_shard| techempower_router())?,
+    let compression = config.compression.clone();
+    // Compression wraps the app only when on, so that an uncompressed
+    // server pays nothing for it.
+    let server = match (cli.app, compression.enabled) {
+        (AppChoice::Techempower, false) => server.serve(|_shard| TechEmpower)?,
+        (AppChoice::Router, false) => server.serve(|_shard| techempower_router())?,
+        (AppChoice::Techempower, true) => {
+            server.serve(move |_shard| TechEmpower.compressed(compression.clone()))?
+        }
+        (AppChoice::Router, true) => {
+            server.serve(move |_shard| techempower_router().compressed(compression.clone()))?
+        }
     };
     let process = Arc::new(Process {
         cli,

@@ -44,6 +44,7 @@ impl Config {
         }
         self.limits.validate().map_err(Error::InvalidSetting)?;
         self.http2.validate().map_err(Error::InvalidSetting)?;
+        self.compression.validate().map_err(Error::InvalidSetting)?;
         self.check_built_features(cfg!(feature = "tls"))?;
         if self
             .tls
@@ -101,6 +102,7 @@ impl Config {
             // Live: `ServerHandle::set_limits`.
             limits: _,
             http2,
+            compression,
             tls,
             proxy_protocol,
             proxy_header_timeout_ms,
@@ -144,6 +146,8 @@ impl Config {
             (*tls != new.tls, "tls"),
             (*proxy_protocol != new.proxy_protocol, "proxy_protocol"),
             (*http2 != new.http2, "http2"),
+            // The app is built once, with the settings it started with.
+            (*compression != new.compression, "compression"),
             (
                 *proxy_header_timeout_ms != new.proxy_header_timeout_ms,
                 "proxy_header_timeout_ms",
