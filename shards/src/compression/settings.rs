@@ -18,13 +18,16 @@ pub struct CompressionSettings {
     /// default: compression costs CPU on every response, and a CDN or
     /// proxy in front often does it already.
     pub enabled: bool,
-    /// Smallest body, in bytes, worth compressing: below it the gzip
-    /// header and trailer (18 bytes) and the `Content-Encoding` and
-    /// `Vary` fields cost more than compression saves. Streamed bodies
-    /// (of unknown length) are always compressed.
+    /// Smallest body, in bytes, worth compressing: below ~200 bytes of
+    /// JSON, gzip's output plus its 18-byte frame and the
+    /// `Content-Encoding` field is larger than the body (measured: 150
+    /// bytes give 131 + 42, 256 give 159 + 42). Streamed bodies (of
+    /// unknown length) are always compressed.
     pub min_size: usize,
     /// gzip level, 0 (stored) to 9 (smallest). 1 is what HttpArena's
-    /// actix-web entry uses.
+    /// actix-web entry uses; on a 6 KiB JSON list level 1 costs 1.5
+    /// ns/byte for 1128 bytes, 2 costs 2.8 for 890 (zlib-rs's level 1 is
+    /// its fastest strategy: ~12% larger than miniz_oxide's level 1).
     pub gzip_level: u32,
     /// brotli quality, 0 to 11. 4 is tower-http's default; 11 (brotli's
     /// own default) is meant for precompressed files, ~50× slower.
