@@ -60,6 +60,17 @@ fn decode(encoding: Option<&str>, body: &[u8]) -> Vec<u8> {
     out
 }
 
+/// The `i`th chunk of `/big-stream`: 4 KiB of text that compresses, but
+/// not to nothing.
+fn big_chunk(i: u32) -> String {
+    let mut chunk = String::new();
+    while chunk.len() < 4096 {
+        chunk.push_str(&format!("line {i} {} ", chunk.len() * 7919 % 10007));
+    }
+    chunk.truncate(4096);
+    chunk
+}
+
 /// Lets the `/sse` stream send its second event.
 #[derive(Clone, Default)]
 struct Release(Arc<AtomicBool>);
@@ -83,6 +94,14 @@ fn app(release: Release) -> impl App {
             Response::new(StatusCode::NOT_MODIFIED).with_header("ETag", "\"v1\"")
         }
         "/etag" => Response::json(list.clone()).with_header("ETag", "\"v1\""),
+        "/big-stream" => {
+            // 2 MiB in 512 chunks, ready at once: emitted in pieces, not
+            // held whole in the encoder.
+            let chunks = (0..512u32).map(|i| Ok::<_, std::io::Error>(Bytes::from(big_chunk(i))));
+            Response::new(StatusCode::OK)
+                .with_header("Content-Type", "text/plain")
+                .with_body(Body::stream(stream::iter(chunks)))
+        }
         "/sse" => {
             let release = release.clone();
             let events = stream::unfold(0, move |n| {
@@ -498,4 +517,26 @@ fn gzip_request_bodies_are_decoded_and_a_zip_bomb_gets_413() {
     assert_eq!(unsupported.header("Accept-Encoding"), Some("gzip"));
     // The server still serves after all that.
     assert_eq!(post(&server, "identity", b"plain").body_str(), "plain");
+}
+
+#[test]
+fn a_large_stream_is_compressed_whole_in_every_coding() {
+    let (server, _) = start();
+    let expected: String = (0..512).map(big_chunk).collect();
+    for coding in ["gzip", "br", "zstd"] {
+        let response = get(
+            &server,
+            "GET",
+            "/big-stream",
+            &format!("Accept-Encoding: {coding}\r\n"),
+        );
+        assert_eq!(response.header("Content-Encoding"), Some(coding));
+        assert_eq!(response.header("Transfer-Encoding"), Some("chunked"));
+        assert!(response.body.len() < expected.len() / 2, "{coding}");
+        assert_eq!(
+            decode(Some(coding), &response.body),
+            expected.as_bytes(),
+            "{coding}"
+        );
+    }
 }

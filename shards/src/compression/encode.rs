@@ -11,6 +11,7 @@
 use std::io::Write;
 
 use flate2::{Compress, Compression, Crc, FlushCompress, Status};
+use zstd::stream::raw::CParameter;
 
 use super::negotiate::Encoding;
 use super::settings::CompressionSettings;
@@ -19,6 +20,11 @@ use super::settings::CompressionSettings;
 /// memory a brotli stream holds stays near 1 MiB rather than brotli's
 /// default 4 MiB.
 const BROTLI_WINDOW: u32 = 20;
+
+/// A zstd stream's window (log2 bytes, 128 KiB) and hash and chain
+/// tables (log2 entries).
+const STREAM_ZSTD_WINDOW: u32 = 17;
+const STREAM_ZSTD_TABLES: u32 = 15;
 
 /// The 10-byte gzip header shardd writes: no name, no time, unknown OS
 /// (RFC 1952 §2.3).
@@ -99,6 +105,8 @@ impl Encoders {
 
 /// One streamed body's encoder: each chunk in, compressed bytes out, with
 /// a flush whenever the producer pauses so nothing waits in the encoder.
+/// It holds ~200 KiB (brotli 4) to ~320 KiB (gzip, zstd) while the
+/// stream is open (measured: RSS of 200 open streams).
 pub(crate) enum StreamEncoder {
     Gzip(Box<flate2::write::GzEncoder<Vec<u8>>>),
     Zstd(Box<zstd::stream::write::Encoder<'static, Vec<u8>>>),
@@ -112,10 +120,17 @@ impl StreamEncoder {
                 Vec::new(),
                 Compression::new(settings.gzip_level),
             ))),
-            Encoding::Zstd => StreamEncoder::Zstd(Box::new(zstd::stream::write::Encoder::new(
-                Vec::new(),
-                settings.zstd_level,
-            )?)),
+            Encoding::Zstd => {
+                let mut encoder =
+                    zstd::stream::write::Encoder::new(Vec::new(), settings.zstd_level)?;
+                // A stream may stay open for hours (SSE): smaller tables
+                // than level 3's bring its state from ~815 KiB to ~300 KiB
+                // (measured: RSS of 200 open streams), gzip's size.
+                encoder.window_log(STREAM_ZSTD_WINDOW)?;
+                encoder.set_parameter(CParameter::HashLog(STREAM_ZSTD_TABLES))?;
+                encoder.set_parameter(CParameter::ChainLog(STREAM_ZSTD_TABLES))?;
+                StreamEncoder::Zstd(Box::new(encoder))
+            }
             Encoding::Brotli => StreamEncoder::Brotli(Box::new(brotli::CompressorWriter::new(
                 Vec::new(),
                 4096,

@@ -38,7 +38,9 @@
 //!
 //! Streamed bodies are compressed as they stream: whatever the producer
 //! has sent is flushed to the client as soon as it pauses, so a
-//! server-sent-events stream arrives event by event.
+//! server-sent-events stream arrives event by event. Each open compressed
+//! stream holds its encoder's state, ~200 KiB (brotli) to ~320 KiB (gzip,
+//! zstd): 1000 open event streams cost ~300 MiB.
 
 mod encode;
 mod negotiate;
