@@ -118,6 +118,13 @@ pub(crate) struct Cli {
     #[arg(long)]
     pub no_http2: bool,
 
+    /// Compress responses (the config file's `[compression] enabled =
+    /// true`): zstd, br or gzip as each client's Accept-Encoding asks, for
+    /// text and JSON bodies of at least `min_size` bytes (default 256) and
+    /// for streams, at gzip level 1, brotli 4, zstd 3 by default.
+    #[arg(long)]
+    pub compress: bool,
+
     /// Longest a connection may take, from accept, to send its PROXY
     /// protocol header, in milliseconds [default: 5000].
     #[arg(long, value_name = "MS")]
@@ -234,6 +241,9 @@ impl Cli {
             .extend(self.static_files.iter().cloned());
         if self.no_http2 {
             config.http2.enabled = false;
+        }
+        if self.compress {
+            config.compression.enabled = true;
         }
         if let Some(ms) = self.proxy_header_timeout_ms {
             config.proxy_header_timeout_ms = ms;

@@ -99,6 +99,7 @@ pub use server::{
     BoundSocket, ConnectionSource, CustomListener, DrainTrigger, Server, ServerControl,
     ServerHandle, Unwrapped, Wrapped,
 };
+pub use shardd_shards::compression;
 pub use shardd_shards::files;
 #[cfg(feature = "router")]
 pub use shardd_shards::router;

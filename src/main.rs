@@ -21,9 +21,11 @@ use std::sync::{Arc, Mutex};
 use anyhow::{Context, Result};
 use clap::Parser;
 use shardd::apps::techempower::{techempower_router, TechEmpower};
+use shardd::compression::CompressionSettings;
 use shardd::files::{StaticFiles, StaticSettings, WithStaticFiles};
 use shardd::systemd::{take_listen_fds, ListenFd};
-use shardd::{Config, Server, ServerControl, TlsReloader};
+use shardd::App;
+use shardd::{Config, Server, ServerControl, ServerHandle, TlsReloader};
 
 use crate::cli::{AppChoice, Cli};
 use crate::notify::Notifier;
@@ -102,16 +104,10 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
             )
         })?;
     }
-    let mounts = config.static_files.clone();
-    let server = match (cli.app, mounts.is_empty()) {
-        (AppChoice::Techempower, true) => server.serve(|_shard| TechEmpower)?,
-        (AppChoice::Router, true) => server.serve(|_shard| techempower_router())?,
-        (AppChoice::Techempower, false) => {
-            server.serve(move |_shard| WithStaticFiles::new(open_mounts(&mounts), TechEmpower))?
-        }
-        (AppChoice::Router, false) => server.serve(move |_shard| {
-            WithStaticFiles::new(open_mounts(&mounts), techempower_router())
-        })?,
+    let (mounts, compression) = (config.static_files.clone(), config.compression.clone());
+    let server = match cli.app {
+        AppChoice::Techempower => serve_wrapped(server, || TechEmpower, mounts, compression)?,
+        AppChoice::Router => serve_wrapped(server, techempower_router, mounts, compression)?,
     };
     let process = Arc::new(Process {
         cli,
@@ -141,6 +137,27 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
     process.notifier.ready();
     server.wait();
     Ok(())
+}
+
+/// Serve `app` on every shard, behind the static-file mounts and the
+/// compression the config asks for. Each wraps the app only when asked
+/// for, so a server without them pays nothing for them.
+fn serve_wrapped<A: App>(
+    server: Server,
+    app: impl Fn() -> A + Send + Sync + 'static,
+    mounts: Vec<StaticSettings>,
+    compression: CompressionSettings,
+) -> Result<ServerHandle, shardd::Error> {
+    match (mounts.is_empty(), compression.enabled) {
+        (true, false) => server.serve(move |_shard| app()),
+        (false, false) => {
+            server.serve(move |_shard| WithStaticFiles::new(open_mounts(&mounts), app()))
+        }
+        (true, true) => server.serve(move |_shard| app().compressed(compression.clone())),
+        (false, true) => server.serve(move |_shard| {
+            WithStaticFiles::new(open_mounts(&mounts), app()).compressed(compression.clone())
+        }),
+    }
 }
 
 /// Each shard's static directories (a directory gone since the start is

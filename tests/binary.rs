@@ -322,3 +322,28 @@ fn defer_accept_is_on_by_default_and_can_be_turned_off() {
         drop(silent);
     }
 }
+
+#[test]
+fn compress_turns_compression_on_for_both_apps_and_a_bad_level_is_refused() {
+    // TechEmpower's bodies are smaller than the default min_size.
+    let file = TempConfig::new("compress", "[compression]\nmin_size = 0\n");
+    for app in ["techempower", "router"] {
+        let shardd = Shardd::start(&["--compress", "--config", file.path(), "--app", app]);
+        let mut client = Client::connect(shardd.addr);
+        client.send("GET /json HTTP/1.1\r\nHost: t\r\nAccept-Encoding: br;q=0, gzip\r\n\r\n");
+        let response = client.response().unwrap();
+        assert_eq!(response.status, 200, "{app}");
+        assert_eq!(response.header("Content-Encoding"), Some("gzip"), "{app}");
+        assert_eq!(response.header("Vary"), Some("Accept-Encoding"), "{app}");
+    }
+    // Without --compress, the file's `enabled = false` stands.
+    let shardd = Shardd::start(&["--config", file.path()]);
+    let mut client = Client::connect(shardd.addr);
+    client.send("GET /json HTTP/1.1\r\nHost: t\r\nAccept-Encoding: gzip\r\n\r\n");
+    let response = client.response().unwrap();
+    assert_eq!(response.header("Content-Encoding"), None);
+    assert_eq!(response.body, br#"{"message":"Hello, World!"}"#);
+
+    let bad = TempConfig::new("bad-level", "[compression]\ngzip_level = 12\n");
+    assert_fails_naming(&["--config", bad.path()], "compression.gzip_level");
+}

@@ -8,6 +8,7 @@
 
 use std::future::Future;
 
+use crate::compression::{Compressed, CompressionSettings, RequestDecompression};
 use crate::request::Request;
 use crate::response::Response;
 
@@ -24,6 +25,25 @@ pub trait App: 'static {
     fn streams_body(&self, head: &Request<'_>) -> bool {
         let _ = head;
         false
+    }
+
+    /// This app with its responses compressed as each client accepts
+    /// (gzip, brotli, zstd; see [`compression`](crate::compression)).
+    fn compressed(self, settings: CompressionSettings) -> Compressed<Self>
+    where
+        Self: Sized,
+    {
+        Compressed::new(self, settings)
+    }
+
+    /// This app with `Content-Encoding: gzip` request bodies decoded
+    /// before it sees them, up to `max_decoded_bytes` (more: 413); see
+    /// [`RequestDecompression`].
+    fn decompressing_requests(self, max_decoded_bytes: usize) -> RequestDecompression<Self>
+    where
+        Self: Sized,
+    {
+        RequestDecompression::new(self, max_decoded_bytes)
     }
 }
 

@@ -62,6 +62,7 @@ mod app;
 pub mod apps;
 mod body;
 mod buffers;
+pub mod compression;
 mod connection;
 mod drain;
 mod env;

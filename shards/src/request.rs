@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use ::http::Method;
 
-use crate::http::{path_len, slice, RequestParts, Version};
+use crate::http::{path_len, slice, HeaderSpan, RequestParts, Version};
 use crate::listener::PeerAddr;
 use crate::request_body::{Pipe, RequestBody};
 
@@ -161,6 +161,34 @@ impl<'a> Request<'a> {
             let name = unsafe { std::str::from_utf8_unchecked(name) };
             (name, slice(head, span.value))
         })
+    }
+
+    /// Each header field's name and where it lies in the head.
+    pub(crate) fn header_spans(&self) -> impl Iterator<Item = (&'a str, &'a HeaderSpan)> + '_ {
+        self.headers()
+            .zip(self.parts.spans)
+            .map(|((name, _), span)| (name, span))
+    }
+
+    /// The same request with another body and only the header fields in
+    /// `spans` (which point into the same head): what an app sees once a
+    /// decorator has decoded the body.
+    pub(crate) fn with_decoded_body<'b>(
+        &self,
+        body: &'b [u8],
+        spans: &'b [HeaderSpan],
+    ) -> Request<'b>
+    where
+        'a: 'b,
+    {
+        Request {
+            parts: RequestParts {
+                body,
+                spans,
+                ..self.parts
+            },
+            ..*self
+        }
     }
 
     /// The first header with this name (case-insensitive).

@@ -182,6 +182,12 @@ impl Response {
         self.headers.push((name, value));
     }
 
+    /// The header fields, to change in place (decorators).
+    #[inline]
+    pub(crate) fn headers_mut(&mut self) -> &mut SmallVec<[(HeaderText, HeaderText); 2]> {
+        &mut self.headers
+    }
+
     /// Set the body in place.
     #[inline]
     pub(crate) fn set_body(&mut self, body: Body) {

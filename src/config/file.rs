@@ -35,6 +35,7 @@ impl Config {
 mod tests {
     use serde::de::Visitor;
     use serde::{Deserialize, Deserializer};
+    use shardd_shards::compression::CompressionSettings;
     use shardd_shards::files::StaticSettings;
     use shardd_shards::{Http2Settings, Limits};
 
@@ -124,6 +125,7 @@ mod tests {
             ("admission", field_names::<Admission>()),
             ("limits", field_names::<Limits>()),
             ("http2", field_names::<Http2Settings>()),
+            ("compression", field_names::<CompressionSettings>()),
             ("tls", field_names::<TlsConfig>()),
             ("log", field_names::<Logging>()),
             ("static", field_names::<StaticSettings>()),

@@ -18,6 +18,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use serde::Deserialize;
+use shardd_shards::compression::CompressionSettings;
 use shardd_shards::files::StaticSettings;
 use shardd_shards::listeners::ProxyProtocolSettings;
 use shardd_shards::runtime::ShardConfig;
@@ -77,6 +78,12 @@ pub struct Config {
     /// HTTP/2 beside HTTP/1.1 on the same port (the `[http2]` table): on by
     /// default, with finite limits on streams, header lists and windows.
     pub http2: Http2Settings,
+    /// Response compression (the `[compression]` table), off by default.
+    /// The `shardd` binary wraps its app in
+    /// [`App::compressed`](shardd_shards::App::compressed) with these
+    /// settings; a program serving its own app does the same with them
+    /// (`Server::serve` does not wrap apps).
+    pub compression: CompressionSettings,
     /// Serve HTTPS with this certificate (the `[tls]` table); `None`: plain HTTP.
     pub tls: Option<TlsConfig>,
     /// Every connection starts with a PROXY protocol header (v1 or v2), as
@@ -116,6 +123,7 @@ impl Default for Config {
             admission: Admission::default(),
             limits: Limits::default(),
             http2: Http2Settings::default(),
+            compression: CompressionSettings::default(),
             tls: None,
             proxy_protocol: false,
             proxy_header_timeout_ms: 5_000,

@@ -47,6 +47,7 @@ impl Config {
         for mount in &self.static_files {
             mount.validate().map_err(Error::InvalidStatic)?;
         }
+        self.compression.validate().map_err(Error::InvalidSetting)?;
         self.check_built_features(cfg!(feature = "tls"))?;
         if self
             .tls
@@ -104,6 +105,7 @@ impl Config {
             // Live: `ServerHandle::set_limits`.
             limits: _,
             http2,
+            compression,
             tls,
             proxy_protocol,
             proxy_header_timeout_ms,
@@ -149,6 +151,8 @@ impl Config {
             (*proxy_protocol != new.proxy_protocol, "proxy_protocol"),
             (*http2 != new.http2, "http2"),
             (*static_files != new.static_files, "static"),
+            // The app is built once, with the settings it started with.
+            (*compression != new.compression, "compression"),
             (
                 *proxy_header_timeout_ms != new.proxy_header_timeout_ms,
                 "proxy_header_timeout_ms",
