@@ -182,6 +182,7 @@ mod user_guide {
         http => "../docs/src/http.md",
         http2 => "../docs/src/http2.md",
         files => "../docs/src/files.md",
+        compression => "../docs/src/compression.md",
         configuration => "../docs/src/configuration.md",
         operating => "../docs/src/operating.md",
         deploying => "../docs/src/deploying.md",

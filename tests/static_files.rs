@@ -12,7 +12,9 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use shardd::compression::CompressionSettings;
 use shardd::files::{StaticSettings, WithStaticFiles};
+use shardd::App;
 use shardd::TechEmpower;
 use support::{config, Client, TestServer};
 
@@ -399,4 +401,37 @@ fn slow_reader(addr: SocketAddr, path: &str) -> TcpStream {
         .write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
         .unwrap();
     stream
+}
+
+#[test]
+fn behind_compression_a_precompressed_file_is_not_compressed_again_and_the_app_is() {
+    let tree = Tree::new("compressed");
+    let settings = vec![StaticSettings::new("/static", tree.www())];
+    let server = TestServer::start_with(config(1), move |_| {
+        WithStaticFiles::open(&settings, TechEmpower)
+            .expect("the test's directory opens")
+            .compressed(CompressionSettings {
+                min_size: 0,
+                ..CompressionSettings::on()
+            })
+    });
+    // The gzip sibling goes out as it is on disk: one Content-Encoding.
+    let url = format!("http://{}/static/app.js", server.addr);
+    let answer = curl(&["-H", "Accept-Encoding: gzip"], &url);
+    assert_eq!(field(&answer, "content-encoding"), Some("gzip"));
+    assert_eq!(body(&answer), "GZIP BYTES");
+    assert_eq!(
+        answer.matches("content-encoding").count() + answer.matches("Content-Encoding").count(),
+        1
+    );
+    // A range of a file is never compressed.
+    let url = format!("http://{}/static/numbers.bin", server.addr);
+    let range = curl(&["-H", "Accept-Encoding: gzip", "-r", "0-9"], &url);
+    assert_eq!(status_of(&range), 206);
+    assert_eq!(field(&range, "content-encoding"), None);
+    // The app's own answers are compressed.
+    let url = format!("http://{}/json", server.addr);
+    let json = curl(&["--compressed", "-H", "Accept-Encoding: gzip"], &url);
+    assert_eq!(field(&json, "content-encoding"), Some("gzip"));
+    assert_eq!(body(&json), r#"{"message":"Hello, World!"}"#);
 }
