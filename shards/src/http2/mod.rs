@@ -20,13 +20,11 @@ mod settings;
 mod stream;
 
 use std::future::{poll_fn, Future};
-use std::pin::pin;
 use std::sync::atomic::Ordering::Relaxed;
 use std::task::Poll;
 
 use bytes::Bytes;
 use futures_util::stream::{FuturesUnordered, StreamExt};
-use h2::server::SendResponse;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::time::{sleep_until, Instant};
 
@@ -72,6 +70,9 @@ where
     };
     env.stats.http2.connections.fetch_add(1, Relaxed);
     let mut streams = FuturesUnordered::new();
+    // How the streams that finished in one turn ended (kept for its capacity).
+    let mut ended = Vec::new();
+    let mut timer = Box::pin(sleep_until(far_future()));
     let mut resets = RateWindow::new(settings.max_resets_per_second);
     let mut keep_alive = KeepAlive::new(&mut connection, settings);
     let mut phase = Phase::Open {
@@ -81,9 +82,14 @@ where
     // Whether the loop ended by cutting an abusive client off.
     let abusive = loop {
         let deadline = phase.deadline(env, streams.is_empty());
+        // The timer is armed lazily: moved earlier when a deadline comes
+        // sooner, left alone when it moves later (it then fires early and
+        // is re-armed), so a connection serving one request after another
+        // does not insert and cancel a timer per request.
+        if let Some(deadline) = deadline.filter(|deadline| *deadline < timer.deadline()) {
+            timer.as_mut().reset(deadline);
+        }
         let event = {
-            let mut accepting = pin!(connection.accept());
-            let mut timer = pin!(sleep_until(deadline.unwrap_or_else(far_future)));
             poll_fn(|cx| {
                 if flooded.get() {
                     return Poll::Ready(Event::Flooded);
@@ -91,14 +97,45 @@ where
                 if matches!(phase, Phase::Open { .. }) && env.drain.is_draining() {
                     return Poll::Ready(Event::Drain);
                 }
-                if let Poll::Ready(Some(end)) = streams.poll_next_unpin(cx) {
-                    return Poll::Ready(Event::StreamEnded(end));
+                // Every stream that can finish now finishes before the
+                // connection is polled, so their frames leave in one write
+                // (one stream at a time was a write system call each).
+                while let Poll::Ready(Some(end)) = streams.poll_next_unpin(cx) {
+                    ended.push(end);
                 }
-                if let Poll::Ready(accepted) = accepting.as_mut().poll(cx) {
-                    return Poll::Ready(Event::Accepted(accepted));
+                if !ended.is_empty() {
+                    return Poll::Ready(Event::StreamsEnded);
                 }
-                if deadline.is_some() && timer.as_mut().poll(cx).is_ready() {
-                    return Poll::Ready(Event::Deadline);
+                // Every stream the client has opened, taken at once.
+                let mut accepted = false;
+                loop {
+                    match connection.poll_accept(cx) {
+                        Poll::Ready(Some(Ok((request, respond)))) => {
+                            streams.push(serve_stream(request, respond, env, app, peer));
+                            accepted = true;
+                        }
+                        Poll::Ready(Some(Err(error))) => return Poll::Ready(Event::Failed(error)),
+                        Poll::Ready(None) => return Poll::Ready(Event::Closed),
+                        Poll::Pending => break,
+                    }
+                }
+                if accepted {
+                    return Poll::Ready(Event::Accepted);
+                }
+                if timer.as_mut().poll(cx).is_ready() {
+                    match deadline {
+                        Some(deadline) if Instant::now() >= deadline => {
+                            return Poll::Ready(Event::Deadline)
+                        }
+                        // Fired early (the deadline moved later) or with
+                        // none set: arm it for the deadline, or far away.
+                        later => {
+                            timer.as_mut().reset(later.unwrap_or_else(far_future));
+                            if timer.as_mut().poll(cx).is_ready() {
+                                return Poll::Ready(Event::Deadline);
+                            }
+                        }
+                    }
                 }
                 if let Poll::Ready(answered) = keep_alive.poll_overdue(cx) {
                     return Poll::Ready(Event::Pinged(answered));
@@ -108,7 +145,7 @@ where
             .await
         };
         match event {
-            Event::Accepted(Some(Ok((request, respond)))) => {
+            Event::Accepted => {
                 if let Phase::Open {
                     idle_since,
                     served_any,
@@ -116,24 +153,32 @@ where
                 {
                     (*idle_since, *served_any) = (None, true);
                 }
-                streams.push(serve_stream(request, respond, env, app, peer));
             }
-            Event::Accepted(Some(Err(error))) => {
+            Event::Failed(error) => {
                 count_connection_error(env, &error);
                 log::debug!("HTTP/2 connection from {peer} ended: {error}");
                 break false;
             }
             // The client closed, or the GOAWAYs have run their course.
-            Event::Accepted(None) => break false,
-            Event::StreamEnded(end) => {
-                if end == StreamEnd::ResetByClient {
-                    env.stats.http2.resets_by_client.fetch_add(1, Relaxed);
-                    if resets.count(1) {
+            Event::Closed => break false,
+            Event::StreamsEnded => {
+                let resets_now = ended
+                    .iter()
+                    .filter(|end| **end == StreamEnd::ResetByClient)
+                    .count();
+                let stalled = ended.contains(&StreamEnd::Stalled);
+                ended.clear();
+                if resets_now > 0 {
+                    env.stats
+                        .http2
+                        .resets_by_client
+                        .fetch_add(resets_now as u64, Relaxed);
+                    if resets.count(resets_now as u32) {
                         cut_off(&mut connection, env, peer, "reset streams too fast");
                         break true;
                     }
                 }
-                if end == StreamEnd::Stalled {
+                if stalled {
                     // As an HTTP/1.1 client that stops reading: a stream's
                     // window shut for send_timeout ends the connection, so
                     // streams opened for large answers never read cannot
@@ -274,15 +319,16 @@ impl Phase {
     }
 }
 
-/// A new stream, the end of the connection (`None`), or its error.
-type Accepted = Option<Result<(http::Request<h2::RecvStream>, SendResponse<Bytes>), h2::Error>>;
-
 /// What woke the connection.
-// Made and matched at once, never stored: the size of a variant costs nothing.
-#[allow(clippy::large_enum_variant)]
 enum Event {
-    Accepted(Accepted),
-    StreamEnded(StreamEnd),
+    /// New streams were taken (they run from the next turn on).
+    Accepted,
+    /// Streams finished; how each ended is in `ended`.
+    StreamsEnded,
+    /// The connection failed (`h2` has sent its GOAWAY, if any).
+    Failed(h2::Error),
+    /// The client closed, or the GOAWAYs have run their course.
+    Closed,
     Drain,
     Deadline,
     Pinged(bool),
