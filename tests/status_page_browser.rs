@@ -12,20 +12,16 @@
 mod support;
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering::SeqCst};
 use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-use support::process::wait_timeout;
+use support::browser::{chromium_binary, dump_dom};
 use support::{config, shard_of, Client, TestServer};
 
 /// Virtual time the page runs for: about this many polls, a second apart.
 const VIRTUAL_TIME_MS: u32 = 6_000;
-/// Longest Chromium may take, real time (it starts slowly on a busy box).
-const BROWSER_TIMEOUT: Duration = Duration::from_secs(90);
 /// The traffic stops after this long in any case.
 const TRAFFIC_LIMIT: Duration = Duration::from_secs(120);
 
@@ -38,7 +34,11 @@ fn the_status_page_draws_each_shards_rate_and_latency_and_flags_the_imbalance() 
     let admin = server.handle.admin_addr().expect("the admin port is on");
 
     let traffic = Traffic::start(&server);
-    let dom = dump_dom(&chromium, &format!("http://{admin}/status"));
+    let dom = dump_dom(
+        &chromium,
+        &format!("http://{admin}/status"),
+        VIRTUAL_TIME_MS,
+    );
     let served = traffic.stop();
     assert!(served.iter().all(|&n| n > 0), "traffic: {served:?}");
 
@@ -82,67 +82,6 @@ fn the_status_page_draws_each_shards_rate_and_latency_and_flags_the_imbalance() 
 }
 
 /// Chromium: `$CHROMIUM`, else `chromium` or `chromium-browser` on `PATH`.
-fn chromium_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("CHROMIUM") {
-        return PathBuf::from(path);
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    std::env::split_paths(&path)
-        .flat_map(|dir| [dir.join("chromium"), dir.join("chromium-browser")])
-        .find(|candidate| candidate.is_file())
-        .unwrap_or_else(|| {
-            panic!(
-                "Chromium is not installed, and this test needs a real browser: \
-                 `apt-get install -y chromium` (.ci/run does), or set CHROMIUM=/path/to/chromium"
-            )
-        })
-}
-
-/// The DOM of `url` after its script ran for [`VIRTUAL_TIME_MS`] of virtual time.
-fn dump_dom(chromium: &PathBuf, url: &str) -> String {
-    let scratch =
-        std::env::temp_dir().join(format!("shardd-status-browser-{}", std::process::id()));
-    std::fs::create_dir_all(&scratch).unwrap();
-    let dom_file = scratch.join("dom.html");
-    let log_file = scratch.join("chromium.log");
-    let mut child = Command::new(chromium)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-        ])
-        .arg(format!(
-            "--user-data-dir={}",
-            scratch.join("profile").display()
-        ))
-        .arg(format!("--virtual-time-budget={VIRTUAL_TIME_MS}"))
-        .arg("--dump-dom")
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(std::fs::File::create(&dom_file).unwrap())
-        .stderr(std::fs::File::create(&log_file).unwrap())
-        .spawn()
-        .unwrap_or_else(|e| panic!("cannot start {}: {e}", chromium.display()));
-    let status = wait_timeout(&mut child, BROWSER_TIMEOUT);
-    if status.is_none() {
-        let _ = child.kill();
-        let _ = child.wait();
-    }
-    let dom = std::fs::read_to_string(&dom_file).unwrap_or_default();
-    let log = std::fs::read_to_string(&log_file).unwrap_or_default();
-    let _ = std::fs::remove_dir_all(&scratch);
-    assert!(
-        status.is_some_and(|s| s.success()) && dom.contains("</html>"),
-        "chromium failed ({status:?}) on {url}:\n{log}\n{dom}"
-    );
-    dom
-}
-
 /// From `id="..."` to the end of that element (the next closing tag of its name).
 fn element_with_id<'a>(dom: &'a str, id: &str) -> &'a str {
     let at = dom

@@ -16,6 +16,7 @@
 // Each test file compiles its own copy and uses a different subset.
 #![allow(dead_code, unused_imports)]
 
+pub mod browser;
 mod client;
 mod h2_client;
 pub mod h2_raw;
