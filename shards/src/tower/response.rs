@@ -232,6 +232,7 @@ where
         first: None,
         body: spare.boxed(body),
         trailers: None,
+        ended: false,
     };
     let first = chunks.poll_chunk(cx);
     let whole = matches!(&first, Poll::Ready(Some(Ok(chunk)))
@@ -240,6 +241,11 @@ where
         Poll::Ready(Some(Ok(chunk))) if whole => {
             spare.keep(chunks.body);
             Ok(Body::Shared(chunk))
+        }
+        // Trailers and no data (a gRPC stream of no messages: its status
+        // is all it sends) still go out as a stream, to carry them.
+        Poll::Ready(None) if chunks.trailers.is_some() => {
+            Ok(Body::Stream(BodyStream::from_source(chunks)))
         }
         Poll::Ready(None) => {
             spare.keep(chunks.body);
@@ -261,6 +267,8 @@ struct Chunks<B> {
     body: Pin<Box<B>>,
     /// The trailers frame, once the body has sent it.
     trailers: Option<http::HeaderMap>,
+    /// The body has ended: it is not polled again.
+    ended: bool,
 }
 
 impl<B> Chunks<B>
@@ -273,11 +281,17 @@ where
         if let Some(first) = self.first.take() {
             return Poll::Ready(Some(Ok(first)));
         }
+        if self.ended {
+            return Poll::Ready(None);
+        }
         loop {
             let frame = match self.body.as_mut().poll_frame(cx) {
                 Poll::Ready(Some(Ok(frame))) => frame,
                 Poll::Ready(Some(Err(error))) => return Poll::Ready(Some(Err(error.into()))),
-                Poll::Ready(None) => return Poll::Ready(None),
+                Poll::Ready(None) => {
+                    self.ended = true;
+                    return Poll::Ready(None);
+                }
                 Poll::Pending => return Poll::Pending,
             };
             match frame.into_data() {

@@ -128,6 +128,24 @@ async fn every_kind_of_call(client: &mut GreeterClient<Channel>) {
     .expect("server streaming call");
     assert_eq!(replies, ["3", "2", "1"]);
 
+    // A stream of no messages: the status (in the trailers) is all that
+    // comes, and the call must still end with OK, not "no status received".
+    let empty = CountdownRequest {
+        count: 0,
+        interval_ms: 10,
+    };
+    let replies = bounded("empty server stream", async {
+        let mut stream = client.countdown(empty).await?.into_inner();
+        let mut got = Vec::new();
+        while let Some(reply) = stream.message().await? {
+            got.push(reply.message);
+        }
+        Ok::<_, tonic::Status>(got)
+    })
+    .await
+    .expect("an empty server stream ends with OK");
+    assert!(replies.is_empty(), "{replies:?}");
+
     let names = tokio_stream::iter(["ada", "grace", "edsger"].map(|name| hello(name, 0)));
     let reply = bounded("client streaming", client.greet_all(names))
         .await
