@@ -18,6 +18,17 @@ pub(crate) fn check(cli: &Cli) -> Result<String> {
     let shards = config.shard_count();
     let listener = format!("{:?}", config.listener).to_lowercase();
     let admin = config.admin;
+    // Each static directory opens as a shard would open it, so a missing
+    // one fails the check rather than the start.
+    for mount in &config.static_files {
+        shardd::files::StaticFiles::open(mount.clone()).with_context(|| {
+            format!(
+                "cannot serve {} under {}",
+                mount.dir.display(),
+                mount.prefix
+            )
+        })?;
+    }
     let protocols = match config.http2.enabled {
         true => "HTTP/1.1 and HTTP/2",
         false => "HTTP/1.1 only",

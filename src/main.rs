@@ -105,6 +105,19 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
         })?;
     }
     let (mounts, compression) = (config.static_files.clone(), config.compression.clone());
+    for mount in &mounts {
+        log::info!(
+            "serving files under {} from {}",
+            mount.prefix,
+            mount.dir.display()
+        );
+    }
+    if compression.enabled {
+        log::info!(
+            "compressing responses of at least {} bytes (zstd, br, gzip)",
+            compression.min_size
+        );
+    }
     let server = match cli.app {
         AppChoice::Techempower => serve_wrapped(server, || TechEmpower, mounts, compression)?,
         AppChoice::Router => serve_wrapped(server, techempower_router, mounts, compression)?,

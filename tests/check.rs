@@ -172,3 +172,16 @@ fn print_config_gives_an_installed_binary_the_documented_config_file() {
     let output = check(&["--config", config.path(), "--bind", "127.0.0.1:0"]);
     assert_eq!(output.status.code(), Some(0), "{output:?}");
 }
+
+#[test]
+fn check_fails_on_a_static_directory_that_would_not_open() {
+    let missing = format!("/files=/nonexistent/shardd-check-{}", std::process::id());
+    let output = check(&["--bind", "127.0.0.1:0", "--static", &missing]);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("cannot serve /nonexistent/shardd-check-"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "no 'settings ok'");
+}

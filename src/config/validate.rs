@@ -44,8 +44,18 @@ impl Config {
         }
         self.limits.validate().map_err(Error::InvalidSetting)?;
         self.http2.validate().map_err(Error::InvalidSetting)?;
-        for mount in &self.static_files {
+        for (index, mount) in self.static_files.iter().enumerate() {
             mount.validate().map_err(Error::InvalidStatic)?;
+            let prefix = mount.prefix.trim_end_matches('/');
+            if self.static_files[..index]
+                .iter()
+                .any(|earlier| earlier.prefix.trim_end_matches('/') == prefix)
+            {
+                return Err(Error::InvalidStatic(format!(
+                    "static prefix {:?} is mounted twice",
+                    mount.prefix
+                )));
+            }
         }
         self.compression.validate().map_err(Error::InvalidSetting)?;
         self.check_built_features(cfg!(feature = "tls"))?;

@@ -216,7 +216,10 @@ pub struct WithStaticFiles<A> {
 
 impl<A: App> WithStaticFiles<A> {
     /// `mounts` in front of `app` (the first whose prefix matches answers).
-    pub fn new(mounts: Vec<StaticFiles>, app: A) -> Self {
+    pub fn new(mut mounts: Vec<StaticFiles>, app: A) -> Self {
+        // The longest prefix first: `/assets` is tried before `/`, whatever
+        // the order the mounts were given in.
+        mounts.sort_by_key(|mount| std::cmp::Reverse(mount.prefix.len()));
         WithStaticFiles { mounts, app }
     }
 
@@ -233,14 +236,21 @@ impl<A: App> WithStaticFiles<A> {
 impl<A: App> App for WithStaticFiles<A> {
     async fn call(&self, request: &Request<'_>) -> Response {
         let path = request.path();
-        match self
+        if let Some(mount) = self
             .mounts
             .iter()
             .find(|mount| mount.below_prefix(path).is_some())
         {
-            Some(mount) => mount.answer(request),
-            None => self.app.call(request).await,
+            let answer = mount.answer(request);
+            // No such file (or a method files do not take, a POST to an
+            // API under `/`): the app answers instead, so a mount at `/`
+            // serves files next to the app's routes rather than hiding them.
+            let status = answer.status();
+            if status != StatusCode::NOT_FOUND && status != StatusCode::METHOD_NOT_ALLOWED {
+                return answer;
+            }
         }
+        self.app.call(request).await
     }
 
     fn streams_body(&self, head: &Request<'_>) -> bool {

@@ -36,7 +36,9 @@ impl Default for StaticSettings {
     fn default() -> Self {
         StaticSettings {
             prefix: "/".to_owned(),
-            dir: PathBuf::from("."),
+            // No default directory: a `[[static]]` table that forgets `dir`
+            // is refused, rather than serving the working directory.
+            dir: PathBuf::new(),
             cache_control: None,
             index: vec!["index.html".to_owned()],
             precompressed: true,
@@ -74,7 +76,10 @@ impl StaticSettings {
             return Err(format!("static prefix {:?} must start with /", self.prefix));
         }
         if self.dir.as_os_str().is_empty() {
-            return Err(format!("static prefix {:?}: dir is empty", self.prefix));
+            return Err(format!(
+                "static prefix {:?}: dir is missing (the directory to serve)",
+                self.prefix
+            ));
         }
         if let Some(value) = &self.cache_control {
             if value.bytes().any(|b| b < 0x20 && b != b'\t' || b == 0x7f) {
