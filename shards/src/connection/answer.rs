@@ -50,7 +50,7 @@ pub(super) enum AfterWrite {
 }
 
 /// The index of a status code's class in `responses_by_class` (1xx → 0).
-pub(super) fn status_class(status: ::http::StatusCode) -> usize {
+pub(crate) fn status_class(status: ::http::StatusCode) -> usize {
     usize::from(status.as_u16() / 100).clamp(1, 5) - 1
 }
 

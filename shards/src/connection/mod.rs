@@ -37,8 +37,9 @@ mod write;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+pub(crate) use self::answer::status_class;
 use self::answer::{checked, refuse, AfterWrite, Answer, Batch};
-pub(crate) use self::handler::call_app;
+pub(crate) use self::handler::{call_app, internal_error};
 use self::io::ReadOutcome;
 use self::owned_head::OwnedHead;
 use self::state::Connection;

@@ -86,21 +86,13 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Connection<'_, C> {
     /// has room, without reading more; end the pipe there.
     fn feed_buffered(&mut self, pipe: &Pipe) {
         let mut piece = Vec::new();
-        while pipe.has_room() {
-            let input = &mut self.lease.get().input;
-            match self
-                .reader
-                .next_body_piece(input, &self.env.limits, &mut piece)
-            {
-                BodyPiece::Data(_) => pipe.push(Bytes::from(std::mem::take(&mut piece))),
-                BodyPiece::End => return pipe.finish(Ok(())),
-                BodyPiece::Refused(error) => return pipe.finish(Err(error)),
-                BodyPiece::NeedMore => break,
-            }
+        while pipe.has_room() && !pipe.is_finished() && self.hand_buffered_piece(pipe, &mut piece) {
         }
-        pipe.finish(Err(HttpError::BadRequest(
-            "the app answered before the request body ended",
-        )));
+        if !pipe.is_finished() {
+            pipe.finish(Err(HttpError::BadRequest(
+                "the app answered before the request body ended",
+            )));
+        }
     }
 
     /// Hand the app the body, piece by piece, while its pipe has room,
@@ -108,29 +100,36 @@ impl<C: AsyncRead + AsyncWrite + Unpin> Connection<'_, C> {
     /// pipe with the body's end or with why it did not come.
     async fn feed_body(&mut self, pipe: &Pipe) {
         let mut piece = Vec::new();
-        loop {
+        while !pipe.is_finished() {
             // The app wakes this task when it has taken some.
             poll_fn(|cx| match pipe.poll_room(cx) {
                 true => Poll::Ready(()),
                 false => Poll::Pending,
             })
             .await;
-            let input = &mut self.lease.get().input;
-            match self
-                .reader
-                .next_body_piece(input, &self.env.limits, &mut piece)
-            {
-                BodyPiece::Data(_) => pipe.push(Bytes::from(std::mem::take(&mut piece))),
-                BodyPiece::End => return pipe.finish(Ok(())),
-                BodyPiece::Refused(error) => return pipe.finish(Err(error)),
-                BodyPiece::NeedMore => match self.read_more().await {
-                    ReadOutcome::Data => {}
-                    ReadOutcome::TimedOut => return pipe.finish(Err(HttpError::RequestTimeout)),
-                    ReadOutcome::Eof | ReadOutcome::Failed | ReadOutcome::Drained => {
-                        return pipe.finish(Err(HttpError::BadRequest("incomplete request")))
-                    }
-                },
+            if self.hand_buffered_piece(pipe, &mut piece) {
+                continue;
+            }
+            match self.read_more().await {
+                ReadOutcome::Data => {}
+                ReadOutcome::TimedOut => return pipe.finish(Err(HttpError::RequestTimeout)),
+                ReadOutcome::Eof | ReadOutcome::Failed | ReadOutcome::Drained => {
+                    return pipe.finish(Err(HttpError::BadRequest("incomplete request")))
+                }
             }
         }
+    }
+
+    /// Hand the app the next piece of the body already read, or its end:
+    /// `false` when nothing of it is buffered (more must be read first).
+    fn hand_buffered_piece(&mut self, pipe: &Pipe, piece: &mut Vec<u8>) -> bool {
+        let input = &mut self.lease.get().input;
+        match self.reader.next_body_piece(input, &self.env.limits, piece) {
+            BodyPiece::Data(_) => pipe.push(Bytes::from(std::mem::take(piece))),
+            BodyPiece::End => pipe.finish(Ok(())),
+            BodyPiece::Refused(error) => pipe.finish(Err(error)),
+            BodyPiece::NeedMore => return false,
+        }
+        true
     }
 }

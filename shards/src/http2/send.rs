@@ -56,9 +56,7 @@ pub(super) async fn send_response(
         Ok(head) => head,
         Err(field) => {
             log::error!("response field {field:?} cannot be sent over HTTP/2; answering 500");
-            let mut fallback = Response::new(StatusCode::INTERNAL_SERVER_ERROR)
-                .with_header("Content-Type", "text/plain")
-                .with_body("internal server error\n");
+            let mut fallback = crate::connection::internal_error();
             return Box::pin(send_response(respond, &mut fallback, head_only, env)).await;
         }
     };

@@ -21,7 +21,7 @@ use tokio::time::Instant;
 use super::head::StreamHead;
 use super::send::{send_response, Sent};
 use crate::app::App;
-use crate::connection::call_app;
+use crate::connection::{call_app, internal_error, status_class};
 use crate::env::ShardEnv;
 use crate::http::HttpError;
 use crate::listener::PeerAddr;
@@ -139,12 +139,6 @@ async fn answer<A: App>(
     StreamEnd::Answered
 }
 
-fn internal_error() -> Response {
-    Response::new(StatusCode::INTERNAL_SERVER_ERROR)
-        .with_header("Content-Type", "text/plain")
-        .with_body("internal server error\n")
-}
-
 /// Count an answered request and log it, as the HTTP/1.1 loop does.
 fn record(
     env: &ShardEnv,
@@ -154,8 +148,7 @@ fn record(
     took: Duration,
 ) {
     add_own(&env.stats.requests, 1);
-    let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
-    add_own(&env.stats.responses_by_class[class], 1);
+    add_own(&env.stats.responses_by_class[status_class(status)], 1);
     env.stats.request_duration.record(took, 1);
     if let Some(access_log) = &env.access_log {
         access_log.record(request, status, body_bytes, took);
@@ -181,9 +174,8 @@ async fn refuse(
     refused: Refused<'_, '_>,
 ) -> StreamEnd {
     add_own(&env.stats.bad_requests, 1);
-    let class = usize::from(status.as_u16() / 100).clamp(1, 5) - 1;
     add_own(&env.stats.requests, 1);
-    add_own(&env.stats.responses_by_class[class], 1);
+    add_own(&env.stats.responses_by_class[status_class(status)], 1);
     let reason = status.canonical_reason().unwrap_or("error");
     let mut response = Response::new(status)
         .with_header("Content-Type", "text/plain")
