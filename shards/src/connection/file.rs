@@ -12,10 +12,9 @@ use std::task::{ready, Poll};
 use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::state::Connection;
-use super::write::WriteFailed;
+use super::write::{poll_socket_full, WriteFailed};
 use crate::file_body::FileBody;
 use crate::listeners::TcpConn;
-use crate::stats::TimeoutKind;
 
 /// The most one `sendfile` call is asked to send: the socket's buffer
 /// takes less anyway, and a bound keeps one call short.
@@ -71,14 +70,8 @@ impl<C: AsyncRead + AsyncWrite + Unpin + 'static> Connection<'_, C> {
                     }
                 }
                 Poll::Pending => {
-                    if !blocked {
-                        blocked = true;
-                        wait.restart();
-                    }
-                    budget.waited();
-                    ready!(wait.poll_expired(env.limits.send_timeout, cx));
-                    env.stats.timed_out(TimeoutKind::Send);
-                    return Poll::Ready(Err(WriteFailed::TimedOut));
+                    let timed_out = poll_socket_full(&mut blocked, wait, budget, env, cx);
+                    return Poll::Ready(Err(ready!(timed_out)));
                 }
             }
         })

@@ -9,7 +9,10 @@ use std::task::{ready, Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::budget::Budget;
 use super::state::Connection;
+use super::wait::Wait;
+use crate::env::ShardEnv;
 use crate::output::Output;
 use crate::stats::TimeoutKind;
 
@@ -69,14 +72,13 @@ impl<'e, C: AsyncRead + AsyncWrite + Unpin> Connection<'e, C> {
                         }
                     }
                     Poll::Pending => {
-                        if !blocked {
-                            blocked = true;
-                            wait.restart();
-                        }
-                        budget.waited();
-                        ready!(wait.poll_expired(env.limits.send_timeout, cx));
-                        env.stats.timed_out(TimeoutKind::Send);
-                        break Err(WriteFailed::TimedOut);
+                        break Err(ready!(poll_socket_full(
+                            &mut blocked,
+                            wait,
+                            budget,
+                            env,
+                            cx
+                        )));
                     }
                 }
             };
@@ -87,6 +89,28 @@ impl<'e, C: AsyncRead + AsyncWrite + Unpin> Connection<'e, C> {
             Poll::Ready(result)
         })
     }
+}
+
+/// A send that found the socket full: the send timeout counts from the
+/// first time (`blocked`: this send was already waiting) and, once it runs
+/// out, is counted and ends the send. Shared by output writes and
+/// `sendfile`.
+#[inline(always)]
+pub(super) fn poll_socket_full(
+    blocked: &mut bool,
+    wait: &mut Wait,
+    budget: &mut Budget,
+    env: &ShardEnv,
+    cx: &mut Context<'_>,
+) -> Poll<WriteFailed> {
+    if !*blocked {
+        *blocked = true;
+        wait.restart();
+    }
+    budget.waited();
+    ready!(wait.poll_expired(env.limits.send_timeout, cx));
+    env.stats.timed_out(TimeoutKind::Send);
+    Poll::Ready(WriteFailed::TimedOut)
 }
 
 /// One write: a plain one when everything is in `bytes` (the common case),
