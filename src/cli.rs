@@ -13,10 +13,12 @@ use shardd::{
     OverloadPolicy, TlsConfig, UnixMode,
 };
 
-/// shardd: a sharded thread-per-core HTTP/1.1 server with connection handoff.
+/// shardd: a sharded thread-per-core HTTP/1.1 and HTTP/2 server with connection handoff.
 ///
 /// Serves the TechEmpower plaintext (GET /plaintext) and json (GET /json)
-/// tests, matched by hand or through shardd::router::Router (--app). The
+/// tests, matched by hand or through shardd::router::Router (--app), and
+/// with --database-url its database tests on a Postgres pool per shard
+/// (/db, /queries, /fortunes, /updates, /cached-queries). The
 /// main thread accepts and hands each connection round-robin to one of N
 /// shard threads, each pinned to its own core.
 ///
@@ -172,6 +174,20 @@ pub(crate) struct Cli {
     #[arg(long = "static", value_name = "/PREFIX=DIR", value_parser = StaticSettings::parse_flag)]
     pub static_files: Vec<StaticSettings>,
 
+    /// Postgres for the TechEmpower database tests (/db, /queries?q=N,
+    /// /fortunes, /updates?q=N, /cached-queries?q=N):
+    /// postgres://user:password@host:port/database. Every shard keeps its
+    /// own connections, queries pipelined (the `[database]` table has the
+    /// rest). Prefer the environment variable: a flag's password shows in
+    /// `ps`. The password is never logged.
+    #[arg(
+        long,
+        value_name = "URL",
+        env = "SHARDD_DATABASE_URL",
+        hide_env_values = true
+    )]
+    pub database_url: Option<String>,
+
     /// What serves the requests.
     #[arg(long, value_enum, default_value_t = AppChoice::Techempower)]
     pub app: AppChoice,
@@ -180,7 +196,8 @@ pub(crate) struct Cli {
 /// The apps the binary can serve; both answer the same requests the same way.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub(crate) enum AppChoice {
-    /// The TechEmpower tests, matched by hand (shardd::TechEmpower).
+    /// The TechEmpower tests, matched by hand (shardd::TechEmpower); with
+    /// --database-url, the database tests too (shardd::apps::techempower::TechEmpowerDb).
     Techempower,
     /// The same tests served through shardd::router::Router (shardd::techempower_router).
     Router,
@@ -244,6 +261,12 @@ impl Cli {
         }
         if self.compress {
             config.compression.enabled = true;
+        }
+        if let Some(url) = &self.database_url {
+            config.database.url = url.clone();
+        }
+        if config.database.is_configured() && self.app != AppChoice::Techempower {
+            bail!("the database tests are served by --app techempower, not --app router");
         }
         if let Some(ms) = self.proxy_header_timeout_ms {
             config.proxy_header_timeout_ms = ms;

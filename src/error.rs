@@ -22,6 +22,10 @@ pub enum Error {
     /// A `[[static]]` table (or `--static` flag) that makes no sense.
     #[error("invalid [[static]] setting: {0}")]
     InvalidStatic(String),
+    /// The `[database]` table (or `--database-url`) makes no sense; the
+    /// message never repeats the password.
+    #[error("invalid [database] setting: {0}")]
+    InvalidDatabase(String),
     /// The config file could not be read.
     #[error("cannot read config file {path}")]
     ConfigFile {

@@ -1,4 +1,4 @@
-//! shardd: a sharded thread-per-core HTTP/1.1 server with connection handoff.
+//! shardd: a sharded thread-per-core HTTP/1.1 and HTTP/2 server with connection handoff.
 //!
 //! The main thread owns the one listening socket: it accepts and hands each
 //! connection, round-robin, over a channel to one of N shard threads, each
@@ -68,6 +68,7 @@ mod access_log_writer;
 mod admin;
 mod bind_addr;
 mod config;
+mod dependency;
 mod dispatch;
 mod drain_signal;
 mod error;
@@ -92,6 +93,7 @@ pub use config::{
     AccessLogTarget, Admission, Config, DispatchPolicy, ListenerMode, LogFormat, Logging,
     OverloadPolicy, TlsConfig,
 };
+pub use dependency::Dependency;
 pub use error::Error;
 /// The `http` crate, whose `Method`, `StatusCode` and `Version` the API uses.
 pub use http;
@@ -100,6 +102,8 @@ pub use server::{
     ServerHandle, Unwrapped, Wrapped,
 };
 pub use shardd_shards::compression;
+#[cfg(feature = "postgres")]
+pub use shardd_shards::database;
 pub use shardd_shards::files;
 #[cfg(feature = "router")]
 pub use shardd_shards::router;
@@ -145,6 +149,7 @@ pub mod apps {
     /// serves the same tests through the router.
     pub mod techempower {
         pub use shardd_shards::apps::techempower::TechEmpower;
+        pub use shardd_shards::apps::techempower_db::TechEmpowerDb;
         pub use shardd_shards::apps::techempower_routed::techempower_router;
     }
 }

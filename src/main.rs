@@ -20,11 +20,12 @@ use std::sync::{Arc, Mutex};
 
 use anyhow::{Context, Result};
 use clap::Parser;
-use shardd::apps::techempower::{techempower_router, TechEmpower};
+use shardd::apps::techempower::{techempower_router, TechEmpower, TechEmpowerDb};
 use shardd::compression::CompressionSettings;
+use shardd::database::{DatabaseHealth, DatabaseSettings};
 use shardd::files::{StaticFiles, StaticSettings, WithStaticFiles};
 use shardd::systemd::{take_listen_fds, ListenFd};
-use shardd::App;
+use shardd::{App, ShardInfo};
 use shardd::{Config, Server, ServerControl, ServerHandle, TlsReloader};
 
 use crate::cli::{AppChoice, Cli};
@@ -118,9 +119,21 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
             compression.min_size
         );
     }
+    let database = config.database.clone();
     let server = match cli.app {
-        AppChoice::Techempower => serve_wrapped(server, || TechEmpower, mounts, compression)?,
-        AppChoice::Router => serve_wrapped(server, techempower_router, mounts, compression)?,
+        AppChoice::Techempower if database.is_configured() => {
+            log::info!(
+                "database: {}, {} connections per shard",
+                database.describe(),
+                database.connections_per_shard
+            );
+            let health = DatabaseHealth::new(config.shard_count());
+            let server = server.with_dependency(health.clone());
+            let app = move |shard: &ShardInfo| start_database_app(&database, shard, &health);
+            serve_wrapped(server, app, mounts, compression)?
+        }
+        AppChoice::Techempower => serve_wrapped(server, |_| TechEmpower, mounts, compression)?,
+        AppChoice::Router => serve_wrapped(server, |_| techempower_router(), mounts, compression)?,
     };
     let process = Arc::new(Process {
         cli,
@@ -157,20 +170,30 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
 /// for, so a server without them pays nothing for them.
 fn serve_wrapped<A: App>(
     server: Server,
-    app: impl Fn() -> A + Send + Sync + 'static,
+    app: impl Fn(&ShardInfo) -> A + Send + Sync + 'static,
     mounts: Vec<StaticSettings>,
     compression: CompressionSettings,
 ) -> Result<ServerHandle, shardd::Error> {
     match (mounts.is_empty(), compression.enabled) {
-        (true, false) => server.serve(move |_shard| app()),
+        (true, false) => server.serve(app),
         (false, false) => {
-            server.serve(move |_shard| WithStaticFiles::new(open_mounts(&mounts), app()))
+            server.serve(move |shard| WithStaticFiles::new(open_mounts(&mounts), app(shard)))
         }
-        (true, true) => server.serve(move |_shard| app().compressed(compression.clone())),
-        (false, true) => server.serve(move |_shard| {
-            WithStaticFiles::new(open_mounts(&mounts), app()).compressed(compression.clone())
+        (true, true) => server.serve(move |shard| app(shard).compressed(compression.clone())),
+        (false, true) => server.serve(move |shard| {
+            WithStaticFiles::new(open_mounts(&mounts), app(shard)).compressed(compression.clone())
         }),
     }
+}
+
+/// The TechEmpower app with its database tests, on `shard`'s own pool.
+fn start_database_app(
+    settings: &DatabaseSettings,
+    shard: &ShardInfo,
+    health: &Arc<DatabaseHealth>,
+) -> TechEmpowerDb {
+    // `Config::validate` checked the settings before any shard started.
+    TechEmpowerDb::start(settings, shard, health).expect("database settings validated at start")
 }
 
 /// Each shard's static directories (a directory gone since the start is

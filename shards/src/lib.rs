@@ -64,6 +64,8 @@ mod body;
 mod buffers;
 pub mod compression;
 mod connection;
+#[cfg(feature = "postgres")]
+pub mod database;
 mod drain;
 mod env;
 mod file_body;

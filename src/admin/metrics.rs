@@ -28,6 +28,7 @@ pub(super) fn render(scrape: &Scrape) -> String {
     shards(&mut out, scrape);
     server(&mut out, scrape);
     process(&mut out, scrape);
+    out.0.push_str(&scrape.dependency_metrics);
     out.0
 }
 
@@ -281,7 +282,7 @@ fn server(out: &mut Exposition, scrape: &Scrape) {
     out.family(
         name,
         "gauge",
-        "1 while /health/ready answers 200: not draining, and a new connection has room.",
+        "1 while /health/ready answers 200: not draining, a new connection has room, and no dependency (the database) is down.",
     );
     out.sample(
         name,
@@ -430,6 +431,8 @@ mod tests {
                 ..ProcessFigures::default()
             },
             uptime: std::time::Duration::from_secs(1),
+            unavailable: Vec::new(),
+            dependency_metrics: String::new(),
         }
     }
 

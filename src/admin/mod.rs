@@ -48,6 +48,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
+use crate::dependency::Dependency;
 use crate::drain_signal::DrainSignal;
 use crate::stats::ServerStats;
 
@@ -111,6 +112,8 @@ pub(crate) struct Sources {
     pub started: Instant,
     /// Earlier readings, for `/status`'s rates.
     pub rates: Mutex<RateWindow>,
+    /// Services the app needs (a database): down makes the server unready.
+    pub dependencies: Vec<Arc<dyn Dependency>>,
 }
 
 impl Sources {
@@ -119,6 +122,7 @@ impl Sources {
         stats: Arc<ServerStats>,
         drain: Arc<DrainSignal>,
         capacity: Capacity,
+        dependencies: Vec<Arc<dyn Dependency>>,
     ) -> Sources {
         let sources = Sources {
             stats,
@@ -126,6 +130,7 @@ impl Sources {
             capacity,
             started: Instant::now(),
             rates: Mutex::default(),
+            dependencies,
         };
         // The first reading: rates until the page's first poll are over the time since start.
         sources

@@ -163,6 +163,8 @@ mod tests {
                 ..ProcessFigures::default()
             },
             uptime: Duration::ZERO,
+            unavailable: Vec::new(),
+            dependency_metrics: String::new(),
         }
     }
 

@@ -4,6 +4,8 @@
 //! somewhere to go (a live shard below its limits, or room in the
 //! acceptor's pending queue). From the moment a drain starts it is not, so
 //! a load balancer stops routing here before any connection is closed.
+//! And while a service the app needs (a database) is down, it is not
+//! either: its requests would only get 503s.
 
 use crate::config::Admission;
 use crate::stats::StatsSnapshot;
@@ -17,6 +19,8 @@ pub(crate) enum Readiness {
     Draining,
     /// Every shard is full (or dead) and so is the pending queue.
     Full,
+    /// A service the app needs (a registered `Dependency`) is down.
+    Unavailable,
 }
 
 impl Readiness {
@@ -26,6 +30,7 @@ impl Readiness {
             Readiness::Ready => "ready",
             Readiness::Draining => "draining",
             Readiness::Full => "full",
+            Readiness::Unavailable => "unavailable",
         }
     }
 }

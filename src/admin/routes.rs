@@ -4,7 +4,7 @@
 //! | --- | --- |
 //! | `/metrics` | the Prometheus exposition |
 //! | `/health/live` | 200 while the process runs |
-//! | `/health/ready` | 200 while new connections are taken; 503 draining or full |
+//! | `/health/ready` | 200 while new connections are taken; 503 draining, full, or a dependency (the database) down |
 //! | `/status` | the page for people |
 //! | `/status.json` | what the page polls |
 //! | `/` | a redirect to `/status` |
@@ -31,16 +31,15 @@ pub(super) fn answer(request: &Request, sources: &Sources) -> Reply {
         ),
         "/health/live" => Reply::text(200, "live\n"),
         "/health/ready" => {
-            let stats = sources.stats.snapshot();
-            let readiness = sources
-                .capacity
-                .readiness(sources.drain.has_started(), &stats);
-            let status = if readiness == Readiness::Ready {
-                200
-            } else {
-                503
-            };
-            Reply::text(status, format!("{}\n", readiness.as_str()))
+            let scrape = Scrape::take(sources);
+            match scrape.readiness {
+                Readiness::Ready => Reply::text(200, "ready\n"),
+                Readiness::Unavailable => Reply::text(
+                    503,
+                    format!("unavailable: {}\n", scrape.unavailable.join(", ")),
+                ),
+                other => Reply::text(503, format!("{}\n", other.as_str())),
+            }
         }
         "/status" => Reply::new(200, "text/html; charset=utf-8", status::PAGE)
             .with_header("Content-Security-Policy", status::CONTENT_SECURITY_POLICY),

@@ -129,6 +129,10 @@ mod tests {
             ("tls", field_names::<TlsConfig>()),
             ("log", field_names::<Logging>()),
             ("static", field_names::<StaticSettings>()),
+            (
+                "database",
+                field_names::<shardd_shards::database::DatabaseSettings>(),
+            ),
         ];
         for (table, names) in tables {
             for name in names {

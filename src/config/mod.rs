@@ -19,6 +19,8 @@ use std::time::Duration;
 
 use serde::Deserialize;
 use shardd_shards::compression::CompressionSettings;
+#[cfg(feature = "postgres")]
+use shardd_shards::database::DatabaseSettings;
 use shardd_shards::files::StaticSettings;
 use shardd_shards::listeners::ProxyProtocolSettings;
 use shardd_shards::runtime::ShardConfig;
@@ -104,6 +106,13 @@ pub struct Config {
     /// `[[static]]` tables; `--static /prefix=DIR`), in front of the app.
     #[serde(rename = "static")]
     pub static_files: Vec<StaticSettings>,
+    /// The Postgres every shard keeps connections to (the `[database]`
+    /// table; `--database-url`); no URL: no database. The `shardd` binary
+    /// serves the TechEmpower database tests on it; a program serving its
+    /// own app starts a [`Database`](shardd_shards::database::Database)
+    /// per shard with these settings.
+    #[cfg(feature = "postgres")]
+    pub database: DatabaseSettings,
 }
 
 impl Default for Config {
@@ -130,6 +139,8 @@ impl Default for Config {
             admin: None,
             log: Logging::default(),
             static_files: Vec::new(),
+            #[cfg(feature = "postgres")]
+            database: DatabaseSettings::default(),
         }
     }
 }

@@ -58,6 +58,8 @@ impl Config {
             }
         }
         self.compression.validate().map_err(Error::InvalidSetting)?;
+        #[cfg(feature = "postgres")]
+        self.database.validate().map_err(Error::InvalidDatabase)?;
         self.check_built_features(cfg!(feature = "tls"))?;
         if self
             .tls
@@ -128,8 +130,14 @@ impl Config {
                     access_log_buffers,
                 },
             static_files,
+            #[cfg(feature = "postgres")]
+            database,
         } = self;
         let (a, b) = (&new.admission, &new.log);
+        #[cfg(feature = "postgres")]
+        let database_changed = *database != new.database;
+        #[cfg(not(feature = "postgres"))]
+        let database_changed = false;
         [
             (*bind != new.bind, "bind"),
             (*unix_mode != new.unix_mode, "unix_mode"),
@@ -163,6 +171,8 @@ impl Config {
             (*static_files != new.static_files, "static"),
             // The app is built once, with the settings it started with.
             (*compression != new.compression, "compression"),
+            // Each shard's pool is started once, with the app.
+            (database_changed, "database"),
             (
                 *proxy_header_timeout_ms != new.proxy_header_timeout_ms,
                 "proxy_header_timeout_ms",

@@ -45,6 +45,7 @@ use shardd_shards::{App, Listener, ShardInfo};
 use crate::admin::{self, AdminPort, Capacity, InheritedAdmin, ADMIN_FD_NAME};
 use crate::bind_addr::BindAddr;
 use crate::config::Config;
+use crate::dependency::Dependency;
 use crate::drain_signal::DrainSignal;
 use crate::error::Error;
 use crate::sched_policy;
@@ -86,6 +87,8 @@ pub struct Server<S = BoundSocket> {
     /// An admin socket passed to this process (an upgrade, or systemd),
     /// served if `config.admin` asks for its address.
     inherited_admin: Option<InheritedAdmin>,
+    /// What `/health/ready` and `/metrics` report beside the server itself.
+    dependencies: Vec<Arc<dyn Dependency>>,
 }
 
 impl Server<BoundSocket> {
@@ -161,6 +164,7 @@ impl Server<BoundSocket> {
                 wrap: Unwrapped,
             },
             inherited_admin: None,
+            dependencies: Vec::new(),
         }
     }
 
@@ -199,11 +203,13 @@ impl Server<BoundSocket> {
             source,
             tls,
             inherited_admin,
+            dependencies,
         } = self;
         Server {
             config,
             tls,
             inherited_admin,
+            dependencies,
             source: BoundSocket {
                 mode: source.mode,
                 sockets: source.sockets,
@@ -238,11 +244,21 @@ where
                 listener: PhantomData,
             },
             inherited_admin: None,
+            dependencies: Vec::new(),
         })
     }
 }
 
 impl<S: ConnectionSource> Server<S> {
+    /// Report `dependency` on the admin port: `/health/ready` answers 503
+    /// (`unavailable: NAME`) while it is not ready, so a load balancer
+    /// sends requests elsewhere, and `/metrics` carries its figures.
+    /// Shards keep serving meanwhile (what needs it gets its own 503).
+    pub fn with_dependency(mut self, dependency: Arc<dyn Dependency>) -> Self {
+        self.dependencies.push(dependency);
+        self
+    }
+
     /// The TCP address bound (useful with port 0); `None` on a Unix socket
     /// or a custom listener.
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -267,6 +283,7 @@ impl<S: ConnectionSource> Server<S> {
             source,
             tls,
             inherited_admin,
+            dependencies,
         } = self;
         let admin_port = AdminPort::open(config.admin, inherited_admin)?;
         let admin_addr = admin_port.as_ref().map(AdminPort::local_addr);
@@ -295,6 +312,7 @@ impl<S: ConnectionSource> Server<S> {
                 stats.clone(),
                 drain.clone(),
                 Capacity::new(running.acceptor.is_some(), &admission, channel_capacity),
+                dependencies,
             ))?),
             None => None,
         };

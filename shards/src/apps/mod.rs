@@ -1,4 +1,5 @@
 //! Apps that ship with shardd.
 
 pub mod techempower;
+pub mod techempower_db;
 pub mod techempower_routed;

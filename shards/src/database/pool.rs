@@ -1,0 +1,300 @@
+//! `Database`: one shard's Postgres connections, kept open by a task each,
+//! and the lease a request takes to use one.
+
+use std::cell::{Cell, RefCell};
+use std::future::Future;
+use std::pin::pin;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::Notify;
+use tokio_postgres::{CancelToken, Client, NoTls, Statement};
+
+use super::health::{DatabaseHealth, LiveConnection, Outcome};
+use super::{DatabaseError, DatabaseSettings};
+use crate::ShardInfo;
+
+/// The first wait before reconnecting; doubled after each failure.
+const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(50);
+
+/// One shard's Postgres pool: `connections_per_shard` connections, each
+/// kept open (and reopened with backoff) by a task on the shard, with the
+/// statements the app named prepared on each.
+///
+/// Cheap to clone (an `Rc`); `!Send`, like everything on a shard. A
+/// request takes a [`Lease`] and runs its queries through it; the
+/// queries of all the requests on one connection are pipelined by
+/// `tokio-postgres` (written as they come, answered in order).
+#[derive(Clone)]
+pub struct Database {
+    pool: Rc<Pool>,
+}
+
+struct Pool {
+    config: tokio_postgres::Config,
+    statements: &'static [&'static str],
+    query_timeout: Duration,
+    connect_timeout: Duration,
+    max_reconnect_delay: Duration,
+    max_waiting: usize,
+    connections: Box<[RefCell<Option<Rc<Connection>>>]>,
+    next: Cell<usize>,
+    waiting: Cell<usize>,
+    health: Arc<DatabaseHealth>,
+    shard: usize,
+}
+
+/// One open connection and its prepared statements.
+struct Connection {
+    client: Client,
+    statements: Vec<Statement>,
+    /// Wakes the connection's task to close it (a query timed out).
+    abandon: Rc<Notify>,
+    _live: LiveConnection,
+}
+
+impl Database {
+    /// Start `shard`'s pool: its connections open in the background, so
+    /// a shard serves at once (requests get 503 until one is up).
+    /// `statements` are prepared on every connection, in order; a request
+    /// uses them by index ([`Lease::statement`]). Call it on the shard (in
+    /// the app factory): the tasks run on the shard's runtime.
+    ///
+    /// `settings` must have passed [`DatabaseSettings::validate`].
+    pub fn start(
+        settings: &DatabaseSettings,
+        statements: &'static [&'static str],
+        shard: &ShardInfo,
+        health: &Arc<DatabaseHealth>,
+    ) -> Result<Database, String> {
+        settings.validate()?;
+        let mut config = settings.connection_config()?;
+        if config.get_application_name().is_none() {
+            config.application_name(format!("shardd shard {}", shard.shard_id));
+        }
+        let pool = Rc::new(Pool {
+            config,
+            statements,
+            query_timeout: settings.query_timeout(),
+            connect_timeout: settings.connect_timeout(),
+            max_reconnect_delay: settings.max_reconnect_delay(),
+            max_waiting: settings.max_waiting_per_shard,
+            connections: (0..settings.connections_per_shard)
+                .map(|_| RefCell::new(None))
+                .collect(),
+            next: Cell::new(0),
+            waiting: Cell::new(0),
+            health: Arc::clone(health),
+            shard: shard.shard_id,
+        });
+        for index in 0..pool.connections.len() {
+            tokio::task::spawn_local(Rc::clone(&pool).keep_connected(index));
+        }
+        Ok(Database { pool })
+    }
+
+    /// A connection for one request, or at once `Busy` (too many requests
+    /// wait already) or `Unavailable` (no live connection). Connections
+    /// are taken in turn, so a shard's requests spread over them.
+    pub fn lease(&self) -> Result<Lease, DatabaseError> {
+        let pool = &self.pool;
+        if pool.waiting.get() >= pool.max_waiting {
+            pool.health.count(Outcome::Busy);
+            return Err(DatabaseError::Busy);
+        }
+        let count = pool.connections.len();
+        let start = pool.next.get();
+        for step in 0..count {
+            let index = (start + step) % count;
+            let connection = pool.connections[index].borrow().clone();
+            if let Some(connection) = connection.filter(|c| !c.client.is_closed()) {
+                pool.next.set(index + 1);
+                pool.waiting.set(pool.waiting.get() + 1);
+                return Ok(Lease {
+                    connection,
+                    pool: Rc::clone(pool),
+                });
+            }
+        }
+        pool.health.count(Outcome::Unavailable);
+        Err(DatabaseError::Unavailable)
+    }
+
+    /// Whether this shard has a live connection.
+    pub fn is_connected(&self) -> bool {
+        self.pool.connections.iter().any(|slot| {
+            slot.borrow()
+                .as_ref()
+                .is_some_and(|c| !c.client.is_closed())
+        })
+    }
+}
+
+/// One request's use of a connection: counts as waiting on the database
+/// until dropped.
+pub struct Lease {
+    connection: Rc<Connection>,
+    pool: Rc<Pool>,
+}
+
+impl Lease {
+    /// The connection's client: issue queries with it inside [`Lease::run`].
+    pub fn client(&self) -> &Client {
+        &self.connection.client
+    }
+
+    /// The statement at `index` of those given to [`Database::start`],
+    /// prepared on this connection.
+    ///
+    /// # Panics
+    /// If `index` is out of range (a programming error).
+    pub fn statement(&self, index: usize) -> &Statement {
+        &self.connection.statements[index]
+    }
+
+    /// Run `queries` (made with [`client`](Self::client)) within
+    /// `query_timeout_ms`. Past it the query is cancelled and the
+    /// connection replaced: a stuck query holds up every query pipelined
+    /// behind it on the same connection.
+    pub async fn run<T>(
+        &self,
+        queries: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, DatabaseError> {
+        let health = &self.pool.health;
+        match tokio::time::timeout(self.pool.query_timeout, queries).await {
+            Ok(Ok(value)) => {
+                health.count(Outcome::Answered);
+                Ok(value)
+            }
+            Ok(Err(error)) => {
+                health.count(Outcome::Failed);
+                if !error.is_closed() {
+                    log::warn!("database: shard {}: {}", self.pool.shard, explain(&error));
+                }
+                Err(DatabaseError::Query(error))
+            }
+            Err(_elapsed) => {
+                health.count(Outcome::TimedOut);
+                self.connection.abandon(self.pool.shard);
+                Err(DatabaseError::TimedOut)
+            }
+        }
+    }
+}
+
+impl Drop for Lease {
+    fn drop(&mut self) {
+        self.pool.waiting.set(self.pool.waiting.get() - 1);
+    }
+}
+
+impl Connection {
+    /// Cancel what runs on it and close it; its task reconnects.
+    fn abandon(&self, shard: usize) {
+        log::warn!("database: shard {shard}: a query timed out; replacing its connection");
+        let cancel: CancelToken = self.client.cancel_token();
+        tokio::task::spawn_local(async move {
+            // Without it Postgres would run the query (or wait on its lock)
+            // until it next notices the closed socket.
+            let _ = cancel.cancel_query(NoTls).await;
+        });
+        self.abandon.notify_one();
+    }
+}
+
+impl Pool {
+    /// Keep connection `index` open for the life of the shard.
+    async fn keep_connected(self: Rc<Self>, index: usize) {
+        let mut delay = FIRST_RECONNECT_DELAY;
+        let mut failures: u32 = 0;
+        loop {
+            match self.open_and_serve(index).await {
+                Ok(()) => {
+                    delay = FIRST_RECONNECT_DELAY;
+                    failures = 0;
+                }
+                Err(error) => {
+                    self.health.count_connect_failure();
+                    failures += 1;
+                    // The first failure of a run is news; the rest of an
+                    // outage would flood the log at every retry.
+                    if failures == 1 {
+                        log::warn!(
+                            "database: shard {} cannot connect: {error}; retrying every {:?} at most",
+                            self.shard,
+                            self.max_reconnect_delay
+                        );
+                    } else {
+                        log::debug!("database: shard {} cannot connect: {error}", self.shard);
+                    }
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.max_reconnect_delay);
+                }
+            }
+        }
+    }
+
+    /// Open connection `index`, prepare the statements, serve requests on
+    /// it until it closes or is abandoned. `Err`: it never came up.
+    async fn open_and_serve(&self, index: usize) -> Result<(), String> {
+        let (client, connection) =
+            tokio::time::timeout(self.connect_timeout, self.config.connect(NoTls))
+                .await
+                .map_err(|_| format!("no connection within {:?}", self.connect_timeout))?
+                .map_err(|error| explain(&error))?;
+        let abandon = Rc::new(Notify::new());
+        let mut driver = pin!({
+            let abandon = Rc::clone(&abandon);
+            async move {
+                tokio::select! {
+                    ended = connection => ended.err(),
+                    () = abandon.notified() => None,
+                }
+            }
+        });
+        let prepare = async {
+            let mut statements = Vec::with_capacity(self.statements.len());
+            for sql in self.statements {
+                statements.push(client.prepare(sql).await?);
+            }
+            Ok::<_, tokio_postgres::Error>(statements)
+        };
+        let statements = tokio::select! {
+            prepared = tokio::time::timeout(self.connect_timeout, prepare) => match prepared {
+                Ok(Ok(statements)) => statements,
+                Ok(Err(error)) => return Err(format!("preparing statements: {}", explain(&error))),
+                Err(_) => return Err(format!("statements not prepared within {:?}", self.connect_timeout)),
+            },
+            ended = &mut driver => {
+                return Err(ended.map_or("connection closed".into(), |error| explain(&error)));
+            }
+        };
+        *self.connections[index].borrow_mut() = Some(Rc::new(Connection {
+            client,
+            statements,
+            abandon,
+            _live: self.health.connected(self.shard),
+        }));
+        if let Some(error) = driver.await {
+            log::warn!(
+                "database: shard {}: connection lost: {}",
+                self.shard,
+                explain(&error)
+            );
+        }
+        // Requests holding a lease keep the client until they finish;
+        // their queries fail as closed (503).
+        self.connections[index].borrow_mut().take();
+        Ok(())
+    }
+}
+
+/// `error` with its cause: tokio-postgres' own text is often just "db
+/// error" or "error connecting to server", the cause says which.
+fn explain(error: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
+}
