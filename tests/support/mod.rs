@@ -8,7 +8,8 @@
 //! polling with a deadline ([`wait`]), the built binary as a process
 //! ([`process`]), a config file for one test ([`temp_config`]) and the
 //! scheduling policies and CPU time of a process's threads ([`threads`]),
-//! where HAProxy is installed ([`haproxy`]).
+//! where HAProxy is installed ([`haproxy`]), and a real throw-away Postgres
+//! with the TechEmpower data ([`postgres`]).
 //!
 //! Every client read and write has a timeout and every wait has a deadline,
 //! so a misbehaving server makes a test fail instead of hang.
@@ -23,6 +24,7 @@ pub mod h2_raw;
 mod haproxy;
 mod memory_listener;
 mod memory_pipe;
+pub mod postgres;
 pub mod process;
 mod response;
 mod server;
@@ -36,6 +38,7 @@ pub use h2_client::{H2Client, H2Failure, H2Response};
 pub use haproxy::haproxy_binary;
 pub use memory_listener::{serve_in_memory, AnyStream, MemoryListener};
 pub use memory_pipe::{MemoryClient, MemoryPipe};
+pub use postgres::{TempPostgres, WorldLock};
 pub use response::{assert_valid_date, parse_response, HttpResponse};
 pub use server::{bounded_config, config, echo_app, refused_and_closed, shard_of, TestServer};
 pub use temp_config::TempConfig;
