@@ -18,7 +18,7 @@ pub enum DatabaseError {
     #[error("the database did not answer in time")]
     TimedOut,
     /// Postgres answered with an error, or the connection broke.
-    #[error("database error: {0}")]
+    #[error("{}", describe(.0))]
     Query(#[from] tokio_postgres::Error),
 }
 
@@ -28,7 +28,9 @@ impl DatabaseError {
     pub fn is_transient(&self) -> bool {
         match self {
             DatabaseError::Busy | DatabaseError::Unavailable | DatabaseError::TimedOut => true,
-            DatabaseError::Query(error) => error.is_closed(),
+            DatabaseError::Query(error) => {
+                error.is_closed() || error.code().is_some_and(|code| transient(code.code()))
+            }
         }
     }
 
@@ -62,5 +64,42 @@ impl DatabaseError {
 impl From<DatabaseError> for Response {
     fn from(error: DatabaseError) -> Response {
         error.response()
+    }
+}
+
+/// `error` with its cause: tokio-postgres' own text is often just "db
+/// error" or "error connecting to server"; the cause says which.
+pub(super) fn describe(error: &tokio_postgres::Error) -> String {
+    match std::error::Error::source(error) {
+        Some(cause) => format!("{error}: {cause}"),
+        None => error.to_string(),
+    }
+}
+
+/// SQLSTATEs that say the server, not the query, failed: connection
+/// exceptions (class 08), insufficient resources (53: too many
+/// connections, out of memory or disk), operator intervention (57: a
+/// shutdown or restart terminated the session, a cancelled query), and
+/// serialization failures and deadlocks (40001, 40P01), which a retry
+/// may not meet again.
+fn transient(sqlstate: &str) -> bool {
+    matches!(sqlstate.get(..2), Some("08" | "53" | "57")) || matches!(sqlstate, "40001" | "40P01")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::transient;
+
+    #[test]
+    fn a_shutdown_is_transient_a_bad_query_is_not() {
+        assert!(
+            transient("57P01"),
+            "admin_shutdown: the database is restarting"
+        );
+        assert!(transient("53300"), "too_many_connections");
+        assert!(transient("08006"), "connection_failure");
+        assert!(transient("40P01"), "deadlock_detected");
+        assert!(!transient("42P01"), "undefined_table");
+        assert!(!transient("22P02"), "invalid_text_representation");
     }
 }

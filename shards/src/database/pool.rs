@@ -11,6 +11,7 @@ use std::time::Duration;
 use tokio::sync::Notify;
 use tokio_postgres::{CancelToken, Client, NoTls, Statement};
 
+use super::error::describe;
 use super::health::{DatabaseHealth, LiveConnection, Outcome};
 use super::{DatabaseError, DatabaseSettings};
 use crate::ShardInfo;
@@ -169,10 +170,13 @@ impl Lease {
             }
             Ok(Err(error)) => {
                 health.count(Outcome::Failed);
-                if !error.is_closed() {
-                    log::warn!("database: shard {}: {}", self.pool.shard, explain(&error));
+                let error = DatabaseError::Query(error);
+                // A query Postgres refused is a bug worth a line each time;
+                // an outage is logged once by the connection's task.
+                if !error.is_transient() {
+                    log::warn!("database: shard {}: {error}", self.pool.shard);
                 }
-                Err(DatabaseError::Query(error))
+                Err(error)
             }
             Err(_elapsed) => {
                 health.count(Outcome::TimedOut);
@@ -242,7 +246,7 @@ impl Pool {
             tokio::time::timeout(self.connect_timeout, self.config.connect(NoTls))
                 .await
                 .map_err(|_| format!("no connection within {:?}", self.connect_timeout))?
-                .map_err(|error| explain(&error))?;
+                .map_err(|error| describe(&error))?;
         let abandon = Rc::new(Notify::new());
         let mut driver = pin!({
             let abandon = Rc::clone(&abandon);
@@ -263,11 +267,11 @@ impl Pool {
         let statements = tokio::select! {
             prepared = tokio::time::timeout(self.connect_timeout, prepare) => match prepared {
                 Ok(Ok(statements)) => statements,
-                Ok(Err(error)) => return Err(format!("preparing statements: {}", explain(&error))),
+                Ok(Err(error)) => return Err(format!("preparing statements: {}", describe(&error))),
                 Err(_) => return Err(format!("statements not prepared within {:?}", self.connect_timeout)),
             },
             ended = &mut driver => {
-                return Err(ended.map_or("connection closed".into(), |error| explain(&error)));
+                return Err(ended.map_or("connection closed".into(), |error| describe(&error)));
             }
         };
         *self.connections[index].borrow_mut() = Some(Rc::new(Connection {
@@ -280,21 +284,12 @@ impl Pool {
             log::warn!(
                 "database: shard {}: connection lost: {}",
                 self.shard,
-                explain(&error)
+                describe(&error)
             );
         }
         // Requests holding a lease keep the client until they finish;
         // their queries fail as closed (503).
         self.connections[index].borrow_mut().take();
         Ok(())
-    }
-}
-
-/// `error` with its cause: tokio-postgres' own text is often just "db
-/// error" or "error connecting to server", the cause says which.
-fn explain(error: &tokio_postgres::Error) -> String {
-    match std::error::Error::source(error) {
-        Some(cause) => format!("{error}: {cause}"),
-        None => error.to_string(),
     }
 }
