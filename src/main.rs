@@ -120,20 +120,27 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
         );
     }
     let database = config.database.clone();
-    let server = match cli.app {
-        AppChoice::Techempower if database.is_configured() => {
+    let database_health = database
+        .is_configured()
+        .then(|| DatabaseHealth::new(config.shard_count()));
+    let server = match (cli.app, &database_health) {
+        (AppChoice::Techempower, Some(health)) => {
             log::info!(
                 "database: {}, {} connections per shard",
                 database.describe(),
                 database.connections_per_shard
             );
-            let health = DatabaseHealth::new(config.shard_count());
             let server = server.with_dependency(health.clone());
+            let (database, health) = (database.clone(), health.clone());
             let app = move |shard: &ShardInfo| start_database_app(&database, shard, &health);
             serve_wrapped(server, app, mounts, compression)?
         }
-        AppChoice::Techempower => serve_wrapped(server, |_| TechEmpower, mounts, compression)?,
-        AppChoice::Router => serve_wrapped(server, |_| techempower_router(), mounts, compression)?,
+        (AppChoice::Techempower, None) => {
+            serve_wrapped(server, |_| TechEmpower, mounts, compression)?
+        }
+        (AppChoice::Router, _) => {
+            serve_wrapped(server, |_| techempower_router(), mounts, compression)?
+        }
     };
     let process = Arc::new(Process {
         cli,
@@ -160,6 +167,9 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
             upgrade: Box::new(move || Process::start_upgrade(&on_upgrade)),
         },
     )?;
+    if let Some(health) = &database_health {
+        wait_for_the_database(health, database.connect_timeout());
+    }
     process.notifier.ready();
     server.wait();
     Ok(())
@@ -184,6 +194,26 @@ fn serve_wrapped<A: App>(
             WithStaticFiles::new(open_mounts(&mounts), app(shard)).compressed(compression.clone())
         }),
     }
+}
+
+/// Wait until every shard has a database connection, at most `longest`,
+/// before saying ready (to systemd, or to the process an upgrade
+/// replaces): a new process otherwise answers its first requests with
+/// 503 while its pools connect. A database that is down does not stop
+/// the start: the server serves, database requests get 503 until it is up.
+fn wait_for_the_database(health: &DatabaseHealth, longest: std::time::Duration) {
+    let until = std::time::Instant::now() + longest;
+    while !health.is_ready() {
+        if std::time::Instant::now() >= until {
+            log::warn!(
+                "database: not every shard connected within {longest:?}; serving, \
+                 database requests get 503 until they do"
+            );
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    log::info!("database: every shard connected");
 }
 
 /// The TechEmpower app with its database tests, on `shard`'s own pool.

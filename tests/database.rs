@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use support::postgres::{TempPostgres, PASSWORD};
-use support::process::{Process, BIN};
+use support::process::{become_subreaper, reap, send_signal, Adopted, Process, BIN};
 use support::{wait_until, Client, H2Client, HttpResponse, TempConfig};
 
 fn free_addr() -> SocketAddr {
@@ -437,4 +437,90 @@ fn a_bad_database_url_is_refused_without_showing_the_password() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("--app techempower"), "{stderr}");
+}
+
+/// Keep-alive clients asking for `/db` until stopped, reconnecting when
+/// the server says close; every answer but a 200 is a failure, kept with why.
+fn database_clients(
+    addr: SocketAddr,
+    clients: usize,
+    stop: &Arc<AtomicBool>,
+) -> Vec<std::thread::JoinHandle<(usize, Vec<String>)>> {
+    (0..clients)
+        .map(|_| {
+            let stop = stop.clone();
+            std::thread::spawn(move || {
+                let (mut ok, mut failed) = (0, Vec::new());
+                let mut client: Option<Client> = None;
+                while !stop.load(Ordering::Relaxed) {
+                    let connection = client.get_or_insert_with(|| Client::connect(addr));
+                    connection.send("GET /db HTTP/1.1\r\nHost: t\r\n\r\n");
+                    match connection.response() {
+                        Ok(response) if response.status == 200 => {
+                            ok += 1;
+                            if response.closes() {
+                                client = None;
+                            }
+                        }
+                        Ok(response) => {
+                            failed.push(format!("{} {}", response.status, response.body_str()));
+                            client = None;
+                        }
+                        Err(error) => {
+                            failed.push(error.to_string());
+                            client = None;
+                        }
+                    }
+                }
+                (ok, failed)
+            })
+        })
+        .collect()
+}
+
+#[test]
+fn an_upgrade_under_load_answers_every_database_request() {
+    become_subreaper();
+    let postgres = TempPostgres::start();
+    let mut old = Shardd::start(&postgres, "2", None);
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = database_clients(old.addr, 4, &stop);
+    std::thread::sleep(Duration::from_millis(300));
+
+    old.process.signal(libc::SIGUSR2);
+    let line = old
+        .process
+        .wait_for_line("upgrade: new process", Duration::from_secs(20));
+    let new_pid: u32 = line
+        .split("process ")
+        .nth(1)
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|pid| pid.parse().ok())
+        .unwrap_or_else(|| panic!("no pid in {line:?}"));
+    let new = Adopted(new_pid);
+    let status = old
+        .process
+        .wait(Duration::from_secs(20))
+        .expect("the old process exits");
+    assert!(status.success(), "{status:?}");
+    std::thread::sleep(Duration::from_millis(300));
+
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for client in clients {
+        let (o, f) = client.join().unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {failed:?}",
+        failed.len(),
+        ok + failed.len()
+    );
+    assert!(ok > 50, "the clients kept working: {ok}");
+    // The new process has its own pools, and they are up.
+    assert!(old.metric("shardd_database_connections{shard=\"0\"}") >= 1);
+    send_signal(new.0, libc::SIGTERM);
+    assert_eq!(reap(new.0, Duration::from_secs(20)), Some(0));
 }
