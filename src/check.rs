@@ -29,6 +29,24 @@ pub(crate) fn check(cli: &Cli) -> Result<String> {
             )
         })?;
     }
+    // The database is asked too: a wrong password or host fails the
+    // check, where the server would start and answer 503s.
+    let database = if config.database.is_configured() {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()?;
+        runtime
+            .block_on(shardd::database::probe(&config.database))
+            .map_err(|error| {
+                anyhow::anyhow!(
+                    "cannot connect to the database {}: {error}",
+                    config.database.describe()
+                )
+            })?;
+        format!(", database {} (connected)", config.database.describe())
+    } else {
+        String::new()
+    };
     let protocols = match config.http2.enabled {
         true => "HTTP/1.1 and HTTP/2",
         false => "HTTP/1.1 only",
@@ -53,6 +71,6 @@ pub(crate) fn check(cli: &Cli) -> Result<String> {
         None => "no config file".into(),
     };
     Ok(format!(
-        "shardd: settings ok ({source}): {shards} shards, listener {listener} on {addr}{admin}, {protocols}"
+        "shardd: settings ok ({source}): {shards} shards, listener {listener} on {addr}{admin}, {protocols}{database}"
     ))
 }

@@ -7,6 +7,7 @@
 //! | `settings.rs` | [`DatabaseSettings`], the `[database]` table |
 //! | `pool.rs` | [`Database`]: a shard's connections, kept open with backoff; the [`Lease`] a request runs its queries through |
 //! | `error.rs` | [`DatabaseError`] and the 503/500 a client gets for it |
+//! | `probe.rs` | [`probe`]: connect once, for `shardd --check` |
 //! | `health.rs` | [`DatabaseHealth`]: live connections per shard and outcome counters, for `/health/ready` and `/metrics` |
 //!
 //! ```no_run
@@ -47,9 +48,11 @@
 mod error;
 mod health;
 mod pool;
+mod probe;
 mod settings;
 
 pub use error::DatabaseError;
 pub use health::{DatabaseHealth, Outcome};
 pub use pool::{Database, Lease};
+pub use probe::probe;
 pub use settings::DatabaseSettings;
