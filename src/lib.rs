@@ -188,6 +188,7 @@ mod user_guide {
         http2 => "../docs/src/http2.md",
         files => "../docs/src/files.md",
         compression => "../docs/src/compression.md",
+        database => "../docs/src/database.md",
         configuration => "../docs/src/configuration.md",
         operating => "../docs/src/operating.md",
         deploying => "../docs/src/deploying.md",

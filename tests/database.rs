@@ -80,6 +80,35 @@ impl Shardd {
     }
 }
 
+/// Prometheus' own `promtool check metrics` finds nothing wrong in `text`.
+fn promtool_accepts(text: &str) {
+    use std::io::Write;
+    use std::process::Stdio;
+    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
+    let mut check = Command::new(&promtool)
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| {
+            panic!("{promtool}: {e}: install Debian's prometheus package (scripts/test does)")
+        });
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = check.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}\n{text}"
+    );
+}
+
 fn json(response: &HttpResponse) -> serde_json::Value {
     assert_eq!(response.status, 200, "{}", response.body_str());
     assert_eq!(response.header("content-type"), Some("application/json"));
@@ -184,6 +213,12 @@ fn every_database_test_answers_by_the_rules() {
     assert_eq!(client.response().unwrap().status, 405);
 
     assert_eq!(shardd.ready(), (200, "ready\n".to_owned()));
+    promtool_accepts(
+        &Client::connect(shardd.admin)
+            .get("/metrics")
+            .body_str()
+            .to_owned(),
+    );
     assert!(shardd.metric("shardd_database_connections{shard=\"1\"}") >= 1);
     assert!(shardd.metric("shardd_database_requests_total{outcome=\"answered\"}") >= 10);
 
