@@ -16,6 +16,9 @@ use super::health::{DatabaseHealth, LiveConnection, Outcome};
 use super::{DatabaseError, DatabaseSettings};
 use crate::ShardInfo;
 
+/// tokio-postgres' default `keepalives_idle` (libpq's: the system's two hours).
+const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
+
 /// The first wait before reconnecting; doubled after each failure.
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(50);
 
@@ -71,6 +74,16 @@ impl Database {
     ) -> Result<Database, String> {
         settings.validate()?;
         let mut config = settings.connection_config()?;
+        // A database host that vanishes (no FIN, no RST) is found by TCP
+        // keepalives within ~30 s even on an idle connection, instead of
+        // the system's two hours; a URL that sets its own keeps them.
+        if config.get_keepalives_idle() == DEFAULT_KEEPALIVES_IDLE {
+            config
+                .keepalives(true)
+                .keepalives_idle(Duration::from_secs(15))
+                .keepalives_interval(Duration::from_secs(5))
+                .keepalives_retries(3);
+        }
         if config.get_application_name().is_none() {
             config.application_name(format!("shardd shard {}", shard.shard_id));
         }
