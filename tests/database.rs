@@ -213,12 +213,7 @@ fn every_database_test_answers_by_the_rules() {
     assert_eq!(client.response().unwrap().status, 405);
 
     assert_eq!(shardd.ready(), (200, "ready\n".to_owned()));
-    promtool_accepts(
-        &Client::connect(shardd.admin)
-            .get("/metrics")
-            .body_str()
-            .to_owned(),
-    );
+    promtool_accepts(Client::connect(shardd.admin).get("/metrics").body_str());
     assert!(shardd.metric("shardd_database_connections{shard=\"1\"}") >= 1);
     assert!(shardd.metric("shardd_database_requests_total{outcome=\"answered\"}") >= 10);
 

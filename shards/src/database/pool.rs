@@ -19,6 +19,10 @@ use crate::ShardInfo;
 /// tokio-postgres' default `keepalives_idle` (libpq's: the system's two hours).
 const DEFAULT_KEEPALIVES_IDLE: Duration = Duration::from_secs(2 * 60 * 60);
 
+/// A connection that closes sooner than this after opening counts as a
+/// failure for the reconnect backoff.
+const SHORT_LIVED: Duration = Duration::from_secs(1);
+
 /// The first wait before reconnecting; doubled after each failure.
 const FIRST_RECONNECT_DELAY: Duration = Duration::from_millis(50);
 
@@ -55,6 +59,9 @@ struct Connection {
     statements: Vec<Statement>,
     /// Wakes the connection's task to close it (a query timed out).
     abandon: Rc<Notify>,
+    /// Set once it is being closed: no new lease takes it, and the
+    /// other requests that time out on it send no second cancel.
+    abandoned: Cell<bool>,
     _live: LiveConnection,
 }
 
@@ -122,7 +129,7 @@ impl Database {
         for step in 0..count {
             let index = (start + step) % count;
             let connection = pool.connections[index].borrow().clone();
-            if let Some(connection) = connection.filter(|c| !c.client.is_closed()) {
+            if let Some(connection) = connection.filter(|c| c.is_usable()) {
                 pool.next.set(index + 1);
                 pool.waiting.set(pool.waiting.get() + 1);
                 return Ok(Lease {
@@ -137,11 +144,10 @@ impl Database {
 
     /// Whether this shard has a live connection.
     pub fn is_connected(&self) -> bool {
-        self.pool.connections.iter().any(|slot| {
-            slot.borrow()
-                .as_ref()
-                .is_some_and(|c| !c.client.is_closed())
-        })
+        self.pool
+            .connections
+            .iter()
+            .any(|slot| slot.borrow().as_ref().is_some_and(|c| c.is_usable()))
     }
 }
 
@@ -207,8 +213,15 @@ impl Drop for Lease {
 }
 
 impl Connection {
+    fn is_usable(&self) -> bool {
+        !self.abandoned.get() && !self.client.is_closed()
+    }
+
     /// Cancel what runs on it and close it; its task reconnects.
     fn abandon(&self, shard: usize) {
+        if self.abandoned.replace(true) {
+            return;
+        }
         log::warn!("database: shard {shard}: a query timed out; replacing its connection");
         let cancel: CancelToken = self.client.cancel_token();
         tokio::task::spawn_local(async move {
@@ -227,9 +240,16 @@ impl Pool {
         let mut failures: u32 = 0;
         loop {
             match self.open_and_serve(index).await {
-                Ok(()) => {
+                Ok(lived) if lived >= SHORT_LIVED => {
                     delay = FIRST_RECONNECT_DELAY;
                     failures = 0;
+                }
+                // Closed right after it opened (a proxy or a database
+                // turning connections away after the handshake): back
+                // off as after a failure rather than reconnect in a loop.
+                Ok(_) => {
+                    tokio::time::sleep(delay).await;
+                    delay = (delay * 2).min(self.max_reconnect_delay);
                 }
                 Err(error) => {
                     self.health.count_connect_failure();
@@ -253,8 +273,9 @@ impl Pool {
     }
 
     /// Open connection `index`, prepare the statements, serve requests on
-    /// it until it closes or is abandoned. `Err`: it never came up.
-    async fn open_and_serve(&self, index: usize) -> Result<(), String> {
+    /// it until it closes or is abandoned: `Ok(how long it was up)`.
+    /// `Err`: it never came up.
+    async fn open_and_serve(&self, index: usize) -> Result<Duration, String> {
         let (client, connection) =
             tokio::time::timeout(self.connect_timeout, self.config.connect(NoTls))
                 .await
@@ -287,10 +308,12 @@ impl Pool {
                 return Err(ended.map_or("connection closed".into(), |error| describe(&error)));
             }
         };
+        let up_since = tokio::time::Instant::now();
         *self.connections[index].borrow_mut() = Some(Rc::new(Connection {
             client,
             statements,
             abandon,
+            abandoned: Cell::new(false),
             _live: self.health.connected(self.shard),
         }));
         if let Some(error) = driver.await {
@@ -303,6 +326,6 @@ impl Pool {
         // Requests holding a lease keep the client until they finish;
         // their queries fail as closed (503).
         self.connections[index].borrow_mut().take();
-        Ok(())
+        Ok(up_since.elapsed())
     }
 }
