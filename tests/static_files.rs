@@ -5,15 +5,16 @@
 mod support;
 
 use std::fs;
-
-use std::os::unix::fs::symlink;
-use std::path::PathBuf;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use shardd::compression::CompressionSettings;
 use shardd::files::{StaticSettings, WithStaticFiles};
 use shardd::App;
 use shardd::TechEmpower;
+use support::process::{Process, BIN};
 use support::{config, Client, TestServer};
 
 /// A directory tree for one test: `www/` (served) beside `secret.txt` (not).
@@ -410,4 +411,91 @@ fn a_mount_without_a_directory_or_mounted_twice_is_refused() {
     .unwrap_err()
     .to_string();
     assert!(twice.contains("mounted twice"), "{twice}");
+}
+
+/// Run `program` as the unprivileged user `nobody` when the test runs as
+/// root (root reads every file, so a mode-000 file would be served);
+/// as it is otherwise.
+fn as_unprivileged(program: &Path) -> Command {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Command::new(program);
+    }
+    let setpriv = Path::new("/usr/bin/setpriv");
+    assert!(
+        setpriv.exists(),
+        "tests run as root need setpriv (util-linux) to start shardd as nobody"
+    );
+    let mut command = Command::new(setpriv);
+    // 65534 is nobody, and nogroup (or nobody), on every common distribution.
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(program);
+    command
+}
+
+/// The built binary at a path `nobody` can run: itself when reachable,
+/// else a copy in `dir` (a target directory under a private home).
+fn binary_for_nobody(dir: &Path) -> PathBuf {
+    let reachable = as_unprivileged(Path::new("/bin/sh"))
+        .args(["-c", "test -x \"$0\"", BIN])
+        .status()
+        .expect("run sh as nobody");
+    if reachable.success() {
+        return PathBuf::from(BIN);
+    }
+    let copy = dir.join("shardd");
+    fs::copy(BIN, &copy).expect("copy the binary for nobody");
+    copy
+}
+
+#[test]
+fn an_unreadable_file_is_403_without_a_path_and_its_readable_sibling_is_served() {
+    let tree = Tree::new("unreadable");
+    let locked = tree.www().join("locked.txt");
+    fs::write(&locked, "LOCKED CONTENT\n").unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    // A directory whose index cannot be read: 403 too, not "no index".
+    fs::create_dir(tree.www().join("private")).unwrap();
+    let index = tree.www().join("private/index.html");
+    fs::write(&index, "PRIVATE INDEX\n").unwrap();
+    fs::set_permissions(&index, fs::Permissions::from_mode(0o000)).unwrap();
+    // The tree is root's when run as root: nobody must be able to read it.
+    for dir in [tree.base.clone(), tree.www()] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let program = binary_for_nobody(&tree.base);
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mount = format!("/={}", tree.www().display());
+    let mut command = as_unprivileged(&program);
+    command.args([
+        "--bind",
+        &addr.to_string(),
+        "--shards",
+        "1",
+        "--static",
+        &mount,
+    ]);
+    let mut shardd = Process::spawn(command);
+    shardd.wait_for_line("serving on", Duration::from_secs(10));
+
+    let forbidden = curl(&[], &format!("http://{addr}/locked.txt"));
+    assert_eq!(status_of(&forbidden), 403, "{forbidden}");
+    let text = body(&forbidden);
+    assert!(!text.contains("LOCKED"), "the file leaked: {text}");
+    assert!(
+        !text.contains(&tree.base.display().to_string()) && !text.contains("/tmp"),
+        "the 403 showed a path: {text}"
+    );
+    let private = curl(&[], &format!("http://{addr}/private/"));
+    assert_eq!(status_of(&private), 403, "{private}");
+    assert!(!body(&private).contains("PRIVATE"));
+    let readable = curl(&[], &format!("http://{addr}/app.js"));
+    assert_eq!(
+        (status_of(&readable), body(&readable)),
+        (200, "console.log('plain')\n")
+    );
 }

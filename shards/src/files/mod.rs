@@ -140,8 +140,8 @@ impl StaticFiles {
                     .with_body("moved\n");
             }
             match self.index_of(&path.relative) {
-                Some(index) => index,
-                None => return refusal(Missing::NotFound),
+                Ok(index) => index,
+                Err(missing) => return refusal(missing),
             }
         } else if path.trailing_slash {
             return refusal(Missing::NotFound); // a file is not a directory
@@ -160,19 +160,23 @@ impl StaticFiles {
         )
     }
 
-    /// The first index file of the directory at `relative`.
-    fn index_of(&self, relative: &str) -> Option<(String, Rc<OpenedFile>)> {
-        self.index.iter().find_map(|name| {
+    /// The first index file of the directory at `relative`; one that is
+    /// there but unreadable is a `403` (as for the file asked for by name),
+    /// not a reason to try the next.
+    fn index_of(&self, relative: &str) -> Result<(String, Rc<OpenedFile>), Missing> {
+        for name in &self.index {
             let candidate = if relative.is_empty() {
                 name.clone()
             } else {
                 format!("{relative}/{name}")
             };
             match self.cache.get(&self.root, &candidate) {
-                Ok(file) if !file.is_dir => Some((candidate, file)),
-                _ => None,
+                Ok(file) if !file.is_dir => return Ok((candidate, file)),
+                Err(Missing::Forbidden) => return Err(Missing::Forbidden),
+                _ => {}
             }
-        })
+        }
+        Err(Missing::NotFound)
     }
 
     /// The file to send: a precompressed sibling the client accepts, or the file itself.
