@@ -499,3 +499,50 @@ fn an_unreadable_file_is_403_without_a_path_and_its_readable_sibling_is_served()
         (200, "console.log('plain')\n")
     );
 }
+
+#[test]
+fn dotfiles_are_hidden_unless_the_mount_serves_them_and_well_known_always_is() {
+    let tree = Tree::new("dotfiles");
+    let www = tree.www();
+    fs::write(www.join(".env"), "API_KEY=hunter2\n").unwrap();
+    fs::create_dir_all(www.join(".git")).unwrap();
+    fs::write(www.join(".git/config"), "[core]\n").unwrap();
+    fs::write(www.join("docs/.htpasswd"), "admin:x\n").unwrap();
+    fs::create_dir_all(www.join(".well-known")).unwrap();
+    fs::write(www.join(".well-known/security.txt"), "Contact: a@b\n").unwrap();
+    let hidden = ["/.env", "/.git/config", "/docs/.htpasswd", "/%2eenv"];
+
+    let server = serve(vec![StaticSettings::new("/", www.clone())]);
+    let get = |server: &TestServer, path: &str| {
+        let mut client = Client::connect(server.addr);
+        client.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        let response = client.response().expect("an answer");
+        (response.status, response.body_str().to_owned())
+    };
+    // Exactly what a missing file gets: the app's answer to a miss.
+    let miss = get(&server, "/no-such-file");
+    assert_eq!(miss.0, 404);
+    for path in hidden {
+        assert_eq!(get(&server, path), miss, "{path}");
+    }
+    assert_eq!(
+        get(&server, "/.well-known/security.txt"),
+        (200, "Contact: a@b\n".to_owned())
+    );
+
+    let mut settings = StaticSettings::new("/", www.clone());
+    settings.dotfiles = true;
+    let server = serve(vec![settings]);
+    assert_eq!(get(&server, "/.env"), (200, "API_KEY=hunter2\n".to_owned()));
+    assert_eq!(
+        get(&server, "/docs/.htpasswd"),
+        (200, "admin:x\n".to_owned())
+    );
+
+    // The config file's key.
+    let config =
+        shardd::Config::from_toml("[[static]]\ndir = \"/srv\"\ndotfiles = true\n").unwrap();
+    assert!(config.static_files[0].dotfiles);
+    let config = shardd::Config::from_toml("[[static]]\ndir = \"/srv\"\n").unwrap();
+    assert!(!config.static_files[0].dotfiles, "hidden by default");
+}

@@ -10,6 +10,9 @@
 //!   `If-Match`/`If-Unmodified-Since` → `412`; a single `Range` → `206`
 //!   with `Content-Range` (`416` when it cannot be met), `If-Range`.
 //! - `index.html` for a directory (a directory is never listed).
+//! - Dotfiles hidden: a path with a segment starting with `.` (`/.env`,
+//!   `/.git/config`) is a `404` unless [`StaticSettings::dotfiles`] is
+//!   on; `/.well-known/` is always served.
 //! - Precompressed siblings (`x.br`, `x.zst`, `x.gz`) chosen by
 //!   `Accept-Encoding`, with `Vary: Accept-Encoding`.
 //! - Safe by construction: each path segment is decoded once and must be
@@ -73,6 +76,7 @@ pub struct StaticFiles {
     cache_control: Option<HeaderText>,
     index: Vec<String>,
     precompressed: bool,
+    dotfiles: bool,
 }
 
 impl std::fmt::Debug for StaticFiles {
@@ -98,6 +102,7 @@ impl StaticFiles {
             cache_control: settings.cache_control.clone().map(Cow::Owned),
             index: settings.index.clone(),
             precompressed: settings.precompressed,
+            dotfiles: settings.dotfiles,
             // `settings` dropped here: what is kept is what a response needs.
         })
     }
@@ -126,6 +131,10 @@ impl StaticFiles {
                 .with_header("Content-Type", "text/plain")
                 .with_body("bad path\n");
         };
+        if path.is_hidden() && !self.dotfiles {
+            // As if missing: nothing tells a scanner the file is there.
+            return refusal(Missing::NotFound);
+        }
         let found = match self.cache.get(&self.root, &path.relative) {
             Ok(found) => found,
             Err(missing) => return refusal(missing),
