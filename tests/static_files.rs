@@ -103,7 +103,10 @@ fn get_head_ranges_and_conditionals_with_curl() {
     let whole = curl(&[], &url("/static/app.js"));
     assert_eq!(status_of(&whole), 200);
     assert_eq!(body(&whole), "console.log('plain')\n");
-    assert_eq!(field(&whole, "content-type"), Some("text/javascript"));
+    assert_eq!(
+        field(&whole, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
     assert_eq!(field(&whole, "accept-ranges"), Some("bytes"));
     assert_eq!(field(&whole, "cache-control"), Some("public, max-age=60"));
     assert_eq!(field(&whole, "vary"), Some("Accept-Encoding"));
@@ -222,7 +225,10 @@ fn precompressed_siblings_follow_accept_encoding() {
         let answer = curl(&["-H", &format!("Accept-Encoding: {accept}")], &url);
         assert_eq!(field(&answer, "content-encoding"), coding, "{accept}");
         assert_eq!(body(&answer), text, "{accept}");
-        assert_eq!(field(&answer, "content-type"), Some("text/javascript"));
+        assert_eq!(
+            field(&answer, "content-type"),
+            Some("text/javascript; charset=utf-8")
+        );
         assert_eq!(field(&answer, "vary"), Some("Accept-Encoding"));
     }
     // Each coding has its own validator.
@@ -545,4 +551,41 @@ fn dotfiles_are_hidden_unless_the_mount_serves_them_and_well_known_always_is() {
     assert!(config.static_files[0].dotfiles);
     let config = shardd::Config::from_toml("[[static]]\ndir = \"/srv\"\n").unwrap();
     assert!(!config.static_files[0].dotfiles, "hidden by default");
+}
+
+#[test]
+fn text_files_say_they_are_utf8_and_javascript_is_text_javascript() {
+    let tree = Tree::new("charset");
+    let www = tree.www();
+    for name in [
+        "page.html",
+        "site.css",
+        "notes.txt",
+        "module.mjs",
+        "README.md",
+        "t.csv",
+    ] {
+        fs::write(www.join(name), "héllo\n").unwrap();
+    }
+    fs::write(www.join("data.json"), "{}").unwrap();
+    fs::write(www.join("logo.svg"), "<svg/>").unwrap();
+    let server = serve(vec![StaticSettings::new("/", www)]);
+    for (path, expected) in [
+        ("/page.html", "text/html; charset=utf-8"),
+        ("/site.css", "text/css; charset=utf-8"),
+        ("/notes.txt", "text/plain; charset=utf-8"),
+        ("/app.js", "text/javascript; charset=utf-8"),
+        ("/module.mjs", "text/javascript; charset=utf-8"),
+        ("/README.md", "text/markdown; charset=utf-8"),
+        ("/t.csv", "text/csv; charset=utf-8"),
+        ("/data.json", "application/json"),
+        ("/logo.svg", "image/svg+xml"),
+        ("/numbers.bin", "application/octet-stream"),
+    ] {
+        let answer = curl(
+            &["-o", "/dev/null", "-D", "-"],
+            &format!("http://{}{path}", server.addr),
+        );
+        assert_eq!(field(&answer, "content-type"), Some(expected), "{path}");
+    }
 }

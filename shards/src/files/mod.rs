@@ -3,7 +3,8 @@
 //! ([`WithStaticFiles`], what `--static /prefix=DIR` does), or from a
 //! route of the [router](crate::router).
 //!
-//! - `GET` and `HEAD`; `Content-Type` from the extension (`mime_guess`),
+//! - `GET` and `HEAD`; `Content-Type` from the extension (`mime_guess`;
+//!   `charset=utf-8` on HTML, CSS, plain text, JavaScript, Markdown, CSV),
 //!   `Last-Modified`, a strong `ETag`, `Accept-Ranges: bytes`, and the
 //!   configured `Cache-Control`.
 //! - Conditional requests: `If-None-Match`/`If-Modified-Since` → `304`,
@@ -43,6 +44,7 @@
 
 mod cache;
 mod conditional;
+mod content_type;
 mod encoding;
 mod open;
 mod path;
@@ -57,6 +59,7 @@ use http::{Method, StatusCode};
 
 use self::cache::{Missing, OpenFileCache, OpenedFile};
 use self::conditional::{Conditions, Precondition, RangeAsked};
+use self::content_type::content_type;
 use self::encoding::Coding;
 use self::open::Root;
 use self::path::safe_relative;
@@ -358,14 +361,6 @@ fn etag_of(file: &OpenedFile, coding: Option<Coding>) -> String {
         Some(coding) => format!("{}-{}\"", file.etag.trim_end_matches('"'), coding.token()),
         None => file.etag.clone(),
     }
-}
-
-/// `Content-Type` from the file name's extension (of the file asked for,
-/// not of a compressed sibling).
-fn content_type(relative: &str) -> &'static str {
-    mime_guess::from_path(relative)
-        .first_raw()
-        .unwrap_or("application/octet-stream")
 }
 
 fn conditions_of<'a>(request: &Request<'a>) -> Conditions<'a> {
