@@ -589,3 +589,39 @@ fn text_files_say_they_are_utf8_and_javascript_is_text_javascript() {
         assert_eq!(field(&answer, "content-type"), Some(expected), "{path}");
     }
 }
+
+#[test]
+fn a_client_refusing_the_file_as_it_is_gets_a_sibling_or_406() {
+    let tree = Tree::new("not-acceptable");
+    let server = serve(vec![StaticSettings::new("/", tree.www())]);
+    let url = |path: &str| format!("http://{}{path}", server.addr);
+    // app.js has .gz and .br siblings: one of them answers.
+    let sibling = curl(
+        &["-H", "Accept-Encoding: gzip, identity;q=0"],
+        &url("/app.js"),
+    );
+    assert_eq!(
+        (status_of(&sibling), field(&sibling, "content-encoding")),
+        (200, Some("gzip"))
+    );
+    // numbers.bin has none: nothing the client accepts exists.
+    for refusal in ["identity;q=0", "*;q=0", "gzip, identity;q=0", "br, *;q=0"] {
+        let answer = curl(
+            &["-H", &format!("Accept-Encoding: {refusal}")],
+            &url("/numbers.bin"),
+        );
+        assert_eq!(status_of(&answer), 406, "{refusal}: {answer}");
+        assert_eq!(field(&answer, "vary"), Some("Accept-Encoding"));
+        assert_eq!(field(&answer, "content-encoding"), None);
+    }
+    // Nor does app.js have a zstd one.
+    let zstd_only = curl(&["-H", "Accept-Encoding: zstd, *;q=0"], &url("/app.js"));
+    assert_eq!(status_of(&zstd_only), 406);
+    // Identity named again, or no field at all: the file as it is.
+    let plain = curl(
+        &["-H", "Accept-Encoding: *;q=0, identity"],
+        &url("/numbers.bin"),
+    );
+    assert_eq!(status_of(&plain), 200);
+    assert_eq!(status_of(&curl(&[], &url("/numbers.bin"))), 200);
+}

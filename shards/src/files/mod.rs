@@ -15,7 +15,9 @@
 //!   `/.git/config`) is a `404` unless [`StaticSettings::dotfiles`] is
 //!   on; `/.well-known/` is always served.
 //! - Precompressed siblings (`x.br`, `x.zst`, `x.gz`) chosen by
-//!   `Accept-Encoding`, with `Vary: Accept-Encoding`.
+//!   `Accept-Encoding`, with `Vary: Accept-Encoding`; `406` for a client
+//!   that refuses the file as it is (`identity;q=0`) when no sibling it
+//!   accepts exists.
 //! - Safe by construction: each path segment is decoded once and must be
 //!   a plain name (no `..`, no encoded `/`, no `\`, no NUL), and the
 //!   kernel opens the result beneath the root (`openat2` with
@@ -60,12 +62,13 @@ use http::{Method, StatusCode};
 use self::cache::{Missing, OpenFileCache, OpenedFile};
 use self::conditional::{Conditions, Precondition, RangeAsked};
 use self::content_type::content_type;
-use self::encoding::Coding;
+use self::encoding::{Coding, Representation};
 use self::open::Root;
 use self::path::safe_relative;
 pub use self::settings::StaticSettings;
 use crate::app::App;
 use crate::body::Body;
+use crate::compression::{not_acceptable, Accepted};
 use crate::file_body::FileBody;
 use crate::request::Request;
 use crate::response::{HeaderText, Response};
@@ -160,7 +163,9 @@ impl StaticFiles {
         } else {
             (path.relative, found)
         };
-        let (coding, file) = self.representation(request, &relative, found);
+        let Some((coding, file)) = self.representation(request, &relative, found) else {
+            return not_acceptable();
+        };
         let conditions = conditions_of(request);
         respond(
             &conditions,
@@ -191,28 +196,30 @@ impl StaticFiles {
         Err(Missing::NotFound)
     }
 
-    /// The file to send: a precompressed sibling the client accepts, or the file itself.
+    /// The file to send: a precompressed sibling the client accepts, the
+    /// file itself, or `None` when the client accepts neither (`406`).
     fn representation(
         &self,
         request: &Request<'_>,
         relative: &str,
         file: Rc<OpenedFile>,
-    ) -> (Option<Coding>, Rc<OpenedFile>) {
-        if !self.precompressed {
-            return (None, file);
-        }
-        let Some(accepted) = request.header("accept-encoding") else {
-            return (None, file);
-        };
-        for coding in encoding::acceptable(accepted) {
-            let sibling = format!("{relative}{}", coding.suffix());
-            if let Ok(found) = self.cache.get(&self.root, &sibling) {
-                if !found.is_dir {
-                    return (Some(coding), found);
-                }
+    ) -> Option<(Option<Coding>, Rc<OpenedFile>)> {
+        let accepted = Accepted::parse(request.header("accept-encoding"));
+        let sibling = |coding: Coding| {
+            if !self.precompressed {
+                return None;
             }
+            let found = self
+                .cache
+                .get(&self.root, &format!("{relative}{}", coding.suffix()))
+                .ok()?;
+            (!found.is_dir).then_some(found)
+        };
+        match encoding::choose(&accepted, sibling) {
+            Representation::Sibling(coding, found) => Some((Some(coding), found)),
+            Representation::AsItIs => Some((None, file)),
+            Representation::NotAcceptable => None,
         }
-        (None, file)
     }
 }
 
