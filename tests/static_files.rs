@@ -625,3 +625,22 @@ fn a_client_refusing_the_file_as_it_is_gets_a_sibling_or_406() {
     assert_eq!(status_of(&plain), 200);
     assert_eq!(status_of(&curl(&[], &url("/numbers.bin"))), 200);
 }
+
+/// Over plain TCP a file goes out with `sendfile(2)`; over HTTP/2 its
+/// frames are written from chunks read, so the count does not move.
+#[test]
+fn plain_tcp_sends_files_with_sendfile_and_http2_does_not() {
+    let tree = Tree::new("sendfile");
+    let server = serve(vec![StaticSettings::new("/", tree.www())]);
+    let sendfile_bodies = || server.stats().shards[0].sendfile_bodies;
+    let url = format!("http://{}/numbers.bin", server.addr);
+    let whole = curl(&["-o", "/dev/null", "-D", "-"], &url);
+    assert_eq!(status_of(&whole), 200);
+    assert_eq!(sendfile_bodies(), 1);
+    let h2 = curl(
+        &["--http2-prior-knowledge", "-o", "/dev/null", "-D", "-"],
+        &url,
+    );
+    assert!(h2.starts_with("HTTP/2 200"), "{h2}");
+    assert_eq!(sendfile_bodies(), 1, "HTTP/2 reads the file in chunks");
+}
