@@ -170,7 +170,9 @@ pub(crate) struct Cli {
     /// app (repeatable; the `[[static]]` tables of the config file, with
     /// their defaults): `--static /assets=./public`. GET and HEAD, ranges,
     /// conditional requests, precompressed siblings, sendfile on plain TCP;
-    /// never a path out of DIR, never a directory listing.
+    /// never a path out of DIR, never a directory listing, no dotfiles
+    /// (`/.env` is a 404; `/.well-known/` is served; a `[[static]]` table
+    /// with `dotfiles = true` serves them).
     #[arg(long = "static", value_name = "/PREFIX=DIR", value_parser = StaticSettings::parse_flag)]
     pub static_files: Vec<StaticSettings>,
 

@@ -185,3 +185,24 @@ fn check_fails_on_a_static_directory_that_would_not_open() {
     );
     assert!(output.stdout.is_empty(), "no 'settings ok'");
 }
+
+#[test]
+fn a_static_table_in_single_brackets_is_refused_naming_double_brackets() {
+    let config = TempConfig::new(
+        "single-static",
+        "[static]\nprefix = \"/assets\"\ndir = \"/tmp\"\n",
+    );
+    assert_check_fails_naming(&["--config", config.path()], &["[[static]]", "line 1"]);
+    // The right spelling passes.
+    let config = TempConfig::new(
+        "double-static",
+        "bind = \"127.0.0.1:0\"\n[[static]]\nprefix = \"/assets\"\ndir = \"/tmp\"\n",
+    );
+    let output = check(&["--config", config.path()]);
+    assert_eq!(
+        output.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}

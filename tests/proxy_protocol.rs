@@ -9,7 +9,8 @@
 //! haproxy`, `.ci/run` does it), started by the test on loopback with a
 //! generated configuration: `mode tcp` with `send-proxy-v2` (health checks
 //! on) and with `send-proxy`, TLS passed through with `send-proxy-v2`, and
-//! cleartext HTTP/2 (prior knowledge) after a `send-proxy-v2` header.
+//! cleartext HTTP/2 (prior knowledge) after a `send-proxy-v2` header, and
+//! static files sent with `sendfile(2)` behind `send-proxy-v2`.
 //! Without HAProxy those tests fail, they do not skip; `HAPROXY=/path`
 //! picks another binary.
 
@@ -23,6 +24,7 @@ use std::sync::atomic::{AtomicUsize, Ordering::SeqCst};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use shardd::files::{StaticSettings, WithStaticFiles};
 use shardd::listeners::{BuiltinListener, ProxyProtocol, ProxyProtocolSettings};
 use shardd::{
     app_fn, Accepted, AccessLogTarget, App, Config, Listener, ListenerMode, PeerAddr, Response,
@@ -690,5 +692,40 @@ fn behind_haproxy_send_proxy_v2_http2_streams_see_the_client() {
     for line in lines {
         assert!(line.starts_with("127.0.0.1 "), "{line}");
         assert!(line.contains(r#""GET /peer HTTP/2.0" 200 "#), "{line}");
+    }
+}
+
+/// Behind HAProxy's `send-proxy-v2`, a static file still goes out with
+/// `sendfile(2)`: once its header is read, the PROXY protocol connection
+/// writes straight to its TCP socket, so nothing needs to pass through
+/// user space (counted per shard in `sendfile_bodies`).
+#[test]
+fn behind_haproxy_static_files_go_out_with_sendfile() {
+    let dir = TempDir::new("haproxy-sendfile");
+    let contents: Vec<u8> = (0..300_000u32).map(|i| (i % 253) as u8).collect();
+    std::fs::write(dir.0.join("big.bin"), &contents).unwrap();
+    for mode in [ListenerMode::Handoff, ListenerMode::Reuseport] {
+        let mounts = vec![StaticSettings::new("/files", dir.0.clone())];
+        let handle = Server::bind(proxy_config(1, mode))
+            .expect("bind")
+            .serve(move |_| {
+                WithStaticFiles::open(&mounts, peer_app()).expect("the test's directory opens")
+            })
+            .expect("serve");
+        let addr = handle.local_addr().unwrap();
+        let front = free_addr();
+        let _haproxy = Haproxy::start(&[(front, addr, "send-proxy-v2")]);
+        let mut client = Client::connect(front);
+        for _ in 0..2 {
+            let response = client.get("/files/big.bin");
+            assert_eq!(response.status, 200, "{mode:?}");
+            assert!(response.body == contents, "{mode:?}: the file's bytes");
+        }
+        // The app behind the files still sees the client from the header.
+        let own = client.stream().local_addr().unwrap();
+        assert_eq!(client.get("/peer").body_str(), own.to_string());
+        let stats = handle.stats();
+        assert_eq!(stats.shards[0].sendfile_bodies, 2, "{mode:?}");
+        handle.stop();
     }
 }

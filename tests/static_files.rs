@@ -5,15 +5,16 @@
 mod support;
 
 use std::fs;
-
-use std::os::unix::fs::symlink;
-use std::path::PathBuf;
+use std::os::unix::fs::{symlink, PermissionsExt};
+use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::time::Duration;
 
 use shardd::compression::CompressionSettings;
 use shardd::files::{StaticSettings, WithStaticFiles};
 use shardd::App;
 use shardd::TechEmpower;
+use support::process::{Process, BIN};
 use support::{config, Client, TestServer};
 
 /// A directory tree for one test: `www/` (served) beside `secret.txt` (not).
@@ -102,7 +103,10 @@ fn get_head_ranges_and_conditionals_with_curl() {
     let whole = curl(&[], &url("/static/app.js"));
     assert_eq!(status_of(&whole), 200);
     assert_eq!(body(&whole), "console.log('plain')\n");
-    assert_eq!(field(&whole, "content-type"), Some("text/javascript"));
+    assert_eq!(
+        field(&whole, "content-type"),
+        Some("text/javascript; charset=utf-8")
+    );
     assert_eq!(field(&whole, "accept-ranges"), Some("bytes"));
     assert_eq!(field(&whole, "cache-control"), Some("public, max-age=60"));
     assert_eq!(field(&whole, "vary"), Some("Accept-Encoding"));
@@ -221,7 +225,10 @@ fn precompressed_siblings_follow_accept_encoding() {
         let answer = curl(&["-H", &format!("Accept-Encoding: {accept}")], &url);
         assert_eq!(field(&answer, "content-encoding"), coding, "{accept}");
         assert_eq!(body(&answer), text, "{accept}");
-        assert_eq!(field(&answer, "content-type"), Some("text/javascript"));
+        assert_eq!(
+            field(&answer, "content-type"),
+            Some("text/javascript; charset=utf-8")
+        );
         assert_eq!(field(&answer, "vary"), Some("Accept-Encoding"));
     }
     // Each coding has its own validator.
@@ -410,4 +417,230 @@ fn a_mount_without_a_directory_or_mounted_twice_is_refused() {
     .unwrap_err()
     .to_string();
     assert!(twice.contains("mounted twice"), "{twice}");
+}
+
+/// Run `program` as the unprivileged user `nobody` when the test runs as
+/// root (root reads every file, so a mode-000 file would be served);
+/// as it is otherwise.
+fn as_unprivileged(program: &Path) -> Command {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        return Command::new(program);
+    }
+    let setpriv = Path::new("/usr/bin/setpriv");
+    assert!(
+        setpriv.exists(),
+        "tests run as root need setpriv (util-linux) to start shardd as nobody"
+    );
+    let mut command = Command::new(setpriv);
+    // 65534 is nobody, and nogroup (or nobody), on every common distribution.
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(program);
+    command
+}
+
+/// The built binary at a path `nobody` can run: itself when reachable,
+/// else a copy in `dir` (a target directory under a private home).
+fn binary_for_nobody(dir: &Path) -> PathBuf {
+    let reachable = as_unprivileged(Path::new("/bin/sh"))
+        .args(["-c", "test -x \"$0\"", BIN])
+        .status()
+        .expect("run sh as nobody");
+    if reachable.success() {
+        return PathBuf::from(BIN);
+    }
+    let copy = dir.join("shardd");
+    fs::copy(BIN, &copy).expect("copy the binary for nobody");
+    copy
+}
+
+#[test]
+fn an_unreadable_file_is_403_without_a_path_and_its_readable_sibling_is_served() {
+    let tree = Tree::new("unreadable");
+    let locked = tree.www().join("locked.txt");
+    fs::write(&locked, "LOCKED CONTENT\n").unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o000)).unwrap();
+    // A directory whose index cannot be read: 403 too, not "no index".
+    fs::create_dir(tree.www().join("private")).unwrap();
+    let index = tree.www().join("private/index.html");
+    fs::write(&index, "PRIVATE INDEX\n").unwrap();
+    fs::set_permissions(&index, fs::Permissions::from_mode(0o000)).unwrap();
+    // The tree is root's when run as root: nobody must be able to read it.
+    for dir in [tree.base.clone(), tree.www()] {
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    let program = binary_for_nobody(&tree.base);
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mount = format!("/={}", tree.www().display());
+    let mut command = as_unprivileged(&program);
+    command.args([
+        "--bind",
+        &addr.to_string(),
+        "--shards",
+        "1",
+        "--static",
+        &mount,
+    ]);
+    let mut shardd = Process::spawn(command);
+    shardd.wait_for_line("serving on", Duration::from_secs(10));
+
+    let forbidden = curl(&[], &format!("http://{addr}/locked.txt"));
+    assert_eq!(status_of(&forbidden), 403, "{forbidden}");
+    let text = body(&forbidden);
+    assert!(!text.contains("LOCKED"), "the file leaked: {text}");
+    assert!(
+        !text.contains(&tree.base.display().to_string()) && !text.contains("/tmp"),
+        "the 403 showed a path: {text}"
+    );
+    let private = curl(&[], &format!("http://{addr}/private/"));
+    assert_eq!(status_of(&private), 403, "{private}");
+    assert!(!body(&private).contains("PRIVATE"));
+    let readable = curl(&[], &format!("http://{addr}/app.js"));
+    assert_eq!(
+        (status_of(&readable), body(&readable)),
+        (200, "console.log('plain')\n")
+    );
+}
+
+#[test]
+fn dotfiles_are_hidden_unless_the_mount_serves_them_and_well_known_always_is() {
+    let tree = Tree::new("dotfiles");
+    let www = tree.www();
+    fs::write(www.join(".env"), "API_KEY=hunter2\n").unwrap();
+    fs::create_dir_all(www.join(".git")).unwrap();
+    fs::write(www.join(".git/config"), "[core]\n").unwrap();
+    fs::write(www.join("docs/.htpasswd"), "admin:x\n").unwrap();
+    fs::create_dir_all(www.join(".well-known")).unwrap();
+    fs::write(www.join(".well-known/security.txt"), "Contact: a@b\n").unwrap();
+    let hidden = ["/.env", "/.git/config", "/docs/.htpasswd", "/%2eenv"];
+
+    let server = serve(vec![StaticSettings::new("/", www.clone())]);
+    let get = |server: &TestServer, path: &str| {
+        let mut client = Client::connect(server.addr);
+        client.send(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n"));
+        let response = client.response().expect("an answer");
+        (response.status, response.body_str().to_owned())
+    };
+    // Exactly what a missing file gets: the app's answer to a miss.
+    let miss = get(&server, "/no-such-file");
+    assert_eq!(miss.0, 404);
+    for path in hidden {
+        assert_eq!(get(&server, path), miss, "{path}");
+    }
+    assert_eq!(
+        get(&server, "/.well-known/security.txt"),
+        (200, "Contact: a@b\n".to_owned())
+    );
+
+    let mut settings = StaticSettings::new("/", www.clone());
+    settings.dotfiles = true;
+    let server = serve(vec![settings]);
+    assert_eq!(get(&server, "/.env"), (200, "API_KEY=hunter2\n".to_owned()));
+    assert_eq!(
+        get(&server, "/docs/.htpasswd"),
+        (200, "admin:x\n".to_owned())
+    );
+
+    // The config file's key.
+    let config =
+        shardd::Config::from_toml("[[static]]\ndir = \"/srv\"\ndotfiles = true\n").unwrap();
+    assert!(config.static_files[0].dotfiles);
+    let config = shardd::Config::from_toml("[[static]]\ndir = \"/srv\"\n").unwrap();
+    assert!(!config.static_files[0].dotfiles, "hidden by default");
+}
+
+#[test]
+fn text_files_say_they_are_utf8_and_javascript_is_text_javascript() {
+    let tree = Tree::new("charset");
+    let www = tree.www();
+    for name in [
+        "page.html",
+        "site.css",
+        "notes.txt",
+        "module.mjs",
+        "README.md",
+        "t.csv",
+    ] {
+        fs::write(www.join(name), "héllo\n").unwrap();
+    }
+    fs::write(www.join("data.json"), "{}").unwrap();
+    fs::write(www.join("logo.svg"), "<svg/>").unwrap();
+    let server = serve(vec![StaticSettings::new("/", www)]);
+    for (path, expected) in [
+        ("/page.html", "text/html; charset=utf-8"),
+        ("/site.css", "text/css; charset=utf-8"),
+        ("/notes.txt", "text/plain; charset=utf-8"),
+        ("/app.js", "text/javascript; charset=utf-8"),
+        ("/module.mjs", "text/javascript; charset=utf-8"),
+        ("/README.md", "text/markdown; charset=utf-8"),
+        ("/t.csv", "text/csv; charset=utf-8"),
+        ("/data.json", "application/json"),
+        ("/logo.svg", "image/svg+xml"),
+        ("/numbers.bin", "application/octet-stream"),
+    ] {
+        let answer = curl(
+            &["-o", "/dev/null", "-D", "-"],
+            &format!("http://{}{path}", server.addr),
+        );
+        assert_eq!(field(&answer, "content-type"), Some(expected), "{path}");
+    }
+}
+
+#[test]
+fn a_client_refusing_the_file_as_it_is_gets_a_sibling_or_406() {
+    let tree = Tree::new("not-acceptable");
+    let server = serve(vec![StaticSettings::new("/", tree.www())]);
+    let url = |path: &str| format!("http://{}{path}", server.addr);
+    // app.js has .gz and .br siblings: one of them answers.
+    let sibling = curl(
+        &["-H", "Accept-Encoding: gzip, identity;q=0"],
+        &url("/app.js"),
+    );
+    assert_eq!(
+        (status_of(&sibling), field(&sibling, "content-encoding")),
+        (200, Some("gzip"))
+    );
+    // numbers.bin has none: nothing the client accepts exists.
+    for refusal in ["identity;q=0", "*;q=0", "gzip, identity;q=0", "br, *;q=0"] {
+        let answer = curl(
+            &["-H", &format!("Accept-Encoding: {refusal}")],
+            &url("/numbers.bin"),
+        );
+        assert_eq!(status_of(&answer), 406, "{refusal}: {answer}");
+        assert_eq!(field(&answer, "vary"), Some("Accept-Encoding"));
+        assert_eq!(field(&answer, "content-encoding"), None);
+    }
+    // Nor does app.js have a zstd one.
+    let zstd_only = curl(&["-H", "Accept-Encoding: zstd, *;q=0"], &url("/app.js"));
+    assert_eq!(status_of(&zstd_only), 406);
+    // Identity named again, or no field at all: the file as it is.
+    let plain = curl(
+        &["-H", "Accept-Encoding: *;q=0, identity"],
+        &url("/numbers.bin"),
+    );
+    assert_eq!(status_of(&plain), 200);
+    assert_eq!(status_of(&curl(&[], &url("/numbers.bin"))), 200);
+}
+
+/// Over plain TCP a file goes out with `sendfile(2)`; over HTTP/2 its
+/// frames are written from chunks read, so the count does not move.
+#[test]
+fn plain_tcp_sends_files_with_sendfile_and_http2_does_not() {
+    let tree = Tree::new("sendfile");
+    let server = serve(vec![StaticSettings::new("/", tree.www())]);
+    let sendfile_bodies = || server.stats().shards[0].sendfile_bodies;
+    let url = format!("http://{}/numbers.bin", server.addr);
+    let whole = curl(&["-o", "/dev/null", "-D", "-"], &url);
+    assert_eq!(status_of(&whole), 200);
+    assert_eq!(sendfile_bodies(), 1);
+    let h2 = curl(
+        &["--http2-prior-knowledge", "-o", "/dev/null", "-D", "-"],
+        &url,
+    );
+    assert!(h2.starts_with("HTTP/2 200"), "{h2}");
+    assert_eq!(sendfile_bodies(), 1, "HTTP/2 reads the file in chunks");
 }

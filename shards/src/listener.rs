@@ -13,6 +13,8 @@ use std::path::PathBuf;
 
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use crate::listeners::TcpConn;
+
 /// Who is on the other end of a connection, as far as the listener knows.
 #[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
@@ -89,4 +91,21 @@ pub trait Listener: 'static {
     /// The server is draining: take no new connections from outside, but
     /// still return those already accepted, then `Ok(None)`.
     fn stop_accepting(&mut self) {}
+
+    /// The plain socket under `conn`, when what is written to it reaches
+    /// the client byte for byte (no TLS, no framing of the listener's
+    /// own): file bodies ([`Body::File`](crate::Body::File)) then go out
+    /// with `sendfile(2)`, straight from the page cache. `None`, the
+    /// default, has them read and written in chunks, which works over
+    /// any connection.
+    ///
+    /// The built-in TCP and Unix listeners answer their socket. A listener
+    /// that wraps another and writes through to its connection (as the
+    /// PROXY protocol does once its header is read) forwards this to the
+    /// inner listener's; one that transforms what is written (TLS) keeps
+    /// the default.
+    fn plain_socket(conn: &mut Self::Conn) -> Option<&mut TcpConn> {
+        let _ = conn;
+        None
+    }
 }

@@ -201,7 +201,7 @@ impl<A: App> Shard<A> {
                 return; // dropping the connection closes it
             }
             let key = slot.drain_key();
-            serve_connection(conn, peer, &env, &*app, key).await;
+            serve_connection(conn, L::plain_socket, peer, &env, &*app, key).await;
             drop(slot);
         });
     }

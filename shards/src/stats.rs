@@ -123,6 +123,10 @@ pub struct ShardStats {
     /// Access-log lines this shard dropped because the access-log writer
     /// was behind (its queue full: a slow disk, a stuck pipe) or gone.
     pub access_log_dropped: AtomicU64,
+    /// File bodies ([`Body::File`](crate::Body::File)) sent with
+    /// `sendfile(2)`, not read through user space: those of plain TCP or
+    /// Unix connections, behind the PROXY protocol too.
+    pub sendfile_bodies: AtomicU64,
     /// HTTP/2 connections, resets and GOAWAYs.
     pub http2: Http2Counters,
     /// Times the shard's thread died and was replaced.
@@ -227,6 +231,7 @@ impl ShardStats {
             establish_failures: self.establish_failures.load(Relaxed),
             establish_timeouts: self.establish_timeouts.load(Relaxed),
             access_log_dropped: self.access_log_dropped.load(Relaxed),
+            sendfile_bodies: self.sendfile_bodies.load(Relaxed),
             http2: Http2Snapshot {
                 connections: self.http2.connections.load(Relaxed),
                 resets_by_client: self.http2.resets_by_client.load(Relaxed),
@@ -285,6 +290,8 @@ pub struct ShardStatsSnapshot {
     /// Access-log lines this shard dropped because the access-log writer
     /// was behind (its queue full: a slow disk, a stuck pipe) or gone.
     pub access_log_dropped: u64,
+    /// File bodies sent with `sendfile(2)`.
+    pub sendfile_bodies: u64,
     /// HTTP/2 connections, resets and GOAWAYs.
     pub http2: Http2Snapshot,
     /// Times the shard's thread died and was replaced.

@@ -26,9 +26,36 @@ impl Config {
     pub fn from_toml(text: &str) -> Result<Config, Error> {
         toml::from_str(text).map_err(|error| Error::ConfigSyntax {
             path: None,
-            message: error.to_string().trim_end().to_owned(),
+            message: single_table_for_array(text)
+                .unwrap_or_else(|| error.to_string().trim_end().to_owned()),
         })
     }
+}
+
+/// The settings that are arrays of tables (`[[static]]`, one table each).
+const ARRAY_TABLES: &[&str] = &["static"];
+
+/// When `text` writes one of [`ARRAY_TABLES`] as a single table
+/// (`[static]`): a message that says to double the brackets, instead of
+/// serde's "invalid type: map, expected a sequence".
+fn single_table_for_array(text: &str) -> Option<String> {
+    let table: toml::Table = toml::from_str(text).ok()?;
+    let name = ARRAY_TABLES
+        .iter()
+        .find(|name| matches!(table.get(**name), Some(toml::Value::Table(_))))?;
+    let line = text.lines().position(|line| {
+        let line = line.trim();
+        !line.starts_with("[[")
+            && line
+                .strip_prefix('[')
+                .and_then(|rest| rest.split_once(']'))
+                .is_some_and(|(inside, _)| inside.trim() == *name)
+    });
+    let at = line.map_or(String::new(), |index| format!(" (line {})", index + 1));
+    Some(format!(
+        "[{name}]{at} must be written [[{name}]], with double brackets: \
+         it is an array of tables, one [[{name}]] per entry"
+    ))
 }
 
 #[cfg(test)]

@@ -62,7 +62,7 @@ use crate::body::{Body, BodyStream};
 use crate::request::Request;
 use crate::response::Response;
 use encode::{Encoders, StreamEncoder};
-use negotiate::Accepted;
+pub(crate) use negotiate::Accepted;
 use stream::CompressedStream;
 
 /// An app whose responses are compressed as the client accepts
@@ -266,7 +266,9 @@ fn mark_encoded(response: &mut Response, encoding: Encoding) {
     headers.push(("Content-Encoding".into(), encoding.token().into()));
 }
 
-fn not_acceptable() -> Response {
+/// `406`: the client refuses the body as it is and every coding on offer
+/// (also what static files answer, so both say the same).
+pub(crate) fn not_acceptable() -> Response {
     Response::new(StatusCode::NOT_ACCEPTABLE)
         .with_header("Content-Type", "text/plain")
         .with_header("Vary", "Accept-Encoding")

@@ -98,8 +98,19 @@ impl Accepted {
     /// else `*` if named, else the least quality above 0 (RFC 9110:
     /// identity is acceptable unless excluded; a client that names a
     /// coding, even at `q=0.5`, would rather have it).
-    fn identity_quality(&self) -> u16 {
+    pub(crate) fn identity_quality(&self) -> u16 {
         self.identity.or(self.star).unwrap_or(1)
+    }
+
+    /// How much the client wants `encoding`, in thousandths: as named,
+    /// else as `*`, else 0 (not acceptable).
+    pub(crate) fn quality(&self, encoding: Encoding) -> u16 {
+        Encoding::PREFERENCE
+            .iter()
+            .position(|known| *known == encoding)
+            .and_then(|index| self.codings[index])
+            .or(self.star)
+            .unwrap_or(0)
     }
 
     /// The coding to use for a body worth compressing.

@@ -1,10 +1,10 @@
 //! Sending a file body ([`Body::File`](crate::Body::File)) after its head:
-//! with `sendfile(2)` when the connection is a plain socket, read in
-//! chunks as the client takes them otherwise (TLS, in-memory pipes, any
-//! wrapper of the socket), so either way a slow reader holds back the
-//! file rather than filling memory.
+//! with `sendfile(2)` when the connection's listener hands over a plain
+//! socket ([`Listener::plain_socket`](crate::Listener::plain_socket): plain
+//! TCP or Unix, behind the PROXY protocol too), read in chunks as the
+//! client takes them otherwise (TLS, in-memory pipes), so either way a
+//! slow reader holds back the file rather than filling memory.
 
-use std::any::Any;
 use std::future::poll_fn;
 use std::os::fd::AsFd;
 use std::task::{ready, Poll};
@@ -14,7 +14,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use super::state::Connection;
 use super::write::{poll_socket_full, WriteFailed};
 use crate::file_body::FileBody;
-use crate::listeners::TcpConn;
+use crate::stats::add_own;
 
 /// The most one `sendfile` call is asked to send: the socket's buffer
 /// takes less anyway, and a bound keeps one call short.
@@ -25,11 +25,11 @@ impl<C: AsyncRead + AsyncWrite + Unpin + 'static> Connection<'_, C> {
     /// file. A file that ends early cuts the response short: the
     /// connection closes.
     pub(super) async fn send_file(&mut self, body: FileBody) -> Result<(), WriteFailed> {
-        let is_plain_socket = (&mut self.io as &mut dyn Any).is::<TcpConn>();
-        if !is_plain_socket {
+        if (self.plain_socket)(&mut self.io).is_none() {
             return self.send_stream(body.into_stream(), false).await;
         }
         self.write_output().await?;
+        add_own(&self.env.stats.sendfile_bodies, 1);
         let sent = self.sendfile(body).await;
         // The send lasted as long as the client took to read it: the next
         // wait starts now.
@@ -44,11 +44,12 @@ impl<C: AsyncRead + AsyncWrite + Unpin + 'static> Connection<'_, C> {
         let Connection {
             env,
             io,
+            plain_socket,
             wait,
             budget,
             ..
         } = self;
-        let Some(socket) = (io as &mut dyn Any).downcast_mut::<TcpConn>() else {
+        let Some(socket) = plain_socket(io) else {
             unreachable!("checked by the caller")
         };
         let mut blocked = false;

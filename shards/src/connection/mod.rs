@@ -43,6 +43,7 @@ pub(crate) use self::handler::{call_app, internal_error};
 use self::io::ReadOutcome;
 use self::owned_head::OwnedHead;
 use self::state::Connection;
+pub(crate) use self::state::PlainSocket;
 use self::wait::{Wait, Waiting};
 use crate::app::App;
 use crate::buffers::ConnBuffers;
@@ -59,6 +60,7 @@ use crate::upgrade::Upgraded;
 /// entry in its shard's drain, taken when the task was spawned.
 pub(crate) async fn serve_connection<C, A>(
     io: C,
+    plain_socket: PlainSocket<C>,
     peer: PeerAddr,
     env: &ShardEnv,
     app: &A,
@@ -68,7 +70,7 @@ pub(crate) async fn serve_connection<C, A>(
     A: App,
 {
     env.drain.watch(drain_key).await;
-    let mut conn = Connection::new(io, peer, env);
+    let mut conn = Connection::new(io, plain_socket, peer, env);
     // What to do once the output is written. Each turn ends by answering
     // what was read; an upload's answer is encoded by the upload itself.
     let mut after = conn.answer_buffered(app).await;

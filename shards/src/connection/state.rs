@@ -8,12 +8,20 @@ use crate::buffers::BufferLease;
 use crate::env::ShardEnv;
 use crate::http::RequestReader;
 use crate::listener::PeerAddr;
+use crate::listeners::TcpConn;
+
+/// How to reach the plain socket under a connection of type `C`, if any
+/// (its listener's [`Listener::plain_socket`](crate::Listener::plain_socket)).
+pub(crate) type PlainSocket<C> = fn(&mut C) -> Option<&mut TcpConn>;
 
 /// One connection: its socket, who is on the other end, and its state
 /// between turns.
 pub(super) struct Connection<'e, C> {
     pub(super) env: &'e ShardEnv,
     pub(super) io: C,
+    /// The plain socket under `io`, if file bodies may be sent with
+    /// `sendfile(2)` (its listener's [`Listener::plain_socket`](crate::Listener::plain_socket)).
+    pub(super) plain_socket: PlainSocket<C>,
     pub(super) peer: PeerAddr,
     pub(super) lease: BufferLease<'e>,
     pub(super) reader: RequestReader,
@@ -22,10 +30,16 @@ pub(super) struct Connection<'e, C> {
 }
 
 impl<'e, C> Connection<'e, C> {
-    pub(super) fn new(io: C, peer: PeerAddr, env: &'e ShardEnv) -> Self {
+    pub(super) fn new(
+        io: C,
+        plain_socket: PlainSocket<C>,
+        peer: PeerAddr,
+        env: &'e ShardEnv,
+    ) -> Self {
         Connection {
             env,
             io,
+            plain_socket,
             peer,
             lease: BufferLease::new(&env.pool),
             reader: RequestReader::offering_heads(),

@@ -85,7 +85,7 @@ where
     let ended_at = ended.clone();
     let key = env.drain.register();
     spawn_local(async move {
-        serve_connection(conn, PeerAddr::Unknown, &env, &app, key).await;
+        serve_connection(conn, |_| None, PeerAddr::Unknown, &env, &app, key).await;
         env.drain.unregister(key);
         ended_at.set(Some(Instant::now()));
     });
@@ -402,7 +402,7 @@ fn the_access_log_records_what_was_sent_when_a_response_is_replaced() {
         let served = env.clone();
         let key = env.drain.register();
         spawn_local(async move {
-            serve_connection(server, PeerAddr::Unknown, &served, &app, key).await;
+            serve_connection(server, |_| None, PeerAddr::Unknown, &served, &app, key).await;
             served.drain.unregister(key);
         });
         client

@@ -1,8 +1,12 @@
-//! Choosing a precompressed sibling (`x.js.br`, `x.js.zst`, `x.js.gz`)
-//! from the request's `Accept-Encoding`, q-values honoured.
+//! Which representation of a file to send, from the request's
+//! `Accept-Encoding` (read by the compression module's parser, so both
+//! agree on q-values, `*` and `identity`): a precompressed sibling
+//! (`x.js.br`, `x.js.zst`, `x.js.gz`), the file as it is, or `406` when
+//! the client refuses both.
 
-/// A content coding a sibling file may be stored in, in the server's
-/// order of preference when the client likes several equally.
+use crate::compression::{Accepted, Encoding};
+
+/// A content coding a sibling file may be stored in.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Coding {
     Brotli,
@@ -11,15 +15,14 @@ pub(crate) enum Coding {
 }
 
 impl Coding {
-    const ALL: [Coding; 3] = [Coding::Brotli, Coding::Zstd, Coding::Gzip];
+    /// The order siblings are tried in when the client likes several
+    /// equally: brotli first, as precompressed assets are usually made at
+    /// its highest level, smaller than zstd or gzip.
+    const PREFERENCE: [Coding; 3] = [Coding::Brotli, Coding::Zstd, Coding::Gzip];
 
     /// The `Content-Encoding` token.
     pub(crate) fn token(self) -> &'static str {
-        match self {
-            Coding::Brotli => "br",
-            Coding::Zstd => "zstd",
-            Coding::Gzip => "gzip",
-        }
+        self.encoding().token()
     }
 
     /// The sibling's file name suffix.
@@ -30,49 +33,58 @@ impl Coding {
             Coding::Gzip => ".gz",
         }
     }
-}
 
-/// The codings `accept_encoding` allows (q > 0), best first: higher q,
-/// then the server's preference. `*` stands for every coding not named.
-pub(crate) fn acceptable(accept_encoding: &[u8]) -> Vec<Coding> {
-    let Ok(field) = std::str::from_utf8(accept_encoding) else {
-        return Vec::new();
-    };
-    let mut named = [None; 3];
-    let mut star = None;
-    for item in field.split(',') {
-        let mut parts = item.split(';');
-        let token = parts.next().unwrap_or("").trim();
-        let q = parts
-            .filter_map(|param| {
-                let (name, value) = param.split_once('=')?;
-                name.trim()
-                    .eq_ignore_ascii_case("q")
-                    .then(|| value.trim().parse::<f32>().ok())?
-            })
-            .next()
-            .unwrap_or(1.0);
-        if token == "*" {
-            star = Some(q);
-            continue;
-        }
-        if let Some(index) = Coding::ALL
-            .iter()
-            .position(|coding| coding.token().eq_ignore_ascii_case(token))
-        {
-            named[index] = Some(q);
+    fn encoding(self) -> Encoding {
+        match self {
+            Coding::Brotli => Encoding::Brotli,
+            Coding::Zstd => Encoding::Zstd,
+            Coding::Gzip => Encoding::Gzip,
         }
     }
-    let mut ranked: Vec<(f32, usize)> = (0..3)
-        .filter_map(|index| named[index].or(star).map(|q| (q, index)))
-        .filter(|(q, _)| *q > 0.0)
+}
+
+/// What to send for a file.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Representation<T> {
+    /// This precompressed sibling.
+    Sibling(Coding, T),
+    /// The file as it is.
+    AsItIs,
+    /// `406 Not Acceptable`: the client refuses the file as it is
+    /// (`identity;q=0`, or `*;q=0` without `identity`) and no sibling it
+    /// accepts exists.
+    NotAcceptable,
+}
+
+/// Choose what to send: the sibling (`sibling(coding)` finds it, `None`
+/// when there is none) of the coding the client wants most, if it wants
+/// it at least as much as the file as it is; else the file as it is,
+/// unless the client refuses that too.
+///
+/// The one place this decision is made: a caller that can also encode
+/// the file on the fly offers that as one more sibling.
+pub(crate) fn choose<T>(
+    accepted: &Accepted,
+    mut sibling: impl FnMut(Coding) -> Option<T>,
+) -> Representation<T> {
+    let identity = accepted.identity_quality();
+    let mut wanted: Vec<(u16, Coding)> = Coding::PREFERENCE
+        .iter()
+        .map(|coding| (accepted.quality(coding.encoding()), *coding))
+        .filter(|(quality, _)| *quality > 0 && *quality >= identity)
         .collect();
-    // Stable: equal q keeps the server's order.
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0));
-    ranked
-        .into_iter()
-        .map(|(_, index)| Coding::ALL[index])
-        .collect()
+    // Stable: equal qualities keep the preference order.
+    wanted.sort_by_key(|(quality, _)| std::cmp::Reverse(*quality));
+    for (_, coding) in wanted {
+        if let Some(found) = sibling(coding) {
+            return Representation::Sibling(coding, found);
+        }
+    }
+    if identity > 0 {
+        Representation::AsItIs
+    } else {
+        Representation::NotAcceptable
+    }
 }
 
 #[cfg(test)]
@@ -80,13 +92,57 @@ mod tests {
     use super::*;
     use Coding::*;
 
+    /// The choice for `field` when the siblings in `present` exist.
+    fn choice(field: &str, present: &[Coding]) -> Representation<()> {
+        let accepted = Accepted::parse(Some(field.as_bytes()));
+        choose(&accepted, |coding| present.contains(&coding).then_some(()))
+    }
+
     #[test]
-    fn q_values_order_and_refuse() {
-        assert_eq!(acceptable(b"gzip, deflate, br, zstd"), [Brotli, Zstd, Gzip]);
-        assert_eq!(acceptable(b"gzip;q=1.0, br;q=0.5"), [Gzip, Brotli]);
-        assert_eq!(acceptable(b"br;q=0, gzip"), [Gzip]);
-        assert_eq!(acceptable(b"*;q=0.1, gzip;q=0"), [Brotli, Zstd]);
-        assert_eq!(acceptable(b"identity"), []);
-        assert_eq!(acceptable(b""), []);
+    fn q_values_order_the_siblings_and_refuse_some() {
+        let all = [Brotli, Zstd, Gzip];
+        assert_eq!(
+            choice("gzip, deflate, br, zstd", &all),
+            Representation::Sibling(Brotli, ())
+        );
+        assert_eq!(
+            choice("gzip;q=1.0, br;q=0.5", &all),
+            Representation::Sibling(Gzip, ())
+        );
+        assert_eq!(
+            choice("br;q=0, gzip", &all),
+            Representation::Sibling(Gzip, ())
+        );
+        assert_eq!(
+            choice("*;q=0.1, gzip;q=0", &[Gzip, Zstd]),
+            Representation::Sibling(Zstd, ())
+        );
+        assert_eq!(
+            choice("gzip, br", &[Gzip]),
+            Representation::Sibling(Gzip, ())
+        );
+        assert_eq!(choice("identity", &all), Representation::AsItIs);
+        assert_eq!(choice("", &all), Representation::AsItIs);
+        // The client prefers the file as it is.
+        assert_eq!(choice("gzip;q=0.5, identity", &all), Representation::AsItIs);
+    }
+
+    #[test]
+    fn refusing_the_file_as_it_is_without_a_sibling_is_not_acceptable() {
+        assert_eq!(
+            choice("identity;q=0", &[Gzip]),
+            Representation::NotAcceptable
+        );
+        assert_eq!(choice("*;q=0", &[Gzip]), Representation::NotAcceptable);
+        assert_eq!(
+            choice("gzip, identity;q=0", &[]),
+            Representation::NotAcceptable
+        );
+        assert_eq!(choice("br, *;q=0", &[Gzip]), Representation::NotAcceptable);
+        assert_eq!(
+            choice("gzip, identity;q=0", &[Gzip]),
+            Representation::Sibling(Gzip, ())
+        );
+        assert_eq!(choice("*;q=0, identity", &[]), Representation::AsItIs);
     }
 }

@@ -3,15 +3,21 @@
 //! ([`WithStaticFiles`], what `--static /prefix=DIR` does), or from a
 //! route of the [router](crate::router).
 //!
-//! - `GET` and `HEAD`; `Content-Type` from the extension (`mime_guess`),
+//! - `GET` and `HEAD`; `Content-Type` from the extension (`mime_guess`;
+//!   `charset=utf-8` on HTML, CSS, plain text, JavaScript, Markdown, CSV),
 //!   `Last-Modified`, a strong `ETag`, `Accept-Ranges: bytes`, and the
 //!   configured `Cache-Control`.
 //! - Conditional requests: `If-None-Match`/`If-Modified-Since` → `304`,
 //!   `If-Match`/`If-Unmodified-Since` → `412`; a single `Range` → `206`
 //!   with `Content-Range` (`416` when it cannot be met), `If-Range`.
 //! - `index.html` for a directory (a directory is never listed).
+//! - Dotfiles hidden: a path with a segment starting with `.` (`/.env`,
+//!   `/.git/config`) is a `404` unless [`StaticSettings::dotfiles`] is
+//!   on; `/.well-known/` is always served.
 //! - Precompressed siblings (`x.br`, `x.zst`, `x.gz`) chosen by
-//!   `Accept-Encoding`, with `Vary: Accept-Encoding`.
+//!   `Accept-Encoding`, with `Vary: Accept-Encoding`; `406` for a client
+//!   that refuses the file as it is (`identity;q=0`) when no sibling it
+//!   accepts exists.
 //! - Safe by construction: each path segment is decoded once and must be
 //!   a plain name (no `..`, no encoded `/`, no `\`, no NUL), and the
 //!   kernel opens the result beneath the root (`openat2` with
@@ -40,6 +46,7 @@
 
 mod cache;
 mod conditional;
+mod content_type;
 mod encoding;
 mod open;
 mod path;
@@ -54,12 +61,14 @@ use http::{Method, StatusCode};
 
 use self::cache::{Missing, OpenFileCache, OpenedFile};
 use self::conditional::{Conditions, Precondition, RangeAsked};
-use self::encoding::Coding;
+use self::content_type::content_type;
+use self::encoding::{Coding, Representation};
 use self::open::Root;
 use self::path::safe_relative;
 pub use self::settings::StaticSettings;
 use crate::app::App;
 use crate::body::Body;
+use crate::compression::{not_acceptable, Accepted};
 use crate::file_body::FileBody;
 use crate::request::Request;
 use crate::response::{HeaderText, Response};
@@ -73,6 +82,7 @@ pub struct StaticFiles {
     cache_control: Option<HeaderText>,
     index: Vec<String>,
     precompressed: bool,
+    dotfiles: bool,
 }
 
 impl std::fmt::Debug for StaticFiles {
@@ -98,6 +108,7 @@ impl StaticFiles {
             cache_control: settings.cache_control.clone().map(Cow::Owned),
             index: settings.index.clone(),
             precompressed: settings.precompressed,
+            dotfiles: settings.dotfiles,
             // `settings` dropped here: what is kept is what a response needs.
         })
     }
@@ -126,6 +137,10 @@ impl StaticFiles {
                 .with_header("Content-Type", "text/plain")
                 .with_body("bad path\n");
         };
+        if path.is_hidden() && !self.dotfiles {
+            // As if missing: nothing tells a scanner the file is there.
+            return refusal(Missing::NotFound);
+        }
         let found = match self.cache.get(&self.root, &path.relative) {
             Ok(found) => found,
             Err(missing) => return refusal(missing),
@@ -140,15 +155,17 @@ impl StaticFiles {
                     .with_body("moved\n");
             }
             match self.index_of(&path.relative) {
-                Some(index) => index,
-                None => return refusal(Missing::NotFound),
+                Ok(index) => index,
+                Err(missing) => return refusal(missing),
             }
         } else if path.trailing_slash {
             return refusal(Missing::NotFound); // a file is not a directory
         } else {
             (path.relative, found)
         };
-        let (coding, file) = self.representation(request, &relative, found);
+        let Some((coding, file)) = self.representation(request, &relative, found) else {
+            return not_acceptable();
+        };
         let conditions = conditions_of(request);
         respond(
             &conditions,
@@ -160,43 +177,49 @@ impl StaticFiles {
         )
     }
 
-    /// The first index file of the directory at `relative`.
-    fn index_of(&self, relative: &str) -> Option<(String, Rc<OpenedFile>)> {
-        self.index.iter().find_map(|name| {
+    /// The first index file of the directory at `relative`; one that is
+    /// there but unreadable is a `403` (as for the file asked for by name),
+    /// not a reason to try the next.
+    fn index_of(&self, relative: &str) -> Result<(String, Rc<OpenedFile>), Missing> {
+        for name in &self.index {
             let candidate = if relative.is_empty() {
                 name.clone()
             } else {
                 format!("{relative}/{name}")
             };
             match self.cache.get(&self.root, &candidate) {
-                Ok(file) if !file.is_dir => Some((candidate, file)),
-                _ => None,
+                Ok(file) if !file.is_dir => return Ok((candidate, file)),
+                Err(Missing::Forbidden) => return Err(Missing::Forbidden),
+                _ => {}
             }
-        })
+        }
+        Err(Missing::NotFound)
     }
 
-    /// The file to send: a precompressed sibling the client accepts, or the file itself.
+    /// The file to send: a precompressed sibling the client accepts, the
+    /// file itself, or `None` when the client accepts neither (`406`).
     fn representation(
         &self,
         request: &Request<'_>,
         relative: &str,
         file: Rc<OpenedFile>,
-    ) -> (Option<Coding>, Rc<OpenedFile>) {
-        if !self.precompressed {
-            return (None, file);
-        }
-        let Some(accepted) = request.header("accept-encoding") else {
-            return (None, file);
-        };
-        for coding in encoding::acceptable(accepted) {
-            let sibling = format!("{relative}{}", coding.suffix());
-            if let Ok(found) = self.cache.get(&self.root, &sibling) {
-                if !found.is_dir {
-                    return (Some(coding), found);
-                }
+    ) -> Option<(Option<Coding>, Rc<OpenedFile>)> {
+        let accepted = Accepted::parse(request.header("accept-encoding"));
+        let sibling = |coding: Coding| {
+            if !self.precompressed {
+                return None;
             }
+            let found = self
+                .cache
+                .get(&self.root, &format!("{relative}{}", coding.suffix()))
+                .ok()?;
+            (!found.is_dir).then_some(found)
+        };
+        match encoding::choose(&accepted, sibling) {
+            Representation::Sibling(coding, found) => Some((Some(coding), found)),
+            Representation::AsItIs => Some((None, file)),
+            Representation::NotAcceptable => None,
         }
-        (None, file)
     }
 }
 
@@ -345,14 +368,6 @@ fn etag_of(file: &OpenedFile, coding: Option<Coding>) -> String {
         Some(coding) => format!("{}-{}\"", file.etag.trim_end_matches('"'), coding.token()),
         None => file.etag.clone(),
     }
-}
-
-/// `Content-Type` from the file name's extension (of the file asked for,
-/// not of a compressed sibling).
-fn content_type(relative: &str) -> &'static str {
-    mime_guess::from_path(relative)
-        .first_raw()
-        .unwrap_or("application/octet-stream")
 }
 
 fn conditions_of<'a>(request: &Request<'a>) -> Conditions<'a> {

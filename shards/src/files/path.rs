@@ -45,6 +45,21 @@ pub(crate) fn safe_relative(below_mount: &str) -> Result<SafePath, UnsafePath> {
     })
 }
 
+impl SafePath {
+    /// A segment is a dotfile or dot-directory (`.env`, `.git/config`,
+    /// `a/.htpasswd`): hidden unless the mount serves dotfiles. A first
+    /// segment `.well-known` is not (RFC 8615: `security.txt`, ACME
+    /// challenges), though a dotfile inside it is.
+    pub(crate) fn is_hidden(&self) -> bool {
+        let below_well_known = self
+            .relative
+            .strip_prefix(".well-known")
+            .filter(|rest| rest.is_empty() || rest.starts_with('/'));
+        let checked = below_well_known.unwrap_or(&self.relative);
+        checked.split('/').any(|segment| segment.starts_with('.'))
+    }
+}
+
 /// `%XX` escapes decoded; `None` for a bad escape or a result that is not UTF-8.
 fn percent_decode(raw: &str) -> Option<String> {
     if !raw.contains('%') {
@@ -78,6 +93,31 @@ mod tests {
         assert!(!path.trailing_slash);
         assert!(safe_relative("/docs/").unwrap().trailing_slash);
         assert_eq!(safe_relative("").unwrap().relative, "");
+    }
+
+    #[test]
+    fn dot_segments_are_hidden_but_well_known_is_not() {
+        let hidden = |path: &str| safe_relative(path).unwrap().is_hidden();
+        for path in [
+            "/.env",
+            "/.git/config",
+            "/a/.htpasswd",
+            "/%2eenv",
+            "/.well-known/.x",
+        ] {
+            assert!(hidden(path), "{path}");
+        }
+        for path in [
+            "/",
+            "/a.b/c",
+            "/.well-known/security.txt",
+            "/.well-known/",
+            "/x/y.txt.",
+        ] {
+            assert!(!hidden(path), "{path}");
+        }
+        assert!(hidden("/.well-knownx/a"));
+        assert!(hidden("/a/.well-known/b"), "only at the mount's root");
     }
 
     #[test]

@@ -25,6 +25,10 @@ pub struct StaticSettings {
     pub precompressed: bool,
     /// Follow symlinks that lead out of `dir` (off: such a link is a `404`).
     pub follow_symlinks: bool,
+    /// Serve paths with a segment starting with `.` (`/.env`, `/.git/config`).
+    /// Off: such a path is a `404`, as if missing, except under
+    /// `/.well-known/` (RFC 8615), which is always served.
+    pub dotfiles: bool,
     /// Open files each shard keeps (descriptors), like nginx's `open_file_cache max=`.
     pub open_file_cache_entries: usize,
     /// How long a cached lookup is trusted before the file is looked up
@@ -43,6 +47,7 @@ impl Default for StaticSettings {
             index: vec!["index.html".to_owned()],
             precompressed: true,
             follow_symlinks: false,
+            dotfiles: false,
             open_file_cache_entries: 1024,
             open_file_cache_valid_ms: 1000,
         }

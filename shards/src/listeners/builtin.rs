@@ -47,6 +47,10 @@ impl BuiltinListener {
 impl Listener for BuiltinListener {
     type Conn = TcpConn;
 
+    fn plain_socket(conn: &mut TcpConn) -> Option<&mut TcpConn> {
+        Some(conn)
+    }
+
     async fn accept(&mut self) -> io::Result<Option<Accepted<TcpConn>>> {
         match &mut self.0 {
             Mode::Handoff(listener) => listener.accept().await,

@@ -44,6 +44,10 @@ pub fn handoff_listener(channel: flume::Receiver<HandoffConn>) -> super::Builtin
 impl Listener for Handoff {
     type Conn = TcpConn;
 
+    fn plain_socket(conn: &mut TcpConn) -> Option<&mut TcpConn> {
+        Some(conn)
+    }
+
     async fn accept(&mut self) -> io::Result<Option<Accepted<TcpConn>>> {
         // try_recv first: a busy shard drains its queue without registering a
         // waker, so the acceptor does not wake a shard that is already awake.

@@ -58,6 +58,10 @@ pub fn reuseport_socket(addr: SocketAddr, backlog: i32) -> io::Result<TcpListene
 impl Listener for ReusePort {
     type Conn = TcpConn;
 
+    fn plain_socket(conn: &mut TcpConn) -> Option<&mut TcpConn> {
+        Some(conn)
+    }
+
     async fn accept(&mut self) -> io::Result<Option<Accepted<TcpConn>>> {
         loop {
             match accept_nonblocking(self.socket.get_ref()) {

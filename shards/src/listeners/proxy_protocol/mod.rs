@@ -26,6 +26,7 @@ use tokio::time::Instant;
 
 pub use self::conn::ProxyConn;
 use crate::listener::{Accepted, Listener, PeerAddr};
+use crate::listeners::TcpConn;
 
 /// A deadline that never comes, for a timeout too large to add to now.
 const FAR_FUTURE: Duration = Duration::from_secs(100 * 365 * 86_400);
@@ -109,5 +110,13 @@ impl<L: Listener> Listener for ProxyProtocol<L> {
 
     fn stop_accepting(&mut self) {
         self.inner.stop_accepting();
+    }
+
+    /// The inner connection's socket: this one writes through to it (the
+    /// bytes read ahead with the header are the client's, waiting to be
+    /// read; nothing written is held back), so files still go out with
+    /// `sendfile(2)` behind a balancer.
+    fn plain_socket(conn: &mut Self::Conn) -> Option<&mut TcpConn> {
+        L::plain_socket(conn.get_mut())
     }
 }
