@@ -8,6 +8,7 @@
 use std::net::TcpListener;
 
 use anyhow::{Context, Result};
+use shardd::apps::techempower::TechEmpowerDb;
 use shardd::Server;
 
 use crate::cli::Cli;
@@ -29,14 +30,18 @@ pub(crate) fn check(cli: &Cli) -> Result<String> {
             )
         })?;
     }
-    // The database is asked too: a wrong password or host fails the
+    // The database is asked too, with the statements the TechEmpower app
+    // prepares: a wrong password or host, or a missing table, fails the
     // check, where the server would start and answer 503s.
     let database = if config.database.is_configured() {
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()?;
         runtime
-            .block_on(shardd::database::probe(&config.database))
+            .block_on(shardd::database::probe(
+                &config.database,
+                TechEmpowerDb::STATEMENTS,
+            ))
             .map_err(|error| {
                 anyhow::anyhow!(
                     "cannot connect to the database {}: {error}",

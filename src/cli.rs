@@ -138,8 +138,9 @@ pub(crate) struct Cli {
     #[arg(long, value_name = "ADDR:PORT")]
     pub admin: Option<SocketAddr>,
 
-    /// Check the settings (the config file parses, the addresses bind) and
-    /// exit: 0 with a one-line summary, or 1 naming the problem.
+    /// Check the settings (the config file parses, the addresses bind, the
+    /// static directories open, the database takes the connection and has
+    /// the tables) and exit: 0 with a one-line summary, or 1 naming the problem.
     #[arg(long)]
     pub check: bool,
 

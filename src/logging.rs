@@ -21,9 +21,18 @@ use shardd::LogFormat;
 
 /// Install the logger; call once, before anything logs.
 pub(crate) fn init(format: LogFormat) {
-    let filter = EnvFilter::builder()
+    let mut filter = EnvFilter::builder()
         .with_default_directive(LevelFilter::INFO.into())
         .from_env_lossy();
+    // rustls warns once per handshake about a client that sends an IP
+    // address as its server name (wrk, some health checkers): thousands of
+    // lines a second under load for a harmless quirk. Its errors still
+    // show; RUST_LOG=rustls=warn brings the warnings back.
+    if std::env::var("RUST_LOG").map_or(true, |spec| !spec.contains("rustls")) {
+        if let Ok(quiet) = "rustls=error".parse() {
+            filter = filter.add_directive(quiet);
+        }
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);

@@ -168,7 +168,24 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
         },
     )?;
     if let Some(health) = &database_health {
-        wait_for_the_database(health, database.connect_timeout());
+        let connected = wait_for_the_database(health, database.connect_timeout());
+        if !connected && process.notifier.takes_over() {
+            // The shardd this one would replace has its database (or had
+            // it when it started): better it keeps serving than this one
+            // serves nothing but 503s. What this one accepted meanwhile
+            // is answered before it exits.
+            log::error!(
+                "database: not every shard connected within {:?}; not taking over, \
+                 the running shardd keeps serving",
+                database.connect_timeout()
+            );
+            // As after a handover: the Unix socket file and the admin
+            // port stay with the running shardd, and the shared listening
+            // socket is not shut down.
+            server.control().drain_after_upgrade();
+            server.wait();
+            anyhow::bail!("the upgrade was refused: the database is not reachable");
+        }
     }
     process.notifier.ready();
     server.wait();
@@ -198,10 +215,11 @@ fn serve_wrapped<A: App>(
 
 /// Wait until every shard has a database connection, at most `longest`,
 /// before saying ready (to systemd, or to the process an upgrade
-/// replaces): a new process otherwise answers its first requests with
-/// 503 while its pools connect. A database that is down does not stop
-/// the start: the server serves, database requests get 503 until it is up.
-fn wait_for_the_database(health: &DatabaseHealth, longest: std::time::Duration) {
+/// replaces). A database that is down does not stop a start: the server
+/// serves, database requests get 503 until it is up (an upgrade is
+/// refused instead, see `run`).
+/// `true` once every shard is connected, `false` if not within `longest`.
+fn wait_for_the_database(health: &DatabaseHealth, longest: std::time::Duration) -> bool {
     let until = std::time::Instant::now() + longest;
     while !health.is_ready() {
         if std::time::Instant::now() >= until {
@@ -209,11 +227,12 @@ fn wait_for_the_database(health: &DatabaseHealth, longest: std::time::Duration) 
                 "database: not every shard connected within {longest:?}; serving, \
                  database requests get 503 until they do"
             );
-            return;
+            return false;
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     log::info!("database: every shard connected");
+    true
 }
 
 /// The TechEmpower app with its database tests, on `shard`'s own pool.
@@ -296,7 +315,10 @@ impl Process {
             true if self.cli.config.is_none() => {
                 log::info!("SIGHUP: no config file (--config): nothing to reload")
             }
-            true => log::info!("SIGHUP: configuration reloaded; nothing to change live"),
+            true if pending.is_empty() => {
+                log::info!("SIGHUP: configuration reloaded; nothing changed")
+            }
+            true => log::info!("SIGHUP: configuration reloaded; no change takes effect live"),
             false => log::info!(
                 "SIGHUP: configuration reloaded; now in effect: {}",
                 applied.join(", ")

@@ -23,6 +23,8 @@ pub(crate) struct Notifier {
     ready: Option<OsString>,
     /// The service manager's socket, for everything after.
     manager: Option<OsString>,
+    /// Started by an upgrading shardd, to take over from it.
+    takes_over: bool,
 }
 
 impl Notifier {
@@ -34,13 +36,24 @@ impl Notifier {
     /// Changes the environment: call before any other thread runs.
     pub(crate) unsafe fn from_env() -> Notifier {
         let ready = std::env::var_os("NOTIFY_SOCKET").filter(|s| !s.is_empty());
+        let takes_over = std::env::var_os(SERVICE_NOTIFY_VAR).is_some();
         let manager = match std::env::var_os(SERVICE_NOTIFY_VAR) {
             Some(socket) => Some(socket).filter(|s| !s.is_empty()),
             None => ready.clone(),
         };
         std::env::remove_var("NOTIFY_SOCKET");
         std::env::remove_var(SERVICE_NOTIFY_VAR);
-        Notifier { ready, manager }
+        Notifier {
+            ready,
+            manager,
+            takes_over,
+        }
+    }
+
+    /// Whether an upgrading shardd started this process to take over
+    /// from it (and keeps serving if this one never says ready).
+    pub(crate) fn takes_over(&self) -> bool {
+        self.takes_over
     }
 
     /// The service manager's socket, to pass on to a new process.

@@ -229,6 +229,34 @@ fn every_database_test_answers_by_the_rules() {
         !lines.contains(PASSWORD),
         "the password is in the log:\n{lines}"
     );
+
+    // --check connects and prepares the app's statements: the right
+    // password passes; a database without the tables and a wrong password
+    // fail with Postgres' reason; no password is shown.
+    let check = |url: &str| {
+        Command::new(BIN)
+            .args(["--check", "--bind", "127.0.0.1:0"])
+            .env("SHARDD_DATABASE_URL", url)
+            .output()
+            .unwrap()
+    };
+    let output = check(&postgres.url());
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(stdout.contains("/hello_world (connected)"), "{stdout}");
+    assert!(!stdout.contains(PASSWORD), "{stdout}");
+    let output = check(&postgres.url().replace("/hello_world", "/postgres"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(stderr.contains("\"world\" does not exist"), "{stderr}");
+    let output = check(&postgres.url().replace(PASSWORD, "not-the-password"));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("password authentication failed"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains("not-the-password"), "{stderr}");
 }
 
 /// Requests from `clients` threads, each on its own keep-alive connection,
@@ -471,20 +499,27 @@ fn a_bad_database_url_is_refused_without_showing_the_password() {
 
 /// Keep-alive clients asking for `/db` until stopped, reconnecting when
 /// the server says close; every answer but a 200 is a failure, kept with why.
+/// Half of them open a new connection for every request (which the new
+/// process of an upgrade may accept while its pools connect).
 fn database_clients(
     addr: SocketAddr,
     clients: usize,
     stop: &Arc<AtomicBool>,
 ) -> Vec<std::thread::JoinHandle<(usize, Vec<String>)>> {
     (0..clients)
-        .map(|_| {
+        .map(|n| {
             let stop = stop.clone();
+            let request = if n % 2 == 0 {
+                "GET /db HTTP/1.1\r\nHost: t\r\n\r\n"
+            } else {
+                "GET /db HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"
+            };
             std::thread::spawn(move || {
                 let (mut ok, mut failed) = (0, Vec::new());
                 let mut client: Option<Client> = None;
                 while !stop.load(Ordering::Relaxed) {
                     let connection = client.get_or_insert_with(|| Client::connect(addr));
-                    connection.send("GET /db HTTP/1.1\r\nHost: t\r\n\r\n");
+                    connection.send(request);
                     match connection.response() {
                         Ok(response) if response.status == 200 => {
                             ok += 1;
@@ -553,4 +588,61 @@ fn an_upgrade_under_load_answers_every_database_request() {
     assert!(old.metric("shardd_database_connections{shard=\"0\"}") >= 1);
     send_signal(new.0, libc::SIGTERM);
     assert_eq!(reap(new.0, Duration::from_secs(20)), Some(0));
+}
+
+#[test]
+fn an_upgrade_whose_database_is_unreachable_is_refused_and_the_old_process_keeps_serving() {
+    become_subreaper();
+    let postgres = TempPostgres::start();
+    let config = TempConfig::new(
+        "upgrade-bad-database",
+        &format!("[database]\nurl = \"{}\"\n", postgres.url()),
+    );
+    let (addr, admin) = (free_addr(), free_addr());
+    let mut command = Command::new(BIN);
+    command
+        .args(["--bind", &addr.to_string(), "--shards", "2"])
+        .args(["--admin", &admin.to_string(), "--config", config.path()]);
+    let mut old = Process::spawn(command);
+    old.wait_for_line("database: every shard connected", Duration::from_secs(10));
+    let old = Shardd {
+        process: old,
+        addr,
+        admin,
+    };
+
+    // The upgrade reads the config file anew: now it names a database that is not there.
+    let wrong = postgres.url().replace("/hello_world", "/no_such_database");
+    std::fs::write(
+        config.path(),
+        format!("[database]\nurl = \"{wrong}\"\nconnect_timeout_ms = 1000\n"),
+    )
+    .unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = database_clients(addr, 4, &stop);
+    let mut old = old;
+    old.process.signal(libc::SIGUSR2);
+    old.process
+        .wait_for_line("before it was ready", Duration::from_secs(20));
+    std::thread::sleep(Duration::from_millis(500));
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for client in clients {
+        let (o, f) = client.join().unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    // What the new process accepted before it gave up was answered (503:
+    // it never had a database), and nothing went unanswered.
+    assert!(
+        failed.iter().all(|why| why == "503 database unavailable\n"),
+        "{failed:?}"
+    );
+    assert!(ok > 50, "the old process kept serving: {ok} ok, {failed:?}");
+    assert_eq!(old.get("/db").status, 200);
+    assert_eq!(old.ready().0, 200);
+    assert!(
+        old.process.wait(Duration::from_millis(100)).is_none(),
+        "the old process still runs"
+    );
 }

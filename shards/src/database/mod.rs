@@ -23,7 +23,7 @@
 //!
 //! impl App for Lookup {
 //!     async fn call(&self, _request: &Request<'_>) -> Response {
-//!         let lease = match self.database.lease() {
+//!         let lease = match self.database.lease().await {
 //!             Ok(lease) => lease,
 //!             Err(error) => return error.response(), // 503 at once
 //!         };

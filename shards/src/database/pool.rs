@@ -49,6 +49,13 @@ struct Pool {
     connections: Box<[RefCell<Option<Rc<Connection>>>]>,
     next: Cell<usize>,
     waiting: Cell<usize>,
+    /// Whether the first attempt to connect has ended (up or failed).
+    settled: Cell<bool>,
+    /// Wakes the requests waiting for the first attempt.
+    settle: Notify,
+    /// A connection was lost or could not be opened: the next one that
+    /// opens is logged.
+    was_down: Cell<bool>,
     health: Arc<DatabaseHealth>,
     shard: usize,
 }
@@ -106,6 +113,9 @@ impl Database {
                 .collect(),
             next: Cell::new(0),
             waiting: Cell::new(0),
+            settled: Cell::new(false),
+            settle: Notify::new(),
+            was_down: Cell::new(false),
             health: Arc::clone(health),
             shard: shard.shard_id,
         });
@@ -115,30 +125,33 @@ impl Database {
         Ok(Database { pool })
     }
 
-    /// A connection for one request, or at once `Busy` (too many requests
-    /// wait already) or `Unavailable` (no live connection). Connections
-    /// are taken in turn, so a shard's requests spread over them.
-    pub fn lease(&self) -> Result<Lease, DatabaseError> {
+    /// A connection for one request, or `Busy` (too many requests wait
+    /// already) or `Unavailable` (no live connection), both at once.
+    /// Connections are taken in turn, so a shard's requests spread over
+    /// them. Only while the shard's first connection is being opened (a
+    /// shard just started, say by an upgrade) does a request wait for it,
+    /// at most `connect_timeout_ms`, rather than get a 503 a moment
+    /// before the database would have answered.
+    pub async fn lease(&self) -> Result<Lease, DatabaseError> {
         let pool = &self.pool;
         if pool.waiting.get() >= pool.max_waiting {
             pool.health.count(Outcome::Busy);
             return Err(DatabaseError::Busy);
         }
-        let count = pool.connections.len();
-        let start = pool.next.get();
-        for step in 0..count {
-            let index = (start + step) % count;
-            let connection = pool.connections[index].borrow().clone();
-            if let Some(connection) = connection.filter(|c| c.is_usable()) {
-                pool.next.set(index + 1);
-                pool.waiting.set(pool.waiting.get() + 1);
-                return Ok(Lease {
-                    connection,
-                    pool: Rc::clone(pool),
-                });
+        // Counted as waiting from here, so the wait below is bounded too.
+        pool.waiting.set(pool.waiting.get() + 1);
+        let waiting = Waiting(pool);
+        if let Some(connection) = pool.next_connection() {
+            return Ok(waiting.into_lease(connection));
+        }
+        if !pool.settled.get() {
+            let settled = pool.settle.notified();
+            let _ = tokio::time::timeout(pool.connect_timeout, settled).await;
+            if let Some(connection) = pool.next_connection() {
+                return Ok(waiting.into_lease(connection));
             }
         }
-        pool.health.count(Outcome::Unavailable);
+        waiting.0.health.count(Outcome::Unavailable);
         Err(DatabaseError::Unavailable)
     }
 
@@ -233,7 +246,47 @@ impl Connection {
     }
 }
 
+/// One request counted in `waiting` until it has its lease (which then
+/// counts it) or gives up.
+struct Waiting<'a>(&'a Rc<Pool>);
+
+impl Waiting<'_> {
+    fn into_lease(self, connection: Rc<Connection>) -> Lease {
+        let pool = Rc::clone(self.0);
+        std::mem::forget(self);
+        Lease { connection, pool }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.set(self.0.waiting.get() - 1);
+    }
+}
+
 impl Pool {
+    /// The next usable connection in turn, if any.
+    fn next_connection(&self) -> Option<Rc<Connection>> {
+        let count = self.connections.len();
+        let start = self.next.get();
+        (0..count).find_map(|step| {
+            let index = (start + step) % count;
+            let connection = self.connections[index].borrow().clone()?;
+            connection.is_usable().then(|| {
+                self.next.set(index + 1);
+                connection
+            })
+        })
+    }
+
+    /// The first attempt to connect has ended, either way: requests stop
+    /// waiting for it.
+    fn settle(&self) {
+        if !self.settled.replace(true) {
+            self.settle.notify_waiters();
+        }
+    }
+
     /// Keep connection `index` open for the life of the shard.
     async fn keep_connected(self: Rc<Self>, index: usize) {
         let mut delay = FIRST_RECONNECT_DELAY;
@@ -252,7 +305,9 @@ impl Pool {
                     delay = (delay * 2).min(self.max_reconnect_delay);
                 }
                 Err(error) => {
+                    self.settle();
                     self.health.count_connect_failure();
+                    self.was_down.set(true);
                     failures += 1;
                     // The first failure of a run is news; the rest of an
                     // outage would flood the log at every retry.
@@ -308,6 +363,9 @@ impl Pool {
                 return Err(ended.map_or("connection closed".into(), |error| describe(&error)));
             }
         };
+        if self.was_down.replace(false) {
+            log::info!("database: shard {} connected again", self.shard);
+        }
         let up_since = tokio::time::Instant::now();
         *self.connections[index].borrow_mut() = Some(Rc::new(Connection {
             client,
@@ -316,7 +374,9 @@ impl Pool {
             abandoned: Cell::new(false),
             _live: self.health.connected(self.shard),
         }));
+        self.settle();
         if let Some(error) = driver.await {
+            self.was_down.set(true);
             log::warn!(
                 "database: shard {}: connection lost: {}",
                 self.shard,

@@ -45,6 +45,10 @@ pub struct TechEmpowerDb {
 }
 
 impl TechEmpowerDb {
+    /// The statements it prepares on every connection (what `shardd
+    /// --check` prepares to find a missing table before a start).
+    pub const STATEMENTS: &'static [&'static str] = STATEMENTS;
+
     /// Start the app on `shard`: its pool connects in the background.
     /// Call it in the app factory (it runs on the shard).
     pub fn start(
@@ -68,13 +72,13 @@ impl TechEmpowerDb {
             let cache = self
                 .cache
                 .get_or_try_init(|| async {
-                    let lease = self.database.lease()?;
+                    let lease = self.database.lease().await?;
                     lease.run(queries::all_worlds(&lease)).await
                 })
                 .await?;
             return Ok(json(&queries::cached_worlds(cache, count())));
         }
-        let lease = self.database.lease()?;
+        let lease = self.database.lease().await?;
         Ok(match path {
             "/db" => json(&lease.run(queries::random_world(&lease)).await?),
             "/queries" => json(&lease.run(queries::random_worlds(&lease, count())).await?),
