@@ -36,6 +36,7 @@ for tool in wrk curl; do
 done
 
 fail() { echo "run.sh: $*" >&2; exit 1; }
+trap 'echo "run.sh: failed at line $LINENO: $BASH_COMMAND" >&2' ERR
 
 target=${CARGO_TARGET_DIR:-$root/target}
 peer_target=${PEER_TARGET_DIR:-$target/db-peers}
@@ -72,7 +73,8 @@ CLK_TCK=$(getconf CLK_TCK)
 ticks() { awk '{ s=$0; sub(/^.*\) /, "", s); split(s, f, " "); print f[12] + f[13] }' "/proc/$1/stat"; }
 # Postgres: the postmaster with its reaped children, and every live process under it.
 postgres_ticks() {
-  cat /proc/[0-9]*/stat 2>/dev/null | awk -v p="$postmaster" '
+  # cat fails for a process that exited meanwhile; the others still count.
+  { cat /proc/[0-9]*/stat 2>/dev/null || true; } | awk -v p="$postmaster" '
     { pid = $1; s = $0; sub(/^.*\) /, "", s); split(s, f, " ") }
     pid == p { t += f[12] + f[13] + f[14] + f[15] }
     f[2] == p { t += f[12] + f[13] }
@@ -130,7 +132,7 @@ for rep in $(seq "$REPS"); do
       server_after=$(ticks "$server_pid"); postgres_after=$(postgres_ticks)
       requests=$(awk '/requests in/ { print $1 }' <<<"$report")
       rps=$(awk '/Requests\/sec/ { print $2 }' <<<"$report")
-      errors=$(awk '/Non-2xx|Socket errors/ { printf "%s ", $0 }' <<<"$report")
+      errors=$(awk '/Non-2xx|Socket errors/ { sub(/^ +/, ""); printf "%s; ", $0 }' <<<"$report")
       per_request() { awk -v a="$1" -v b="$2" -v t="$CLK_TCK" -v n="$requests" \
         'BEGIN { if (n > 0) printf "%.1f", (b - a) / t * 1e6 / n; else print "nan" }'; }
       server_us=$(per_request "$server_before" "$server_after")
