@@ -399,7 +399,14 @@ impl Drop for WorldLock<'_> {
 /// newest `/usr/lib/postgresql/<version>/bin` (Debian), else `pg_config --bindir`.
 pub fn server_bin_dir() -> PathBuf {
     if let Some(dir) = std::env::var_os("POSTGRES_BINDIR") {
-        return dir.into();
+        let dir = PathBuf::from(dir);
+        assert!(
+            dir.join("initdb").is_file(),
+            "POSTGRES_BINDIR={} has no initdb: point it at the directory holding \
+             initdb, pg_ctl and psql",
+            dir.display()
+        );
+        return dir;
     }
     let newest_debian = std::fs::read_dir("/usr/lib/postgresql")
         .into_iter()
