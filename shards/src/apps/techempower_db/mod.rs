@@ -84,10 +84,11 @@ impl TechEmpowerDb {
             "/queries" => json(&lease.run(queries::random_worlds(&lease, count())).await?),
             "/updates" => json(&lease.run(queries::update_worlds(&lease, count())).await?),
             _ => {
-                let fortunes = lease.run(queries::fortunes(&lease)).await?;
+                let rows = lease.run(queries::fortunes(&lease)).await?;
+                let page = fortunes::render(rows.iter().map(queries::fortune).collect());
                 Response::new(StatusCode::OK)
                     .with_header("Content-Type", "text/html; charset=utf-8")
-                    .with_body(fortunes::render(fortunes))
+                    .with_body(page)
             }
         })
     }

@@ -3,7 +3,7 @@
 //! pipelined on its connection: one round trip's wait for all of them.
 
 use futures_util::future::try_join_all;
-use tokio_postgres::Error;
+use tokio_postgres::{Error, Row};
 
 use super::count::MAX_COUNT;
 use super::fortunes::Fortune;
@@ -87,19 +87,21 @@ pub(super) async fn update_worlds(lease: &Lease, count: usize) -> Result<Vec<Wor
     Ok(worlds)
 }
 
-/// `/fortunes`: every row of the `fortune` table.
-pub(super) async fn fortunes(lease: &Lease) -> Result<Vec<Fortune>, Error> {
-    let rows = lease
+/// `/fortunes`: every row of the `fortune` table (read with
+/// [`fortune`], which borrows from the row).
+pub(super) async fn fortunes(lease: &Lease) -> Result<Vec<Row>, Error> {
+    lease
         .client()
         .query(lease.statement(ALL_FORTUNES), &[])
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|row| Fortune {
-            id: row.get(0),
-            message: row.get(1),
-        })
-        .collect())
+        .await
+}
+
+/// One row of [`fortunes`].
+pub(super) fn fortune(row: &Row) -> Fortune<'_> {
+    Fortune {
+        id: row.get(0),
+        message: row.get(1),
+    }
 }
 
 /// The `/cached-queries` cache: every world's number, at index id − 1.
