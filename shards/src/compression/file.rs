@@ -24,6 +24,7 @@
 //!   gzip does): its bytes are not the ones a range would count.
 
 use std::os::unix::fs::FileExt;
+use std::sync::Arc;
 
 use http::StatusCode;
 
@@ -35,6 +36,7 @@ use crate::body::{Body, BodyStream};
 use crate::file_body::{FileBody, CHUNK};
 use crate::request::Request;
 use crate::response::Response;
+use crate::stats::ShardStats;
 
 /// What compressing a file response needs to know of its request.
 #[derive(Default)]
@@ -67,6 +69,7 @@ pub(crate) fn compress_file(
     encoding: Encoding,
     settings: &CompressionSettings,
     encoders: &mut Encoders,
+    stats: Option<&Arc<ShardStats>>,
 ) -> Option<Body> {
     if file.len() <= CHUNK as u64 {
         let mut bytes = vec![0; file.len() as usize];
@@ -74,11 +77,16 @@ pub(crate) fn compress_file(
             log::warn!("cannot read a file to compress it: {error}");
             return None;
         }
-        return encoders.encode(encoding, &bytes).map(Body::Owned);
+        let encoded = encoders.encode(encoding, &bytes)?;
+        if let Some(stats) = stats {
+            stats.compression.took(bytes.len());
+            stats.compression.gave(encoded.len());
+        }
+        return Some(Body::Owned(encoded));
     }
     match StreamEncoder::new(encoding, settings) {
         Ok(encoder) => Some(Body::Stream(BodyStream::from_source(
-            CompressedStream::new(file.clone().into_stream(), encoder),
+            CompressedStream::new(file.clone().into_stream(), encoder, stats.cloned()),
         ))),
         Err(error) => {
             log::warn!("cannot start a {} encoder: {error}", encoding.token());
@@ -109,18 +117,27 @@ fn encoded_etag(etag: &str, encoding: Encoding) -> String {
     format!("W/\"{inner}-{}\"", encoding.token())
 }
 
-/// `304 Not Modified` when the request's `If-None-Match` names the
-/// compressed response's `ETag` (a weak comparison, RFC 9110 §13.1.2),
-/// with the validators and caching fields of the `200` it replaces.
-pub(crate) fn not_modified(response: &Response, request: &FileRequest) -> Option<Response> {
+/// `304 Not Modified` when the request's `If-None-Match` names the `ETag`
+/// the file would have compressed with `encoding` (a weak comparison,
+/// RFC 9110 §13.1.2), with the validators and caching fields of the `200`
+/// it replaces: checked before compressing, so a revalidation costs no CPU.
+pub(crate) fn not_modified(
+    response: &Response,
+    encoding: Encoding,
+    request: &FileRequest,
+) -> Option<Response> {
     let tags = request.if_none_match.as_deref()?;
-    let etag = response.header("etag")?;
-    if !weakly_matches(tags, etag) {
+    let etag = encoded_etag(response.header("etag")?, encoding);
+    if !weakly_matches(tags, &etag) {
         return None;
     }
     let mut answer = Response::new(StatusCode::NOT_MODIFIED);
     for (name, value) in response.header_fields() {
-        let kept = ["etag", "last-modified", "cache-control", "vary", "expires"]
+        if name.eq_ignore_ascii_case("etag") {
+            answer.push_header(name.clone(), etag.clone().into());
+            continue;
+        }
+        let kept = ["last-modified", "cache-control", "vary", "expires"]
             .iter()
             .any(|kept| name.eq_ignore_ascii_case(kept));
         if kept {

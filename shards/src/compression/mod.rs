@@ -58,6 +58,7 @@ mod stream;
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::sync::Arc;
 
 use http::StatusCode;
 
@@ -67,8 +68,10 @@ pub use settings::CompressionSettings;
 
 use crate::app::App;
 use crate::body::{Body, BodyStream};
+use crate::content_stats::current_shard_stats;
 use crate::request::Request;
 use crate::response::Response;
+use crate::stats::ShardStats;
 use encode::{Encoders, StreamEncoder};
 use file::FileRequest;
 use negotiate::Accepted;
@@ -82,6 +85,9 @@ pub struct Compressed<A> {
     /// The shard's encoders for whole bodies, reused from one response to
     /// the next (an app is built per shard, so this is never shared).
     encoders: RefCell<Encoders>,
+    /// The shard's stats, where compressed responses and their bytes are
+    /// counted (`None` when built outside a shard).
+    stats: Option<Arc<ShardStats>>,
 }
 
 impl<A: App> Compressed<A> {
@@ -92,6 +98,7 @@ impl<A: App> Compressed<A> {
             app,
             encoders: RefCell::new(Encoders::new(settings.clone())),
             settings,
+            stats: current_shard_stats(),
         }
     }
 
@@ -145,26 +152,30 @@ impl<A: App> Compressed<A> {
         };
         let encoded = match body {
             Body::File(file) => {
+                if let Some(not_modified) = file::not_modified(&response, encoding, &request) {
+                    return not_modified;
+                }
                 let encoded = file::compress_file(
                     &file,
                     encoding,
                     &self.settings,
                     &mut self.encoders.borrow_mut(),
+                    self.stats.as_ref(),
                 );
                 let Some(encoded) = encoded else {
                     response.set_body(Body::File(file));
                     return response;
                 };
                 file::mark_file_encoded(&mut response, encoding);
-                if let Some(not_modified) = file::not_modified(&response, &request) {
-                    return not_modified;
-                }
+                self.count(encoding);
                 response.set_body(encoded);
                 return response;
             }
             Body::Stream(stream) => match StreamEncoder::new(encoding, &self.settings) {
                 Ok(encoder) => Body::Stream(BodyStream::from_source(CompressedStream::new(
-                    stream, encoder,
+                    stream,
+                    encoder,
+                    self.stats.clone(),
                 ))),
                 Err(error) => {
                     log::warn!("cannot start a {} encoder: {error}", encoding.token());
@@ -173,12 +184,16 @@ impl<A: App> Compressed<A> {
                 }
             },
             bytes => {
-                let encoded = self
-                    .encoders
-                    .borrow_mut()
-                    .encode(encoding, bytes.as_bytes().unwrap_or_default());
+                let input = bytes.as_bytes().unwrap_or_default();
+                let encoded = self.encoders.borrow_mut().encode(encoding, input);
                 match encoded {
-                    Some(encoded) => Body::Owned(encoded),
+                    Some(encoded) => {
+                        if let Some(stats) = &self.stats {
+                            stats.compression.took(input.len());
+                            stats.compression.gave(encoded.len());
+                        }
+                        Body::Owned(encoded)
+                    }
                     None => {
                         log::warn!("the {} encoder failed", encoding.token());
                         response.set_body(bytes);
@@ -188,8 +203,16 @@ impl<A: App> Compressed<A> {
             }
         };
         mark_encoded(&mut response, encoding);
+        self.count(encoding);
         response.set_body(encoded);
         response
+    }
+
+    /// Count a response sent compressed with `encoding`.
+    fn count(&self, encoding: Encoding) {
+        if let Some(stats) = &self.stats {
+            stats.compression.compressed(encoding.token());
+        }
     }
 }
 
