@@ -10,8 +10,9 @@
 
 use std::fmt::{Display, Write};
 
-use shardd_shards::{CompressionCounters, FileOutcome, GoawayReason, DURATION_BOUNDS};
+use shardd_shards::{GoawayReason, DURATION_BOUNDS};
 
+use super::content_metrics::content;
 use super::scrape::{Scrape, VERSION};
 
 /// The `Content-Type` of the exposition.
@@ -277,75 +278,6 @@ fn shards(out: &mut Exposition, scrape: &Scrape) {
     }
 }
 
-/// Static files and response compression, per shard (zero when the app
-/// serves no files or compresses nothing).
-///
-/// | Family | Type | Labels |
-/// |---|---|---|
-/// | `shardd_static_responses_total` | counter | `shard`, `outcome`: `served` (200, 206), `not_modified` (304), `not_found` (404; behind `--static` the app answers instead), `forbidden` (403), `other` (301 to a directory's `/`, 400, 405, 412, 416) |
-/// | `shardd_static_open_file_cache_hits_total` | counter | `shard` |
-/// | `shardd_static_open_file_cache_misses_total` | counter | `shard` |
-/// | `shardd_compressed_responses_total` | counter | `shard`, `encoding`: `gzip`, `br`, `zstd` |
-/// | `shardd_compression_input_bytes_total` | counter | `shard` |
-/// | `shardd_compression_output_bytes_total` | counter | `shard` |
-fn content(out: &mut Exposition, scrape: &Scrape) {
-    let shards = &scrape.stats.shards;
-    let name = "shardd_static_responses_total";
-    out.family(
-        name,
-        "counter",
-        "Static-file answers, by outcome: served (200, 206), not_modified (304), not_found (404, then the app answers behind --static), forbidden (403), other.",
-    );
-    for (index, shard) in shards.iter().enumerate() {
-        for (outcome, count) in FileOutcome::NAMES.iter().zip(shard.files.responses) {
-            out.sample(name, &[("shard", &index), ("outcome", outcome)], count);
-        }
-    }
-    type Figure = fn(&shardd_shards::ShardStatsSnapshot) -> u64;
-    let simple: [(&str, &str, Figure); 4] = [
-        (
-            "shardd_static_open_file_cache_hits_total",
-            "Static-file lookups answered from the shard's open-file cache (no open, no fstat).",
-            |s| s.files.cache_hits,
-        ),
-        (
-            "shardd_static_open_file_cache_misses_total",
-            "Static-file lookups that opened the file: first seen, expired, or evicted.",
-            |s| s.files.cache_misses,
-        ),
-        (
-            "shardd_compression_input_bytes_total",
-            "Bytes of response bodies fed to the compressors.",
-            |s| s.compression.input_bytes,
-        ),
-        (
-            "shardd_compression_output_bytes_total",
-            "Bytes the compressors produced from them.",
-            |s| s.compression.output_bytes,
-        ),
-    ];
-    for (name, help, figure) in simple {
-        out.family(name, "counter", help);
-        for (index, shard) in shards.iter().enumerate() {
-            out.sample(name, &[("shard", &index)], figure(shard));
-        }
-    }
-    let name = "shardd_compressed_responses_total";
-    out.family(
-        name,
-        "counter",
-        "Responses sent compressed, by encoding: gzip, br, zstd.",
-    );
-    for (index, shard) in shards.iter().enumerate() {
-        for (encoding, count) in CompressionCounters::ENCODINGS
-            .iter()
-            .zip(shard.compression.responses)
-        {
-            out.sample(name, &[("shard", &index), ("encoding", encoding)], count);
-        }
-    }
-}
-
 /// The server as a whole: readiness, drain, build.
 fn server(out: &mut Exposition, scrape: &Scrape) {
     let name = "shardd_ready";
@@ -423,16 +355,21 @@ fn process(out: &mut Exposition, scrape: &Scrape) {
 }
 
 /// The text being written.
-struct Exposition(String);
+pub(super) struct Exposition(String);
 
 impl Exposition {
     /// `# HELP` and `# TYPE` of a family (`help` has no backslash or newline).
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    pub(super) fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
     /// One sample line: `name{label="value",...} value`.
-    fn sample(&mut self, name: &str, labels: &[(&str, &dyn Display)], value: impl Display) {
+    pub(super) fn sample(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &dyn Display)],
+        value: impl Display,
+    ) {
         self.0.push_str(name);
         if !labels.is_empty() {
             self.0.push('{');
@@ -481,15 +418,6 @@ mod tests {
                 alive: true,
                 open: 3,
                 responses_by_class: [0, 5, 0, 1, 0],
-                files: shardd_shards::FileSnapshot {
-                    responses: [4, 0, 0, 0, 0],
-                    ..Default::default()
-                },
-                compression: shardd_shards::CompressionSnapshot {
-                    responses: [0, 2, 0],
-                    input_bytes: 100,
-                    output_bytes: 30,
-                },
                 request_duration: HistogramSnapshot {
                     cumulative: (0..=DURATION_BOUNDS.len() as u64)
                         .map(|i| i.min(6))
@@ -530,9 +458,6 @@ mod tests {
             "shardd_request_duration_seconds_sum{shard=\"0\"} 0.25",
             "shardd_request_duration_seconds_count{shard=\"0\"} 6",
             "shardd_timeouts_total{shard=\"1\",kind=\"send\"} 0",
-            "shardd_static_responses_total{shard=\"0\",outcome=\"served\"} 4",
-            "shardd_compressed_responses_total{shard=\"0\",encoding=\"br\"} 2",
-            "shardd_compression_output_bytes_total{shard=\"0\"} 30",
             "shardd_ready 1",
             "process_resident_memory_bytes 1048576",
             "process_cpu_seconds_total 1.5",
