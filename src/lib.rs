@@ -109,9 +109,10 @@ pub use shardd_shards::files;
 pub use shardd_shards::router;
 pub use shardd_shards::{
     app_fn, Accepted, AccessLogFormat, App, Body, BodyError, BodyFrame, BodyStream, BoxError,
-    FileBody, FnApp, GoawayReason, HeaderText, HistogramSnapshot, Http2Settings, Http2Snapshot,
-    HttpConversionError, Limits, Listener, PeerAddr, Request, RequestBody, Response, ShardInfo,
-    ShardStatsSnapshot, TimeoutKind, Upgraded, DURATION_BOUNDS,
+    CompressionSnapshot, FileBody, FileOutcome, FileSnapshot, FnApp, GoawayReason, HeaderText,
+    HistogramSnapshot, Http2Settings, Http2Snapshot, HttpConversionError, Limits, Listener,
+    PeerAddr, Request, RequestBody, Response, ShardInfo, ShardStatsSnapshot, TimeoutKind, Upgraded,
+    DURATION_BOUNDS,
 };
 pub use shutdown_signal::shutdown_signal;
 pub use socket::DEFER_ACCEPT_SECS;

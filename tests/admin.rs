@@ -13,7 +13,9 @@ use std::time::{Duration, Instant};
 
 use openmetrics_parser::prometheus::parse_prometheus;
 use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
-use shardd::{app_fn, Config, ListenerMode, OverloadPolicy, Response};
+use shardd::compression::CompressionSettings;
+use shardd::files::{StaticSettings, WithStaticFiles};
+use shardd::{app_fn, App, Config, ListenerMode, OverloadPolicy, Response, TechEmpower};
 use support::{config, poll_until, wait_until, Client, H2Client, HttpResponse, TestServer};
 
 type Exposition = MetricsExposition<PrometheusType, PrometheusValue>;
@@ -273,31 +275,10 @@ fn http2_on_reuseport_is_counted_in_the_metrics_as_the_clients_saw_it() {
 
 #[test]
 fn promtool_finds_no_problem_in_the_metrics() {
-    let promtool = promtool();
     let server = TestServer::start(admin_config(2));
     let mut client = server.connect();
     assert_eq!(client.get("/").status, 200);
-    let text = admin_get(&server, "/metrics").body_str().to_owned();
-    let mut check = Command::new(promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = check.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {said}\n{text}"
-    );
+    assert_promtool_accepts(admin_get(&server, "/metrics").body_str());
 }
 
 #[test]
@@ -534,4 +515,101 @@ fn a_busy_admin_address_fails_serve_naming_it() {
     };
     let addr = taken.local_addr().unwrap().to_string();
     assert!(error.contains("admin") && error.contains(&addr), "{error}");
+}
+
+/// `promtool check metrics` on `text`: no complaint.
+fn assert_promtool_accepts(text: &str) {
+    let mut check = Command::new(promtool())
+        .args(["check", "metrics"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run promtool");
+    check
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let output = check.wait_with_output().unwrap();
+    let said = String::from_utf8_lossy(&output.stdout).to_string()
+        + &String::from_utf8_lossy(&output.stderr);
+    assert!(
+        output.status.success() && said.trim().is_empty(),
+        "promtool check metrics: {said}\n{text}"
+    );
+}
+
+#[test]
+fn static_files_and_compression_are_counted_in_the_metrics() {
+    let dir = std::env::temp_dir().join(format!("shardd-admin-files-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(dir.join("docs")).unwrap();
+    let page = "<p>a paragraph that compresses well</p>\n".repeat(100);
+    std::fs::write(dir.join("page.html"), &page).unwrap();
+    let mut settings = StaticSettings::new("/static", &dir);
+    settings.precompressed = false; // no sibling lookups: exact cache counts
+    let mounts = vec![settings];
+    let server = TestServer::start_with(admin_config(1), move |_| {
+        WithStaticFiles::open(&mounts, TechEmpower)
+            .expect("the test's directory opens")
+            .compressed(CompressionSettings::on())
+    });
+    let mut client = server.connect();
+    let gzip = "Accept-Encoding: gzip\r\n";
+    let mut get = |path: &str, fields: &str| {
+        client.send(format!("GET {path} HTTP/1.1\r\nHost: t\r\n{fields}\r\n"));
+        client.response().expect("a response")
+    };
+    let first = get("/static/page.html", gzip);
+    assert_eq!(first.header("content-encoding"), Some("gzip"));
+    let second = get("/static/page.html", gzip);
+    assert_eq!(second.body, first.body);
+    let identity = get("/static/page.html", "");
+    let etag = identity.header("etag").expect("an ETag").to_owned();
+    assert_eq!(
+        get("/static/page.html", &format!("If-None-Match: {etag}\r\n")).status,
+        304
+    );
+    assert_eq!(get("/static/missing.txt", "").status, 404); // the app's 404
+    assert_eq!(get("/static/docs", "").status, 301);
+
+    let metrics = scrape(&server);
+    let outcome = |outcome| {
+        value(
+            &metrics,
+            "shardd_static_responses_total",
+            &[("outcome", outcome)],
+        )
+    };
+    assert_eq!(outcome("served"), 3.0);
+    assert_eq!(outcome("not_modified"), 1.0);
+    assert_eq!(outcome("not_found"), 1.0);
+    assert_eq!(outcome("forbidden"), 0.0);
+    assert_eq!(outcome("other"), 1.0);
+    // page.html, missing.txt, docs opened once each; page.html then
+    // came from the cache three times.
+    let cache = |family| value(&metrics, family, &[]);
+    assert_eq!(cache("shardd_static_open_file_cache_misses_total"), 3.0);
+    assert_eq!(cache("shardd_static_open_file_cache_hits_total"), 3.0);
+    let encoded = |encoding| {
+        value(
+            &metrics,
+            "shardd_compressed_responses_total",
+            &[("encoding", encoding)],
+        )
+    };
+    assert_eq!(encoded("gzip"), 2.0);
+    assert_eq!(encoded("br"), 0.0);
+    assert_eq!(
+        value(&metrics, "shardd_compression_input_bytes_total", &[]),
+        2.0 * page.len() as f64
+    );
+    assert_eq!(
+        value(&metrics, "shardd_compression_output_bytes_total", &[]),
+        2.0 * first.body.len() as f64
+    );
+    assert_promtool_accepts(admin_get(&server, "/metrics").body_str());
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -644,3 +644,137 @@ fn plain_tcp_sends_files_with_sendfile_and_http2_does_not() {
     assert!(h2.starts_with("HTTP/2 200"), "{h2}");
     assert_eq!(sendfile_bodies(), 1, "HTTP/2 reads the file in chunks");
 }
+
+/// `text` gzip-decoded, or a clear failure.
+fn gunzip(bytes: &[u8]) -> Vec<u8> {
+    use std::io::Read;
+    let mut out = Vec::new();
+    flate2::read::GzDecoder::new(bytes)
+        .read_to_end(&mut out)
+        .expect("a valid gzip body");
+    out
+}
+
+#[test]
+fn files_without_a_precompressed_sibling_are_compressed_on_the_fly() {
+    let tree = Tree::new("on-the-fly");
+    // ~640 KiB of text (streamed through the encoder, chunk by chunk) and
+    // 2 KiB (read whole): both compressible, neither with a sibling.
+    let big: String = (0..20_000)
+        .map(|i| format!("line {i} of a large stylesheet\n"))
+        .collect::<String>();
+    fs::write(tree.www().join("big.css"), &big).unwrap();
+    let small = "p { margin: 0 }\n".repeat(128);
+    fs::write(tree.www().join("small.txt"), &small).unwrap();
+    let settings = vec![StaticSettings::new("/static", tree.www())];
+    let server = TestServer::start_with(config(1), move |_| {
+        WithStaticFiles::open(&settings, TechEmpower)
+            .expect("the test's directory opens")
+            .compressed(CompressionSettings::on())
+    });
+    let big_url = format!("http://{}/static/big.css", server.addr);
+    let gzip = ["--compressed", "-H", "Accept-Encoding: gzip"];
+
+    // curl decodes the big file to its bytes; it came chunked, with a
+    // weak ETag that names the coding.
+    let answer = curl(&gzip, &big_url);
+    assert_eq!(status_of(&answer), 200);
+    assert_eq!(field(&answer, "content-encoding"), Some("gzip"));
+    assert_eq!(field(&answer, "content-length"), None);
+    assert_eq!(field(&answer, "transfer-encoding"), Some("chunked"));
+    assert_eq!(field(&answer, "vary"), Some("Accept-Encoding"));
+    assert_eq!(field(&answer, "accept-ranges"), None);
+    assert!(
+        body(&answer) == big,
+        "the decoded body differs from the file"
+    );
+    let etag = field(&answer, "etag").expect("an ETag").to_owned();
+    assert!(
+        etag.starts_with("W/\"") && etag.ends_with("-gzip\""),
+        "{etag}"
+    );
+    let identity = curl(&[], &big_url);
+    assert_eq!(field(&identity, "content-encoding"), None);
+    let identity_len = big.len().to_string();
+    assert_eq!(
+        field(&identity, "content-length"),
+        Some(identity_len.as_str())
+    );
+    assert_ne!(field(&identity, "etag"), Some(etag.as_str()));
+
+    // The compressed tag revalidates: 304, with the tag.
+    let revalidated = curl(
+        &[
+            "-H",
+            "Accept-Encoding: gzip",
+            "-H",
+            &format!("If-None-Match: {etag}"),
+        ],
+        &big_url,
+    );
+    assert_eq!(status_of(&revalidated), 304);
+    assert_eq!(field(&revalidated, "etag"), Some(etag.as_str()));
+
+    // HEAD: the same header fields as GET.
+    let head = curl(&["-I", "-H", "Accept-Encoding: gzip"], &big_url);
+    for name in [
+        "content-encoding",
+        "content-length",
+        "etag",
+        "vary",
+        "content-type",
+    ] {
+        assert_eq!(field(&head, name), field(&answer, name), "{name}");
+    }
+
+    // A range is of the file as it is.
+    let range = curl(&["-H", "Accept-Encoding: gzip", "-r", "0-9"], &big_url);
+    assert_eq!(status_of(&range), 206);
+    assert_eq!(field(&range, "content-encoding"), None);
+    assert_eq!(body(&range), &big[..10]);
+
+    // Raw: the chunked body on the wire is gzip of the file.
+    let mut client = Client::connect(server.addr);
+    client.send("GET /static/big.css HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n");
+    let raw = client.response().expect("a response");
+    assert_eq!(raw.header("content-encoding"), Some("gzip"));
+    assert!(raw.body.len() < big.len() / 4, "{} bytes", raw.body.len());
+    assert!(gunzip(&raw.body) == big.as_bytes());
+    // The small file: read whole, so it keeps a Content-Length.
+    client.send("GET /static/small.txt HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n");
+    let raw = client.response().expect("a response");
+    assert_eq!(raw.header("content-encoding"), Some("gzip"));
+    assert_eq!(
+        raw.header("content-length"),
+        Some(raw.body.len().to_string().as_str())
+    );
+    assert_eq!(gunzip(&raw.body), small.as_bytes());
+
+    // HTTP/2: the same file, decoded by curl, in each coding it offers.
+    for coding in ["gzip", "br", "zstd"] {
+        let http2 = curl(
+            &[
+                "--http2-prior-knowledge",
+                "--compressed",
+                "-H",
+                &format!("Accept-Encoding: {coding}"),
+            ],
+            &big_url,
+        );
+        assert_eq!(status_of(&http2), 200);
+        assert_eq!(field(&http2, "content-encoding"), Some(coding));
+        assert!(body(&http2) == big, "{coding}: the decoded body differs");
+    }
+    let head = curl(
+        &[
+            "--http2-prior-knowledge",
+            "-I",
+            "-H",
+            "Accept-Encoding: gzip",
+        ],
+        &big_url,
+    );
+    assert_eq!(field(&head, "content-encoding"), Some("gzip"));
+    assert_eq!(field(&head, "etag"), Some(etag.as_str()));
+    assert_eq!(field(&head, "content-length"), None);
+}

@@ -64,6 +64,7 @@ mod body;
 mod buffers;
 pub mod compression;
 mod connection;
+mod content_stats;
 #[cfg(feature = "postgres")]
 pub mod database;
 mod drain;
@@ -96,6 +97,9 @@ mod upgrade;
 pub use access_log::AccessLogFormat;
 pub use app::{app_fn, App, FnApp};
 pub use body::{Body, BodyFrame, BodyStream, BoxError};
+pub use content_stats::{
+    CompressionCounters, CompressionSnapshot, FileCounters, FileOutcome, FileSnapshot,
+};
 pub use file_body::FileBody;
 pub use http2::Http2Settings;
 pub use info::ShardInfo;

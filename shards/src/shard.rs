@@ -78,6 +78,8 @@ where
         .build_local(LocalOptions::default())?;
     runtime.block_on(async move {
         let listener = make_listener(&setup.info)?;
+        // Static files and compression built by the factory count here.
+        crate::content_stats::set_current_shard_stats(setup.stats.clone());
         let app = make_app(&setup.info);
         let stats = setup.stats.clone();
         let access_log = setup

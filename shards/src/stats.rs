@@ -7,6 +7,7 @@
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
+use crate::content_stats::{CompressionCounters, CompressionSnapshot, FileCounters, FileSnapshot};
 use crate::ledger::AdmissionLedger;
 
 /// Upper bounds (seconds) of the request-duration histogram's buckets; the
@@ -129,6 +130,10 @@ pub struct ShardStats {
     pub sendfile_bodies: AtomicU64,
     /// HTTP/2 connections, resets and GOAWAYs.
     pub http2: Http2Counters,
+    /// Static-file responses and open-file cache lookups.
+    pub files: FileCounters,
+    /// Responses compressed, and their bytes before and after.
+    pub compression: CompressionCounters,
     /// Times the shard's thread died and was replaced.
     pub restarts: AtomicU32,
     /// False from the moment the shard's thread dies until its replacement runs.
@@ -241,6 +246,8 @@ impl ShardStats {
                     .each_ref()
                     .map(|n| n.load(Relaxed)),
             },
+            files: self.files.snapshot(),
+            compression: self.compression.snapshot(),
             restarts: self.restarts.load(Relaxed),
             alive: self.alive.load(Relaxed),
         }
@@ -294,6 +301,10 @@ pub struct ShardStatsSnapshot {
     pub sendfile_bodies: u64,
     /// HTTP/2 connections, resets and GOAWAYs.
     pub http2: Http2Snapshot,
+    /// Static-file responses and open-file cache lookups.
+    pub files: FileSnapshot,
+    /// Responses compressed, and their bytes before and after.
+    pub compression: CompressionSnapshot,
     /// Times the shard's thread died and was replaced.
     pub restarts: u32,
     /// False from the moment the shard's thread dies until its replacement runs.

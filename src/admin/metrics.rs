@@ -3,7 +3,8 @@
 //! Names follow Prometheus' rules: a `shardd_` prefix (`process_` for the
 //! figures every client exports), base units (seconds, bytes), `_total` on
 //! counters, and labels of low cardinality only: `shard` (the shard's
-//! index), `code` (the status class, `2xx`), `kind`, `reason`, `le`.
+//! index), `code` (the status class, `2xx`), `kind`, `reason`, `le`,
+//! `outcome` (of a static file), `encoding` (of a compressed response).
 //! Every family has `# HELP` and `# TYPE`, and every series is present from
 //! the first scrape (zero until something happens).
 
@@ -11,6 +12,7 @@ use std::fmt::{Display, Write};
 
 use shardd_shards::{GoawayReason, DURATION_BOUNDS};
 
+use super::content_metrics::content;
 use super::scrape::{Scrape, VERSION};
 
 /// The `Content-Type` of the exposition.
@@ -26,6 +28,7 @@ pub(super) fn render(scrape: &Scrape) -> String {
     let mut out = Exposition(String::with_capacity(16 * 1024));
     acceptor(&mut out, scrape);
     shards(&mut out, scrape);
+    content(&mut out, scrape);
     server(&mut out, scrape);
     process(&mut out, scrape);
     out.0.push_str(&scrape.dependency_metrics);
@@ -353,16 +356,21 @@ fn process(out: &mut Exposition, scrape: &Scrape) {
 }
 
 /// The text being written.
-struct Exposition(String);
+pub(super) struct Exposition(String);
 
 impl Exposition {
     /// `# HELP` and `# TYPE` of a family (`help` has no backslash or newline).
-    fn family(&mut self, name: &str, kind: &str, help: &str) {
+    pub(super) fn family(&mut self, name: &str, kind: &str, help: &str) {
         let _ = writeln!(self.0, "# HELP {name} {help}\n# TYPE {name} {kind}");
     }
 
     /// One sample line: `name{label="value",...} value`.
-    fn sample(&mut self, name: &str, labels: &[(&str, &dyn Display)], value: impl Display) {
+    pub(super) fn sample(
+        &mut self,
+        name: &str,
+        labels: &[(&str, &dyn Display)],
+        value: impl Display,
+    ) {
         self.0.push_str(name);
         if !labels.is_empty() {
             self.0.push('{');

@@ -28,6 +28,7 @@
 //! | `rates.rs` | requests, connections and CPU per second, p99 latency, for the page |
 //! | `quantile.rs` | a latency quantile from two readings of a duration histogram |
 
+mod content_metrics;
 mod http;
 mod metrics;
 mod process;

@@ -29,9 +29,16 @@
 //! Never compressed: a response that already has a `Content-Encoding`
 //! (tower-http's `CompressionLayer` in an axum app, precompressed files),
 //! a `206` or anything with `Content-Range`, `1xx`, `204`, `304`,
-//! `Cache-Control: no-transform`, and bodies that are neither bytes nor a
-//! stream (files). A `HEAD` request gets the same header fields as a `GET`
+//! `Cache-Control: no-transform`. A `HEAD` request gets the same header fields as a `GET`
 //! would, so its body is compressed too (and then dropped).
+//!
+//! Files ([`Body::File`], from [`files`](crate::files)) are compressed
+//! as they are read (in chunks: memory stays bounded), unless the
+//! request asks for a range (ranges are of the file as it is). A
+//! precompressed sibling the client accepts is sent instead, at no CPU
+//! cost. A compressed file's `ETag` is weak and names the coding,
+//! `W/"inode-len-mtime-gzip"`, and an `If-None-Match` naming it gets
+//! `304`.
 //!
 //! A client that refuses the body as it is (`identity;q=0`, or `*;q=0`)
 //! and accepts none of the three gets `406 Not Acceptable`.
@@ -43,6 +50,7 @@
 //! zstd): 1000 open event streams cost ~300 MiB.
 
 mod encode;
+mod file;
 mod negotiate;
 mod request;
 mod settings;
@@ -50,6 +58,7 @@ mod stream;
 
 use std::cell::RefCell;
 use std::future::Future;
+use std::sync::Arc;
 
 use http::StatusCode;
 
@@ -59,9 +68,12 @@ pub use settings::CompressionSettings;
 
 use crate::app::App;
 use crate::body::{Body, BodyStream};
+use crate::content_stats::current_shard_stats;
 use crate::request::Request;
 use crate::response::Response;
+use crate::stats::ShardStats;
 use encode::{Encoders, StreamEncoder};
+use file::FileRequest;
 pub(crate) use negotiate::Accepted;
 use stream::CompressedStream;
 
@@ -73,6 +85,9 @@ pub struct Compressed<A> {
     /// The shard's encoders for whole bodies, reused from one response to
     /// the next (an app is built per shard, so this is never shared).
     encoders: RefCell<Encoders>,
+    /// The shard's stats, where compressed responses and their bytes are
+    /// counted (`None` when built outside a shard).
+    stats: Option<Arc<ShardStats>>,
 }
 
 impl<A: App> Compressed<A> {
@@ -83,6 +98,7 @@ impl<A: App> Compressed<A> {
             app,
             encoders: RefCell::new(Encoders::new(settings.clone())),
             settings,
+            stats: current_shard_stats(),
         }
     }
 
@@ -91,7 +107,12 @@ impl<A: App> Compressed<A> {
         &self.app
     }
 
-    fn compress(&self, mut response: Response, accepted: Accepted) -> Response {
+    fn compress(
+        &self,
+        mut response: Response,
+        accepted: Accepted,
+        request: FileRequest,
+    ) -> Response {
         if !self.settings.enabled || !may_transform(&response) {
             return response;
         }
@@ -99,11 +120,14 @@ impl<A: App> Compressed<A> {
         let body = response.take_body();
         let worth_it = match &body {
             Body::Stream(_) => compressible,
+            Body::File(file) => {
+                compressible && request.worth_compressing(file.len(), &self.settings)
+            }
             other => match other.as_bytes() {
                 Some(bytes) if !bytes.is_empty() => {
                     compressible && bytes.len() >= self.settings.min_size
                 }
-                // Empty, or a kind of body this does not compress (files).
+                // Empty.
                 _ => {
                     response.set_body(body);
                     return response;
@@ -127,9 +151,31 @@ impl<A: App> Compressed<A> {
             Choice::Encode(encoding) => encoding,
         };
         let encoded = match body {
+            Body::File(file) => {
+                if let Some(not_modified) = file::not_modified(&response, encoding, &request) {
+                    return not_modified;
+                }
+                let encoded = file::compress_file(
+                    &file,
+                    encoding,
+                    &self.settings,
+                    &mut self.encoders.borrow_mut(),
+                    self.stats.as_ref(),
+                );
+                let Some(encoded) = encoded else {
+                    response.set_body(Body::File(file));
+                    return response;
+                };
+                file::mark_file_encoded(&mut response, encoding);
+                self.count(encoding);
+                response.set_body(encoded);
+                return response;
+            }
             Body::Stream(stream) => match StreamEncoder::new(encoding, &self.settings) {
                 Ok(encoder) => Body::Stream(BodyStream::from_source(CompressedStream::new(
-                    stream, encoder,
+                    stream,
+                    encoder,
+                    self.stats.clone(),
                 ))),
                 Err(error) => {
                     log::warn!("cannot start a {} encoder: {error}", encoding.token());
@@ -138,12 +184,16 @@ impl<A: App> Compressed<A> {
                 }
             },
             bytes => {
-                let encoded = self
-                    .encoders
-                    .borrow_mut()
-                    .encode(encoding, bytes.as_bytes().unwrap_or_default());
+                let input = bytes.as_bytes().unwrap_or_default();
+                let encoded = self.encoders.borrow_mut().encode(encoding, input);
                 match encoded {
-                    Some(encoded) => Body::Owned(encoded),
+                    Some(encoded) => {
+                        if let Some(stats) = &self.stats {
+                            stats.compression.took(input.len());
+                            stats.compression.gave(encoded.len());
+                        }
+                        Body::Owned(encoded)
+                    }
                     None => {
                         log::warn!("the {} encoder failed", encoding.token());
                         response.set_body(bytes);
@@ -153,16 +203,25 @@ impl<A: App> Compressed<A> {
             }
         };
         mark_encoded(&mut response, encoding);
+        self.count(encoding);
         response.set_body(encoded);
         response
+    }
+
+    /// Count a response sent compressed with `encoding`.
+    fn count(&self, encoding: Encoding) {
+        if let Some(stats) = &self.stats {
+            stats.compression.compressed(encoding.token());
+        }
     }
 }
 
 impl<A: App> App for Compressed<A> {
     fn call(&self, request: &Request<'_>) -> impl Future<Output = Response> {
         let accepted = Accepted::parse(request.header("accept-encoding"));
+        let file_request = FileRequest::of(request);
         let response = self.app.call(request);
-        async move { self.compress(response.await, accepted) }
+        async move { self.compress(response.await, accepted, file_request) }
     }
 
     fn streams_body(&self, head: &Request<'_>) -> bool {

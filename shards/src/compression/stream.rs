@@ -3,6 +3,7 @@
 //! server-sent-events stream is not held back in the encoder.
 
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -10,6 +11,7 @@ use http::HeaderMap;
 
 use super::encode::StreamEncoder;
 use crate::body::{BodyStream, BoxError, ChunkSource};
+use crate::stats::ShardStats;
 
 /// Compressed bytes handed out without a flush once this many gather (a
 /// producer that never pauses still gets its body out in pieces).
@@ -26,20 +28,31 @@ pub(crate) struct CompressedStream {
     encoder: Option<StreamEncoder>,
     /// Input fed since the last flush.
     unflushed: bool,
+    /// Where the bytes in and out are counted (`None` outside a shard).
+    stats: Option<Arc<ShardStats>>,
 }
 
 impl CompressedStream {
-    pub(crate) fn new(inner: BodyStream, encoder: StreamEncoder) -> Self {
+    pub(crate) fn new(
+        inner: BodyStream,
+        encoder: StreamEncoder,
+        stats: Option<Arc<ShardStats>>,
+    ) -> Self {
         CompressedStream {
             inner,
             encoder: Some(encoder),
             unflushed: false,
+            stats,
         }
     }
-}
 
-fn chunk(bytes: Vec<u8>) -> Poll<Option<Result<Bytes, BoxError>>> {
-    Poll::Ready(Some(Ok(Bytes::from(bytes))))
+    /// A chunk of compressed bytes, counted.
+    fn chunk(&self, bytes: Vec<u8>) -> Poll<Option<Result<Bytes, BoxError>>> {
+        if let Some(stats) = &self.stats {
+            stats.compression.gave(bytes.len());
+        }
+        Poll::Ready(Some(Ok(Bytes::from(bytes))))
+    }
 }
 
 impl ChunkSource for CompressedStream {
@@ -65,12 +78,15 @@ impl ChunkSource for CompressedStream {
                     }
                     this.unflushed = true;
                     taken += bytes.len();
+                    if let Some(stats) = &this.stats {
+                        stats.compression.took(bytes.len());
+                    }
                     if encoder.pending() >= EMIT_AT || taken >= INPUT_PER_POLL {
                         // The producer is still going: wake again soon
                         // for the rest, after the shard's other work.
                         this.unflushed = false;
                         return match encoder.flush() {
-                            Ok(out) => chunk(out),
+                            Ok(out) => this.chunk(out),
                             Err(error) => Poll::Ready(Some(Err(error.into()))),
                         };
                     }
@@ -83,7 +99,7 @@ impl ChunkSource for CompressedStream {
                     let encoder = this.encoder.take().expect("checked above");
                     return match encoder.finish() {
                         Ok(rest) if rest.is_empty() => Poll::Ready(None),
-                        Ok(rest) => chunk(rest),
+                        Ok(rest) => this.chunk(rest),
                         Err(error) => Poll::Ready(Some(Err(error.into()))),
                     };
                 }
@@ -96,7 +112,7 @@ impl ChunkSource for CompressedStream {
                     this.unflushed = false;
                     return match encoder.flush() {
                         Ok(out) if out.is_empty() => Poll::Pending,
-                        Ok(out) => chunk(out),
+                        Ok(out) => this.chunk(out),
                         Err(error) => Poll::Ready(Some(Err(error.into()))),
                     };
                 }

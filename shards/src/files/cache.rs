@@ -11,9 +11,11 @@ use std::fs::File;
 use std::io;
 use std::os::unix::fs::MetadataExt;
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use super::open::Root;
+use crate::stats::ShardStats;
 
 /// What is known of an open file: what its responses are built from.
 #[derive(Debug)]
@@ -49,14 +51,17 @@ pub(crate) struct OpenFileCache {
     entries: RefCell<HashMap<String, Entry>>,
     capacity: usize,
     valid: Duration,
+    /// Where hits and misses are counted (`None` outside a shard).
+    stats: Option<Arc<ShardStats>>,
 }
 
 impl OpenFileCache {
-    pub(crate) fn new(capacity: usize, valid: Duration) -> Self {
+    pub(crate) fn new(capacity: usize, valid: Duration, stats: Option<Arc<ShardStats>>) -> Self {
         OpenFileCache {
             entries: RefCell::new(HashMap::new()),
             capacity,
             valid,
+            stats,
         }
     }
 
@@ -65,8 +70,14 @@ impl OpenFileCache {
         let now = Instant::now();
         if let Some(entry) = self.entries.borrow().get(relative) {
             if now.duration_since(entry.looked_up) < self.valid {
+                if let Some(stats) = &self.stats {
+                    stats.files.looked_up(true);
+                }
                 return entry.found.clone();
             }
+        }
+        if let Some(stats) = &self.stats {
+            stats.files.looked_up(false);
         }
         let found = look_up(root, relative);
         if self.capacity > 0 {

@@ -56,6 +56,7 @@ use std::borrow::Cow;
 use std::future::Future;
 use std::io;
 use std::rc::Rc;
+use std::sync::Arc;
 
 use http::{Method, StatusCode};
 
@@ -69,9 +70,11 @@ pub use self::settings::StaticSettings;
 use crate::app::App;
 use crate::body::Body;
 use crate::compression::{not_acceptable, Accepted};
+use crate::content_stats::{current_shard_stats, FileOutcome};
 use crate::file_body::FileBody;
 use crate::request::Request;
 use crate::response::{HeaderText, Response};
+use crate::stats::ShardStats;
 
 /// One directory served under a prefix, on one shard; see the [module docs](self).
 pub struct StaticFiles {
@@ -83,6 +86,9 @@ pub struct StaticFiles {
     index: Vec<String>,
     precompressed: bool,
     dotfiles: bool,
+    /// The shard's stats, where answers are counted by outcome (`None`
+    /// when opened outside a shard).
+    stats: Option<Arc<ShardStats>>,
 }
 
 impl std::fmt::Debug for StaticFiles {
@@ -101,14 +107,20 @@ impl StaticFiles {
             .validate()
             .map_err(|message| io::Error::new(io::ErrorKind::InvalidInput, message))?;
         let root = Root::open(&settings.dir, settings.follow_symlinks)?;
+        let stats = current_shard_stats();
         Ok(StaticFiles {
             prefix: settings.prefix.trim_end_matches('/').to_owned(),
             root,
-            cache: OpenFileCache::new(settings.open_file_cache_entries, settings.cache_valid()),
+            cache: OpenFileCache::new(
+                settings.open_file_cache_entries,
+                settings.cache_valid(),
+                stats.clone(),
+            ),
             cache_control: settings.cache_control.clone().map(Cow::Owned),
             index: settings.index.clone(),
             precompressed: settings.precompressed,
             dotfiles: settings.dotfiles,
+            stats,
             // `settings` dropped here: what is kept is what a response needs.
         })
     }
@@ -122,6 +134,16 @@ impl StaticFiles {
     /// Answer `request`, whose path is under this mount's prefix (a `404`
     /// otherwise).
     pub fn answer(&self, request: &Request<'_>) -> Response {
+        let response = self.answer_uncounted(request);
+        if let Some(stats) = &self.stats {
+            stats
+                .files
+                .answered(FileOutcome::of(response.status().as_u16()));
+        }
+        response
+    }
+
+    fn answer_uncounted(&self, request: &Request<'_>) -> Response {
         let method = request.method();
         if method != Method::GET && method != Method::HEAD {
             return Response::new(StatusCode::METHOD_NOT_ALLOWED)

@@ -209,9 +209,14 @@ fn encode_with<R: ResponseView + ?Sized>(
         head.put(b"Content-Length: ");
         head.put(length.as_bytes());
         head.put(b"\r\n");
-    } else if stream && options.http11 {
-        head.put(b"Transfer-Encoding: chunked\r\n");
-    } else if !bodyless && !stream {
+    } else if is_stream && !bodyless {
+        // A HEAD answer states the framing a GET would get (chunked; to
+        // HTTP/1.0, none: until the connection closes), never a length
+        // the body does not have.
+        if options.http11 {
+            head.put(b"Transfer-Encoding: chunked\r\n");
+        }
+    } else if !bodyless {
         let len = sized.unwrap_or(bytes.len() as u64);
         head.put(b"Content-Length: ");
         head.put(itoa::Buffer::new().format(len).as_bytes());
