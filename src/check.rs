@@ -52,6 +52,20 @@ pub(crate) fn check(cli: &Cli) -> Result<String> {
     } else {
         String::new()
     };
+    // The mounts, and which of them serve dotfiles (.env, .git/): worth
+    // seeing before a start.
+    let mounts: String = config
+        .static_files
+        .iter()
+        .map(|mount| {
+            let dotfiles = if mount.dotfiles { " with dotfiles" } else { "" };
+            format!(
+                ", files under {} from {}{dotfiles}",
+                mount.prefix,
+                mount.dir.display()
+            )
+        })
+        .collect();
     let protocols = match config.http2.enabled {
         true => "HTTP/1.1 and HTTP/2",
         false => "HTTP/1.1 only",
@@ -75,7 +89,11 @@ pub(crate) fn check(cli: &Cli) -> Result<String> {
         Some(path) => format!("config {}", path.display()),
         None => "no config file".into(),
     };
+    let shards = match shards {
+        1 => "1 shard".to_owned(),
+        n => format!("{n} shards"),
+    };
     Ok(format!(
-        "shardd: settings ok ({source}): {shards} shards, listener {listener} on {addr}{admin}, {protocols}{database}"
+        "shardd: settings ok ({source}): {shards}, listener {listener} on {addr}{admin}, {protocols}{mounts}{database}"
     ))
 }

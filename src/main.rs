@@ -108,9 +108,14 @@ fn run(cli: Cli, inherited: Inherited) -> Result<()> {
     let (mounts, compression) = (config.static_files.clone(), config.compression.clone());
     for mount in &mounts {
         log::info!(
-            "serving files under {} from {}",
+            "serving files under {} from {}{}",
             mount.prefix,
-            mount.dir.display()
+            mount.dir.display(),
+            if mount.dotfiles {
+                ", dotfiles included"
+            } else {
+                ""
+            }
         );
     }
     if compression.enabled {

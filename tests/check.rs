@@ -174,6 +174,29 @@ fn print_config_gives_an_installed_binary_the_documented_config_file() {
 }
 
 #[test]
+fn check_names_each_static_mount_and_whether_it_serves_dotfiles() {
+    let dir = std::env::temp_dir();
+    let config = TempConfig::new(
+        "mounts",
+        &format!(
+            "bind = \"127.0.0.1:0\"\nshards = 1\n[[static]]\nprefix = \"/a\"\ndir = \"{0}\"\n\
+             [[static]]\nprefix = \"/b\"\ndir = \"{0}\"\ndotfiles = true\n",
+            dir.display()
+        ),
+    );
+    let output = check(&["--config", config.path()]);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{output:?}");
+    for needle in [
+        "1 shard,",
+        &format!("files under /a from {}, ", dir.display()),
+        &format!("files under /b from {} with dotfiles", dir.display()),
+    ] {
+        assert!(stdout.contains(needle), "{stdout:?} lacks {needle:?}");
+    }
+}
+
+#[test]
 fn check_fails_on_a_static_directory_that_would_not_open() {
     let missing = format!("/files=/nonexistent/shardd-check-{}", std::process::id());
     let output = check(&["--bind", "127.0.0.1:0", "--static", &missing]);

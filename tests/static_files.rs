@@ -613,6 +613,12 @@ fn a_client_refusing_the_file_as_it_is_gets_a_sibling_or_406() {
         assert_eq!(status_of(&answer), 406, "{refusal}: {answer}");
         assert_eq!(field(&answer, "vary"), Some("Accept-Encoding"));
         assert_eq!(field(&answer, "content-encoding"), None);
+        // The reason names what the file service can send, not codings
+        // the client may have asked for.
+        assert!(
+            body(&answer).contains("sent as it is or from a precompressed copy"),
+            "{answer}"
+        );
     }
     // Nor does app.js have a zstd one.
     let zstd_only = curl(&["-H", "Accept-Encoding: zstd, *;q=0"], &url("/app.js"));

@@ -69,7 +69,7 @@ use self::path::safe_relative;
 pub use self::settings::StaticSettings;
 use crate::app::App;
 use crate::body::Body;
-use crate::compression::{not_acceptable, Accepted};
+use crate::compression::Accepted;
 use crate::content_stats::{current_shard_stats, FileOutcome};
 use crate::file_body::FileBody;
 use crate::request::Request;
@@ -186,7 +186,7 @@ impl StaticFiles {
             (path.relative, found)
         };
         let Some((coding, file)) = self.representation(request, &relative, found) else {
-            return not_acceptable();
+            return not_acceptable_file();
         };
         let conditions = conditions_of(request);
         respond(
@@ -412,4 +412,18 @@ fn refusal(missing: Missing) -> Response {
     Response::new(status)
         .with_header("Content-Type", "text/plain")
         .with_body(text)
+}
+
+/// 406 for a client that refuses the file as it is and accepts none of
+/// its precompressed copies on disk. Said so, rather than naming codings
+/// the client may well have asked for: the file service picks among what
+/// is on disk, before any compression around it could encode the file.
+fn not_acceptable_file() -> Response {
+    Response::new(http::StatusCode::NOT_ACCEPTABLE)
+        .with_header("Content-Type", "text/plain")
+        .with_header("Vary", "Accept-Encoding")
+        .with_body(
+            "not acceptable: this file is sent as it is or from a precompressed copy, \
+             and Accept-Encoding refuses both\n",
+        )
 }
