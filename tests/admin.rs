@@ -572,6 +572,18 @@ fn static_files_and_compression_are_counted_in_the_metrics() {
         get("/static/page.html", &format!("If-None-Match: {etag}\r\n")).status,
         304
     );
+    // A 304 for the gzip copy's weak tag counts as not_modified too.
+    let gzip_etag = first.header("etag").expect("an ETag").to_owned();
+    assert!(
+        gzip_etag.starts_with("W/") && gzip_etag.ends_with("-gzip\""),
+        "{gzip_etag}"
+    );
+    let revalidated = get(
+        "/static/page.html",
+        &format!("{gzip}If-None-Match: {gzip_etag}\r\n"),
+    );
+    assert_eq!(revalidated.status, 304);
+    assert_eq!(revalidated.header("etag"), Some(gzip_etag.as_str()));
     assert_eq!(get("/static/missing.txt", "").status, 404); // the app's 404
     assert_eq!(get("/static/docs", "").status, 301);
 
@@ -584,15 +596,15 @@ fn static_files_and_compression_are_counted_in_the_metrics() {
         )
     };
     assert_eq!(outcome("served"), 3.0);
-    assert_eq!(outcome("not_modified"), 1.0);
+    assert_eq!(outcome("not_modified"), 2.0);
     assert_eq!(outcome("not_found"), 1.0);
     assert_eq!(outcome("forbidden"), 0.0);
     assert_eq!(outcome("other"), 1.0);
     // page.html, missing.txt, docs opened once each; page.html then
-    // came from the cache three times.
+    // came from the cache four times.
     let cache = |family| value(&metrics, family, &[]);
     assert_eq!(cache("shardd_static_open_file_cache_misses_total"), 3.0);
-    assert_eq!(cache("shardd_static_open_file_cache_hits_total"), 3.0);
+    assert_eq!(cache("shardd_static_open_file_cache_hits_total"), 4.0);
     let encoded = |encoding| {
         value(
             &metrics,

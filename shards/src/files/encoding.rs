@@ -34,6 +34,16 @@ impl Coding {
         }
     }
 
+    /// Every coding, in [`PREFERENCE`](Self::PREFERENCE) order.
+    pub(crate) fn all() -> [Coding; 3] {
+        Coding::PREFERENCE
+    }
+
+    /// How much the client wants this coding (0: refused).
+    pub(crate) fn quality(self, accepted: &Accepted) -> u16 {
+        accepted.quality(self.encoding())
+    }
+
     fn encoding(self) -> Encoding {
         match self {
             Coding::Brotli => Encoding::Brotli,

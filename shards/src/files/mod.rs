@@ -189,6 +189,11 @@ impl StaticFiles {
             return not_acceptable_file();
         };
         let conditions = conditions_of(request);
+        if coding.is_none() && conditions.if_match.is_none() {
+            if let Some(copy) = compressed_copy_named(&conditions, request, &file) {
+                return not_modified_copy(&file, copy, self);
+            }
+        }
         respond(
             &conditions,
             &file,
@@ -385,6 +390,38 @@ fn respond(
 }
 
 /// The ETag of `file` sent with `coding`.
+/// The coding of a compressed copy of `file` whose tag `If-None-Match`
+/// names and the client still accepts: a copy the compression around this
+/// service made on the fly (`W/"tag-gzip"`). The file is unchanged, so that
+/// copy is too; answered here, the 304 is counted as one.
+fn compressed_copy_named(
+    conditions: &Conditions<'_>,
+    request: &Request<'_>,
+    file: &OpenedFile,
+) -> Option<Coding> {
+    let tags = std::str::from_utf8(conditions.if_none_match?).ok()?;
+    let accepted = Accepted::parse(request.header("accept-encoding"));
+    Coding::all().into_iter().find(|&coding| {
+        let tag = etag_of(file, Some(coding));
+        coding.quality(&accepted) > 0
+            && tags
+                .split(',')
+                .any(|named| named.trim().strip_prefix("W/") == Some(tag.as_str()))
+    })
+}
+
+/// `304` for the compressed copy `coding` of `file`, with its weak tag.
+fn not_modified_copy(file: &OpenedFile, coding: Coding, files: &StaticFiles) -> Response {
+    let mut response = Response::new(StatusCode::NOT_MODIFIED)
+        .with_header("ETag", format!("W/{}", etag_of(file, Some(coding))))
+        .with_header("Last-Modified", file.last_modified.clone())
+        .with_header("Vary", "Accept-Encoding");
+    if let Some(cache_control) = &files.cache_control {
+        response = response.with_header("Cache-Control", cache_control.clone());
+    }
+    response
+}
+
 fn etag_of(file: &OpenedFile, coding: Option<Coding>) -> String {
     match coding {
         Some(coding) => format!("{}-{}\"", file.etag.trim_end_matches('"'), coding.token()),
