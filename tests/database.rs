@@ -32,6 +32,15 @@ struct Shardd {
 
 impl Shardd {
     fn start(postgres: &TempPostgres, shards: &str, config: Option<&TempConfig>) -> Shardd {
+        Shardd::start_with(postgres, shards, config, &[])
+    }
+
+    fn start_with(
+        postgres: &TempPostgres,
+        shards: &str,
+        config: Option<&TempConfig>,
+        extra: &[&str],
+    ) -> Shardd {
         let (addr, admin) = (free_addr(), free_addr());
         let mut command = Command::new(BIN);
         command
@@ -43,6 +52,7 @@ impl Shardd {
         if let Some(config) = config {
             command.args(["--config", config.path()]);
         }
+        command.args(extra);
         let mut process = Process::spawn(command);
         process.wait_for_line("serving on", Duration::from_secs(10));
         let shardd = Shardd {
@@ -645,4 +655,52 @@ fn an_upgrade_whose_database_is_unreachable_is_refused_and_the_old_process_keeps
         old.process.wait(Duration::from_millis(100)).is_none(),
         "the old process still runs"
     );
+}
+
+#[test]
+fn the_database_tests_over_tls_with_http2_and_compression() {
+    let postgres = TempPostgres::start();
+    let dir = std::env::temp_dir().join(format!("shardd-db-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    std::fs::write(&cert, made.cert.pem()).unwrap();
+    std::fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let (cert, key) = (cert.to_str().unwrap(), key.to_str().unwrap());
+    let shardd = Shardd::start_with(
+        &postgres,
+        "2",
+        None,
+        &["--tls-cert", cert, "--tls-key", key, "--compress"],
+    );
+    // curl: a real TLS client, ALPN h2, asking for gzip.
+    let curl = |path: &str| {
+        let output = Command::new("curl")
+            .args(["-sS", "-k", "--http2", "--compressed", "-D", "-"])
+            .arg(format!("https://localhost:{}{path}", shardd.addr.port()))
+            .args([
+                "--resolve",
+                &format!("localhost:{}:127.0.0.1", shardd.addr.port()),
+            ])
+            .output()
+            .expect("run curl");
+        assert!(output.status.success(), "{output:?}");
+        String::from_utf8_lossy(&output.stdout).into_owned()
+    };
+    let worlds = curl("/queries?q=20");
+    assert!(worlds.starts_with("HTTP/2 200"), "{worlds}");
+    assert!(
+        worlds.contains("content-encoding: "),
+        "20 worlds are worth compressing: {worlds}"
+    );
+    let body = worlds.split("\r\n\r\n").nth(1).unwrap();
+    let parsed: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(parsed.as_array().unwrap().len(), 20);
+    let page = curl("/fortunes");
+    assert!(page.starts_with("HTTP/2 200"), "{page}");
+    assert!(
+        page.contains("Additional fortune added at request time."),
+        "{page}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
