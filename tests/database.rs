@@ -349,6 +349,15 @@ fn postgres_stopped_under_load_gives_503s_and_back_gives_200s_without_a_restart(
     );
     let (status, body) = shardd.ready();
     assert_eq!((status, body.as_str()), (503, "unavailable: database\n"));
+    // The /status page's reading says so too.
+    let status: serde_json::Value =
+        serde_json::from_str(Client::connect(shardd.admin).get("/status.json").body_str()).unwrap();
+    assert_eq!(status["readiness"], "unavailable", "{status}");
+    assert_eq!(
+        status["unavailable"],
+        serde_json::json!(["database"]),
+        "{status}"
+    );
 
     postgres.start_again();
     let ok_before = load.counts().0;

@@ -27,8 +27,10 @@ pub(super) const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src
 struct Status<'a> {
     version: &'static str,
     uptime_seconds: f64,
-    /// `ready`, `draining` or `full`.
+    /// `ready`, `draining`, `full` or `unavailable`.
     readiness: &'static str,
+    /// The dependencies that are down (`database`), which make it `unavailable`.
+    unavailable: &'a [String],
     acceptor: Acceptor,
     shards: Vec<Shard>,
     process: &'a ProcessFigures,
@@ -74,6 +76,7 @@ pub(super) fn json(scrape: &Scrape, rates: Option<Rates>) -> String {
         version: VERSION,
         uptime_seconds: scrape.uptime.as_secs_f64(),
         readiness: scrape.readiness.as_str(),
+        unavailable: &scrape.unavailable,
         acceptor: Acceptor {
             present: scrape.capacity.acceptor,
             accepted: a.accepted,
