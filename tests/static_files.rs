@@ -784,3 +784,59 @@ fn files_without_a_precompressed_sibling_are_compressed_on_the_fly() {
     assert_eq!(field(&head, "etag"), Some(etag.as_str()));
     assert_eq!(field(&head, "content-length"), None);
 }
+
+/// Over TLS a file is read in chunks (no `sendfile`): what arrives is the
+/// file, whole and in ranges, over HTTP/1.1 and HTTP/2 (ALPN), through
+/// curl, a real TLS client.
+#[test]
+fn files_over_tls_arrive_whole_and_in_ranges_over_http1_and_http2() {
+    let tree = Tree::new("tls");
+    // Several of the 64 KiB chunks TLS bodies are read in, and a ragged end.
+    let big: Vec<u8> = (0..3_000_017u32).map(|i| (i % 253) as u8).collect();
+    fs::write(tree.www().join("big.bin"), &big).unwrap();
+    let made = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let (cert, key) = (tree.base.join("cert.pem"), tree.base.join("key.pem"));
+    fs::write(&cert, made.cert.pem()).unwrap();
+    fs::write(&key, made.key_pair.serialize_pem()).unwrap();
+    let addr = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let mount = format!("/={}", tree.www().display());
+    let mut command = Command::new(BIN);
+    command
+        .args([
+            "--bind",
+            &addr.to_string(),
+            "--shards",
+            "1",
+            "--static",
+            &mount,
+        ])
+        .arg("--tls-cert")
+        .arg(&cert)
+        .arg("--tls-key")
+        .arg(&key);
+    let mut shardd = Process::spawn(command);
+    shardd.wait_for_line("serving on", Duration::from_secs(10));
+    let url = format!("https://localhost:{}/big.bin", addr.port());
+    let resolve = format!("localhost:{}:127.0.0.1", addr.port());
+    let fetch = |args: &[&str]| {
+        let output = Command::new("curl")
+            .args(["-sS", "-k", "--max-time", "20", "--resolve", &resolve])
+            .args(args)
+            .arg(&url)
+            .output()
+            .expect("run curl");
+        assert!(output.status.success(), "curl {args:?}: {output:?}");
+        output.stdout
+    };
+    for protocol in ["--http1.1", "--http2"] {
+        assert!(fetch(&[protocol]) == big, "{protocol}: the whole file");
+        let part = fetch(&[protocol, "-r", "70000-199999"]);
+        assert!(
+            part == big[70_000..200_000],
+            "{protocol}: a range across chunks"
+        );
+    }
+}
