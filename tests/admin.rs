@@ -6,9 +6,8 @@
 
 mod support;
 
-use std::io::Write;
 use std::net::{SocketAddr, TcpStream};
-use std::process::{Command, Stdio};
+
 use std::time::{Duration, Instant};
 
 use openmetrics_parser::prometheus::parse_prometheus;
@@ -16,7 +15,10 @@ use openmetrics_parser::{MetricsExposition, PrometheusType, PrometheusValue};
 use shardd::compression::CompressionSettings;
 use shardd::files::{StaticSettings, WithStaticFiles};
 use shardd::{app_fn, App, Config, ListenerMode, OverloadPolicy, Response, TechEmpower};
-use support::{config, poll_until, wait_until, Client, H2Client, HttpResponse, TestServer};
+use support::{
+    assert_promtool_accepts, config, poll_until, wait_until, Client, H2Client, HttpResponse,
+    TestServer,
+};
 
 type Exposition = MetricsExposition<PrometheusType, PrometheusValue>;
 
@@ -91,22 +93,6 @@ fn shard_labels(metrics: &Exposition, family: &str) -> Vec<String> {
         .collect();
     shards.dedup();
     shards
-}
-
-/// `promtool` (`PROMTOOL=path`, or on the `PATH`); the test fails without it.
-fn promtool() -> String {
-    let candidate = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    let found = Command::new(&candidate)
-        .arg("--version")
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|status| status.success());
-    assert!(
-        found,
-        "promtool is not installed: install Debian's prometheus package (scripts/test does) or set PROMTOOL=path"
-    );
-    candidate
 }
 
 #[test]
@@ -515,30 +501,6 @@ fn a_busy_admin_address_fails_serve_naming_it() {
     };
     let addr = taken.local_addr().unwrap().to_string();
     assert!(error.contains("admin") && error.contains(&addr), "{error}");
-}
-
-/// `promtool check metrics` on `text`: no complaint.
-fn assert_promtool_accepts(text: &str) {
-    let mut check = Command::new(promtool())
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run promtool");
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = check.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {said}\n{text}"
-    );
 }
 
 #[test]

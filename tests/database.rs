@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use support::postgres::{TempPostgres, PASSWORD};
 use support::process::{become_subreaper, reap, send_signal, Adopted, Process, BIN};
-use support::{wait_until, Client, H2Client, HttpResponse, TempConfig};
+use support::{assert_promtool_accepts, wait_until, Client, H2Client, HttpResponse, TempConfig};
 
 fn free_addr() -> SocketAddr {
     TcpListener::bind("127.0.0.1:0")
@@ -88,35 +88,6 @@ impl Shardd {
             .find_map(|line| line.strip_prefix(sample)?.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {sample} in /metrics:\n{text}"))
     }
-}
-
-/// Prometheus' own `promtool check metrics` finds nothing wrong in `text`.
-fn promtool_accepts(text: &str) {
-    use std::io::Write;
-    use std::process::Stdio;
-    let promtool = std::env::var("PROMTOOL").unwrap_or_else(|_| "promtool".into());
-    let mut check = Command::new(&promtool)
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| {
-            panic!("{promtool}: {e}: install Debian's prometheus package (scripts/test does)")
-        });
-    check
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let output = check.wait_with_output().unwrap();
-    let said = String::from_utf8_lossy(&output.stdout).to_string()
-        + &String::from_utf8_lossy(&output.stderr);
-    assert!(
-        output.status.success() && said.trim().is_empty(),
-        "promtool check metrics: {said}\n{text}"
-    );
 }
 
 fn json(response: &HttpResponse) -> serde_json::Value {
@@ -223,7 +194,7 @@ fn every_database_test_answers_by_the_rules() {
     assert_eq!(client.response().unwrap().status, 405);
 
     assert_eq!(shardd.ready(), (200, "ready\n".to_owned()));
-    promtool_accepts(Client::connect(shardd.admin).get("/metrics").body_str());
+    assert_promtool_accepts(Client::connect(shardd.admin).get("/metrics").body_str());
     assert!(shardd.metric("shardd_database_connections{shard=\"1\"}") >= 1);
     assert!(shardd.metric("shardd_database_requests_total{outcome=\"answered\"}") >= 10);
 
@@ -562,6 +533,21 @@ fn database_clients(
         .collect()
 }
 
+/// Stop `clients` and add up what they saw: answers that were 200, and why the others were not.
+fn stop_clients(
+    stop: &AtomicBool,
+    clients: Vec<std::thread::JoinHandle<(usize, Vec<String>)>>,
+) -> (usize, Vec<String>) {
+    stop.store(true, Ordering::Relaxed);
+    let (mut ok, mut failed) = (0, Vec::new());
+    for client in clients {
+        let (o, f) = client.join().unwrap();
+        ok += o;
+        failed.extend(f);
+    }
+    (ok, failed)
+}
+
 #[test]
 fn an_upgrade_under_load_answers_every_database_request() {
     become_subreaper();
@@ -589,13 +575,7 @@ fn an_upgrade_under_load_answers_every_database_request() {
     assert!(status.success(), "{status:?}");
     std::thread::sleep(Duration::from_millis(300));
 
-    stop.store(true, Ordering::Relaxed);
-    let (mut ok, mut failed) = (0, Vec::new());
-    for client in clients {
-        let (o, f) = client.join().unwrap();
-        ok += o;
-        failed.extend(f);
-    }
+    let (ok, failed) = stop_clients(&stop, clients);
     assert!(
         failed.is_empty(),
         "{} of {} failed: {failed:?}",
@@ -644,13 +624,7 @@ fn an_upgrade_whose_database_is_unreachable_is_refused_and_the_old_process_keeps
     old.process
         .wait_for_line("before it was ready", Duration::from_secs(20));
     std::thread::sleep(Duration::from_millis(500));
-    stop.store(true, Ordering::Relaxed);
-    let (mut ok, mut failed) = (0, Vec::new());
-    for client in clients {
-        let (o, f) = client.join().unwrap();
-        ok += o;
-        failed.extend(f);
-    }
+    let (ok, failed) = stop_clients(&stop, clients);
     // What the new process accepted before it gave up was answered (503:
     // it never had a database), and nothing went unanswered.
     assert!(

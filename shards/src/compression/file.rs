@@ -34,6 +34,7 @@ use super::settings::CompressionSettings;
 use super::stream::CompressedStream;
 use crate::body::{Body, BodyStream};
 use crate::file_body::{FileBody, CHUNK};
+use crate::files::matches_any;
 use crate::request::Request;
 use crate::response::Response;
 use crate::stats::ShardStats;
@@ -147,19 +148,10 @@ pub(crate) fn not_modified(
     Some(answer)
 }
 
-/// Whether the entity-tag list `tags` names `etag`, weak or not.
+/// Whether the entity-tag list `tags` names `etag`, weak or not (the
+/// comparison `If-None-Match` uses): the file service's matcher.
 fn weakly_matches(tags: &[u8], etag: &str) -> bool {
-    let opaque = |tag: &str| {
-        tag.trim()
-            .strip_prefix("W/")
-            .unwrap_or(tag.trim())
-            .to_owned()
-    };
-    let wanted = opaque(etag);
-    let Ok(tags) = std::str::from_utf8(tags) else {
-        return false;
-    };
-    tags.split(',').any(|tag| opaque(tag) == wanted)
+    matches_any(tags, etag.strip_prefix("W/").unwrap_or(etag), false)
 }
 
 #[cfg(test)]

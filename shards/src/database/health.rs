@@ -43,24 +43,31 @@ impl Outcome {
 }
 
 /// Shared by every shard's [`Database`](super::Database) and read by the
-/// admin port: cheap atomics, written once per request and per
-/// connection change.
+/// admin port: each shard writes only its own counters (on a cache line of
+/// their own, so shards never contend on a request's count); the rare
+/// connection events are shared.
 #[derive(Debug)]
 pub struct DatabaseHealth {
-    live_connections: Box<[AtomicUsize]>,
-    outcomes: [AtomicU64; 5],
+    shards: Box<[ShardHealth]>,
     connects: AtomicU64,
     connect_failures: AtomicU64,
+}
+
+/// One shard's figures, written by that shard's thread only.
+#[derive(Debug, Default)]
+#[repr(align(128))]
+struct ShardHealth {
+    live_connections: AtomicUsize,
+    outcomes: [AtomicU64; 5],
 }
 
 impl DatabaseHealth {
     /// Health for `shard_count` shards, none connected yet.
     pub fn new(shard_count: usize) -> Arc<DatabaseHealth> {
         Arc::new(DatabaseHealth {
-            live_connections: (0..shard_count.max(1))
-                .map(|_| AtomicUsize::new(0))
+            shards: (0..shard_count.max(1))
+                .map(|_| ShardHealth::default())
                 .collect(),
-            outcomes: Default::default(),
             connects: AtomicU64::new(0),
             connect_failures: AtomicU64::new(0),
         })
@@ -69,22 +76,25 @@ impl DatabaseHealth {
     /// Whether every shard has at least one live connection: a request
     /// landing on any shard can reach the database.
     pub fn is_ready(&self) -> bool {
-        self.live_connections
+        self.shards
             .iter()
-            .all(|live| live.load(Ordering::Relaxed) > 0)
+            .all(|shard| shard.live_connections.load(Ordering::Relaxed) > 0)
     }
 
     /// Live connections of each shard.
     pub fn live_connections(&self) -> Vec<usize> {
-        self.live_connections
+        self.shards
             .iter()
-            .map(|live| live.load(Ordering::Relaxed))
+            .map(|shard| shard.live_connections.load(Ordering::Relaxed))
             .collect()
     }
 
-    /// Requests that ended with `outcome`, since start.
+    /// Requests that ended with `outcome`, since start, on every shard.
     pub fn outcome_count(&self, outcome: Outcome) -> u64 {
-        self.outcomes[outcome as usize].load(Ordering::Relaxed)
+        self.shards
+            .iter()
+            .map(|shard| shard.outcomes[outcome as usize].load(Ordering::Relaxed))
+            .sum()
     }
 
     /// Connections opened (with their statements prepared), since start.
@@ -138,19 +148,28 @@ impl DatabaseHealth {
         );
     }
 
-    pub(super) fn count(&self, outcome: Outcome) {
-        self.outcomes[outcome as usize].fetch_add(1, Ordering::Relaxed);
+    /// One more request of `shard` that ended with `outcome`. Only that
+    /// shard's thread counts there: a load and a store, no locked add.
+    pub(super) fn count(&self, shard: usize, outcome: Outcome) {
+        let counter = &self.shard(shard).outcomes[outcome as usize];
+        counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
     }
 
     pub(super) fn count_connect_failure(&self) {
         self.connect_failures.fetch_add(1, Ordering::Relaxed);
     }
 
+    fn shard(&self, shard: usize) -> &ShardHealth {
+        &self.shards[shard.min(self.shards.len() - 1)]
+    }
+
     /// One more live connection on `shard`, until the guard drops.
     pub(super) fn connected(self: &Arc<Self>, shard: usize) -> LiveConnection {
         self.connects.fetch_add(1, Ordering::Relaxed);
-        let shard = shard.min(self.live_connections.len() - 1);
-        self.live_connections[shard].fetch_add(1, Ordering::Relaxed);
+        let shard = shard.min(self.shards.len() - 1);
+        self.shard(shard)
+            .live_connections
+            .fetch_add(1, Ordering::Relaxed);
         LiveConnection {
             health: Arc::clone(self),
             shard,
@@ -167,7 +186,10 @@ pub(super) struct LiveConnection {
 
 impl Drop for LiveConnection {
     fn drop(&mut self) {
-        self.health.live_connections[self.shard].fetch_sub(1, Ordering::Relaxed);
+        self.health
+            .shard(self.shard)
+            .live_connections
+            .fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -193,7 +215,7 @@ mod tests {
     #[test]
     fn metrics_name_every_outcome() {
         let health = DatabaseHealth::new(1);
-        health.count(Outcome::Busy);
+        health.count(0, Outcome::Busy);
         let mut text = String::new();
         health.write_metrics(&mut text);
         assert!(

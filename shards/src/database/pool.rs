@@ -135,7 +135,7 @@ impl Database {
     pub async fn lease(&self) -> Result<Lease, DatabaseError> {
         let pool = &self.pool;
         if pool.waiting.get() >= pool.max_waiting {
-            pool.health.count(Outcome::Busy);
+            pool.health.count(pool.shard, Outcome::Busy);
             return Err(DatabaseError::Busy);
         }
         // Counted as waiting from here, so the wait below is bounded too.
@@ -151,7 +151,7 @@ impl Database {
                 return Ok(waiting.into_lease(connection));
             }
         }
-        waiting.0.health.count(Outcome::Unavailable);
+        pool.health.count(pool.shard, Outcome::Unavailable);
         Err(DatabaseError::Unavailable)
     }
 
@@ -197,11 +197,11 @@ impl Lease {
         let health = &self.pool.health;
         match tokio::time::timeout(self.pool.query_timeout, queries).await {
             Ok(Ok(value)) => {
-                health.count(Outcome::Answered);
+                health.count(self.pool.shard, Outcome::Answered);
                 Ok(value)
             }
             Ok(Err(error)) => {
-                health.count(Outcome::Failed);
+                health.count(self.pool.shard, Outcome::Failed);
                 let error = DatabaseError::Query(error);
                 // A query Postgres refused is a bug worth a line each time;
                 // an outage is logged once by the connection's task.
@@ -211,7 +211,7 @@ impl Lease {
                 Err(error)
             }
             Err(_elapsed) => {
-                health.count(Outcome::TimedOut);
+                health.count(self.pool.shard, Outcome::TimedOut);
                 self.connection.abandon(self.pool.shard);
                 Err(DatabaseError::TimedOut)
             }
@@ -346,17 +346,10 @@ impl Pool {
                 }
             }
         });
-        let prepare = async {
-            let mut statements = Vec::with_capacity(self.statements.len());
-            for sql in self.statements {
-                statements.push(client.prepare(sql).await?);
-            }
-            Ok::<_, tokio_postgres::Error>(statements)
-        };
+        let prepare = prepare_all(&client, self.statements);
         let statements = tokio::select! {
             prepared = tokio::time::timeout(self.connect_timeout, prepare) => match prepared {
-                Ok(Ok(statements)) => statements,
-                Ok(Err(error)) => return Err(format!("preparing statements: {}", describe(&error))),
+                Ok(prepared) => prepared?,
                 Err(_) => return Err(format!("statements not prepared within {:?}", self.connect_timeout)),
             },
             ended = &mut driver => {
@@ -388,4 +381,21 @@ impl Pool {
         self.connections[index].borrow_mut().take();
         Ok(up_since.elapsed())
     }
+}
+
+/// Prepare `statements` on `client`, in order. The error names the
+/// statement Postgres refused (a missing table, say).
+pub(super) async fn prepare_all(
+    client: &Client,
+    statements: &[&str],
+) -> Result<Vec<Statement>, String> {
+    let mut prepared = Vec::with_capacity(statements.len());
+    for sql in statements {
+        let statement = client
+            .prepare(sql)
+            .await
+            .map_err(|error| format!("preparing {sql:?}: {}", describe(&error)))?;
+        prepared.push(statement);
+    }
+    Ok(prepared)
 }

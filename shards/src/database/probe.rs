@@ -5,6 +5,7 @@
 use tokio_postgres::NoTls;
 
 use super::error::describe;
+use super::pool::prepare_all;
 use super::DatabaseSettings;
 
 /// Connect to the database `settings` name and prepare `statements` on
@@ -18,15 +19,7 @@ pub async fn probe(settings: &DatabaseSettings, statements: &[&str]) -> Result<(
         .await
         .map_err(|_| format!("no connection within {timeout:?}"))?
         .map_err(|error| describe(&error))?;
-    let prepare = async {
-        for sql in statements {
-            client
-                .prepare(sql)
-                .await
-                .map_err(|error| format!("preparing {sql:?}: {}", describe(&error)))?;
-        }
-        Ok::<_, String>(())
-    };
+    let prepare = prepare_all(&client, statements);
     tokio::select! {
         prepared = tokio::time::timeout(timeout, prepare) => {
             prepared.map_err(|_| format!("statements not prepared within {timeout:?}"))??;

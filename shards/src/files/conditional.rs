@@ -140,7 +140,7 @@ fn parse_range(field: &[u8], len: u64) -> RangeAsked {
 
 /// Whether the entity-tag list `tags` (or `*`) matches `etag`; `strong`:
 /// weak tags never match (for `If-Match`).
-fn matches_any(tags: &[u8], etag: &str, strong: bool) -> bool {
+pub(crate) fn matches_any(tags: &[u8], etag: &str, strong: bool) -> bool {
     let Ok(tags) = std::str::from_utf8(tags) else {
         return false;
     };

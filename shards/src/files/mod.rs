@@ -61,6 +61,7 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 
 use self::cache::{Missing, OpenFileCache, OpenedFile};
+pub(crate) use self::conditional::matches_any;
 use self::conditional::{Conditions, Precondition, RangeAsked};
 use self::content_type::content_type;
 use self::encoding::{Coding, Representation};
@@ -399,14 +400,10 @@ fn compressed_copy_named(
     request: &Request<'_>,
     file: &OpenedFile,
 ) -> Option<Coding> {
-    let tags = std::str::from_utf8(conditions.if_none_match?).ok()?;
+    let tags = conditions.if_none_match?;
     let accepted = Accepted::parse(request.header("accept-encoding"));
     Coding::all().into_iter().find(|&coding| {
-        let tag = etag_of(file, Some(coding));
-        coding.quality(&accepted) > 0
-            && tags
-                .split(',')
-                .any(|named| named.trim().strip_prefix("W/") == Some(tag.as_str()))
+        coding.quality(&accepted) > 0 && matches_any(tags, &etag_of(file, Some(coding)), false)
     })
 }
 
